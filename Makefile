@@ -1,0 +1,61 @@
+# Two commands matter: `make demo` and `make test`. Everything else is a step of theirs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# pyenv machines keep 3.13 beside the default interpreter; Lambda runs python3.13.
+export PYENV_VERSION ?= 3.11.7:3.13.0
+export SAM_CLI_TELEMETRY := 0
+PYTHON_FOR_VENV ?= python3.13
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv lint test unit integration template-lint build demo local bench model clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements-dev.txt constraints.txt
+	test -x $(PY) || $(PYTHON_FOR_VENV) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create the virtual environment (python3.13) with every dev dependency
+
+lint: $(STAMP)  ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+template-lint: $(STAMP)  ## cfn-lint and sam validate --lint on template.yaml
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/sam validate --lint --template-file template.yaml --region us-east-1
+
+unit: $(STAMP)  ## unit tests (moto in-process, no network)
+	$(BIN)/pytest tests/unit
+
+integration: $(STAMP)  ## integration tests against a local stack each test session starts itself
+	$(BIN)/pytest tests/integration
+
+test: lint template-lint $(STAMP)  ## everything CI runs: lint, template checks, unit and integration tests
+	$(BIN)/pytest tests
+
+build: $(STAMP)  ## sam build (python3.13, arm64, no Docker)
+	$(BIN)/sam build --template-file template.yaml
+
+model: $(STAMP)  ## train and export the demo model on generated data into build/model
+	$(PY) -m model_build demo-model --out build/model
+
+local: $(STAMP)  ## run the local stack on 127.0.0.1:4566 until Ctrl-C
+	$(PY) -m infra.local_stack --port 4566
+
+demo: $(STAMP)  ## build the model, start the local stack, run the whole pipeline, print a summary
+	$(PY) -m infra.demo --report build/demo-report.json
+
+bench: $(STAMP)  ## benchmarks; prints a table and writes build/bench.json
+	$(PY) -m infra.bench --out build/bench.json
+
+clean:  ## remove build output (keeps the venv)
+	rm -rf build .aws-sam .pytest_cache

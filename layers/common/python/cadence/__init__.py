@@ -1,0 +1,1 @@
+"""cadence: the domain package shared by every Lambda, the tests and model_build."""

@@ -1,0 +1,67 @@
+"""Settings for each function, read from the environment variables template.yaml sets.
+
+Each loader is cached, so a missing or malformed variable fails the cold start rather than
+the tenth record, and domain code receives settings as arguments instead of reading os.environ.
+"""
+
+import os
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _EnvSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def from_env(cls) -> "_EnvSettings":
+        """Build the settings from upper-case environment variables named like the fields."""
+        return cls.model_validate({key.lower(): value for key, value in os.environ.items()})
+
+
+class IngestSettings(_EnvSettings):
+    profiles_table: str
+    data_bucket: str
+    score_queue_url: str
+    default_phone_region: str = Field(default="CN", pattern=r"^[A-Z]{2}$")
+    score_batch_size: int = Field(default=100, ge=1, le=2000)
+
+
+class ScoreSettings(_EnvSettings):
+    profiles_table: str
+    model_bucket: str
+    model_version: str
+
+
+class CampaignSettings(_EnvSettings):
+    profiles_table: str
+    campaigns_table: str
+    dispatch_queue_url: str
+
+
+class DispatchSettings(_EnvSettings):
+    profiles_table: str
+    campaigns_table: str
+    sends_table: str
+    sender_email: str
+    sms_sender_id: str
+
+
+@cache
+def ingest_settings() -> IngestSettings:
+    return IngestSettings.from_env()  # type: ignore[return-value]
+
+
+@cache
+def score_settings() -> ScoreSettings:
+    return ScoreSettings.from_env()  # type: ignore[return-value]
+
+
+@cache
+def campaign_settings() -> CampaignSettings:
+    return CampaignSettings.from_env()  # type: ignore[return-value]
+
+
+@cache
+def dispatch_settings() -> DispatchSettings:
+    return DispatchSettings.from_env()  # type: ignore[return-value]

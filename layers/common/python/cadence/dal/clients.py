@@ -1,0 +1,54 @@
+"""boto3 clients and resources built once per container and reused across invocations.
+
+The endpoint comes from AWS_ENDPOINT_URL when set (the local stack), which boto3 reads itself.
+"""
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from cadence.errors import PermanentError, TransientError
+
+_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "SlowDown",
+        "RequestTimeout",
+        "TransactionConflictException",
+    }
+)
+
+
+@cache
+def client(service: str) -> Any:
+    """The container's one client for an AWS service."""
+    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+
+
+@cache
+def table(name: str) -> Any:
+    """The container's one DynamoDB Table resource for a table name."""
+    return boto3.session.Session().resource("dynamodb", config=_CONFIG).Table(name)
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def translate(exc: ClientError, action: str) -> TransientError | PermanentError:
+    """Map a ClientError onto the domain's error tree by its code (never by its message)."""
+    code = error_code(exc)
+    if code in _TRANSIENT_CODES:
+        return TransientError(f"{action}: {code}")
+    return PermanentError(f"{action}: {code}")

@@ -1,0 +1,21 @@
+"""The error tree domain code raises; handlers and the batch processor decide what a failure means."""
+
+
+class CadenceError(Exception):
+    """Base of every error cadence raises on purpose."""
+
+
+class InvalidInputError(CadenceError):
+    """The input (a file, a message, an event) is malformed; retrying will not help."""
+
+
+class TransientError(CadenceError):
+    """A dependency failed in a way worth retrying (throttling, timeouts)."""
+
+
+class PermanentError(CadenceError):
+    """A dependency rejected the request; retrying the same request will fail again."""
+
+
+class ModelMismatchError(CadenceError):
+    """The model artefact does not match its manifest or the feature specification."""

@@ -1,0 +1,153 @@
+"""Shared test setup: fake credentials and a complete environment before any project import.
+
+Settings loaders are cached per process, so every test sees the same table and queue names;
+fixtures create those resources in moto exactly as template.yaml declares them.
+"""
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = Path(__file__).resolve().parent / "events"
+
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's fake credentials
+        "AWS_SESSION_TOKEN": "testing",  # noqa: S105
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "cadence-tests",
+        "POWERTOOLS_SERVICE_NAME": "tests",
+        "POWERTOOLS_DEV": "false",
+        "STAGE": "test",
+        "PROFILES_TABLE": "test-profiles",
+        "CAMPAIGNS_TABLE": "test-campaigns",
+        "SENDS_TABLE": "test-sends",
+        "DATA_BUCKET": "test-data-bucket",
+        "MODEL_BUCKET": "test-data-bucket",
+        "MODEL_VERSION": "test-model",
+        "SCORE_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-score",
+        "DISPATCH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-dispatch",
+        "SENDER_EMAIL": "marketing@example.com",
+        "SMS_SENDER_ID": "CADENCE",
+        "DEFAULT_PHONE_REGION": "CN",
+    }
+)
+# Unit tests never talk to a real endpoint, even when a developer has one exported.
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)
+
+
+def load_template() -> dict[str, Any]:
+    """template.yaml parsed with the CloudFormation tags (!Ref, !GetAtt, ...) kept as data."""
+    from samtranslator.yaml_helper import yaml_parse
+
+    return yaml_parse((ROOT / "template.yaml").read_text())
+
+
+@pytest.fixture
+def load_event():
+    """Read a real event payload from tests/events/ by name (without .json)."""
+
+    def load(name: str) -> dict[str, Any]:
+        return json.loads((EVENTS / f"{name}.json").read_text())
+
+    return load
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext(aws_request_id=str(uuid.uuid4()))
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """moto's in-process AWS; boto3 clients cached by the DAL are dropped so they bind to it."""
+    from moto import mock_aws
+
+    from cadence.dal import clients
+
+    clients.client.cache_clear()
+    clients.table.cache_clear()
+    with mock_aws():
+        yield
+    clients.client.cache_clear()
+    clients.table.cache_clear()
+
+
+def _create_table_from_template(dynamodb: Any, logical_id: str, name: str) -> None:
+    properties = load_template()["Resources"][logical_id]["Properties"]
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        KeySchema=properties["KeySchema"],
+        BillingMode=properties["BillingMode"],
+        **({"GlobalSecondaryIndexes": properties["GlobalSecondaryIndexes"]} if "GlobalSecondaryIndexes" in properties else {}),
+    )
+
+
+@pytest.fixture
+def tables(aws: None) -> dict[str, str]:
+    """The DynamoDB tables of template.yaml, built from its key schemas, under the test env's names."""
+    import boto3
+
+    dynamodb = boto3.client("dynamodb")
+    names = {
+        "ProfilesTable": os.environ["PROFILES_TABLE"],
+        "CampaignsTable": os.environ["CAMPAIGNS_TABLE"],
+        "SendsTable": os.environ["SENDS_TABLE"],
+    }
+    for logical_id, name in names.items():
+        _create_table_from_template(dynamodb, logical_id, name)
+    return names
+
+
+@pytest.fixture
+def queues(aws: None) -> dict[str, str]:
+    """The score and dispatch queues under the URLs the test env names."""
+    import boto3
+
+    sqs = boto3.client("sqs")
+    urls = {}
+    for env_name in ("SCORE_QUEUE_URL", "DISPATCH_QUEUE_URL"):
+        urls[env_name] = sqs.create_queue(QueueName=os.environ[env_name].rsplit("/", 1)[-1])["QueueUrl"]
+    return urls
+
+
+@pytest.fixture
+def data_bucket(aws: None) -> str:
+    import boto3
+
+    name = os.environ["DATA_BUCKET"]
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def ses_sender(aws: None) -> str:
+    """Like SES, moto rejects mail from unverified senders: verify the configured one."""
+    import boto3
+
+    sender = os.environ["SENDER_EMAIL"]
+    boto3.client("ses").verify_email_identity(EmailAddress=sender)
+    return sender
