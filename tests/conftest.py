@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
+from samtranslator.yaml_helper import yaml_parse
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = Path(__file__).resolve().parent / "events"
@@ -20,8 +23,8 @@ EVENTS = Path(__file__).resolve().parent / "events"
 os.environ.update(
     {
         "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's fake credentials
-        "AWS_SESSION_TOKEN": "testing",  # noqa: S105
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
         "POWERTOOLS_TRACE_DISABLED": "true",
@@ -49,8 +52,6 @@ os.environ.pop("AWS_PROFILE", None)
 
 def load_template() -> dict[str, Any]:
     """template.yaml parsed with the CloudFormation tags (!Ref, !GetAtt, ...) kept as data."""
-    from samtranslator.yaml_helper import yaml_parse
-
     return yaml_parse((ROOT / "template.yaml").read_text())
 
 
@@ -83,9 +84,7 @@ def lambda_context() -> FakeLambdaContext:
 @pytest.fixture
 def aws() -> Iterator[None]:
     """moto's in-process AWS; boto3 clients cached by the DAL are dropped so they bind to it."""
-    from moto import mock_aws
-
-    from cadence.dal import clients
+    from cadence.dal import clients  # noqa: PLC0415 - project code loads after the env above is set
 
     clients.client.cache_clear()
     clients.table.cache_clear()
@@ -102,15 +101,13 @@ def _create_table_from_template(dynamodb: Any, logical_id: str, name: str) -> No
         AttributeDefinitions=properties["AttributeDefinitions"],
         KeySchema=properties["KeySchema"],
         BillingMode=properties["BillingMode"],
-        **({"GlobalSecondaryIndexes": properties["GlobalSecondaryIndexes"]} if "GlobalSecondaryIndexes" in properties else {}),
+        **{key: properties[key] for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes") if key in properties},
     )
 
 
 @pytest.fixture
 def tables(aws: None) -> dict[str, str]:
     """The DynamoDB tables of template.yaml, built from its key schemas, under the test env's names."""
-    import boto3
-
     dynamodb = boto3.client("dynamodb")
     names = {
         "ProfilesTable": os.environ["PROFILES_TABLE"],
@@ -125,8 +122,6 @@ def tables(aws: None) -> dict[str, str]:
 @pytest.fixture
 def queues(aws: None) -> dict[str, str]:
     """The score and dispatch queues under the URLs the test env names."""
-    import boto3
-
     sqs = boto3.client("sqs")
     urls = {}
     for env_name in ("SCORE_QUEUE_URL", "DISPATCH_QUEUE_URL"):
@@ -136,8 +131,6 @@ def queues(aws: None) -> dict[str, str]:
 
 @pytest.fixture
 def data_bucket(aws: None) -> str:
-    import boto3
-
     name = os.environ["DATA_BUCKET"]
     boto3.client("s3").create_bucket(Bucket=name)
     return name
@@ -146,8 +139,6 @@ def data_bucket(aws: None) -> str:
 @pytest.fixture
 def ses_sender(aws: None) -> str:
     """Like SES, moto rejects mail from unverified senders: verify the configured one."""
-    import boto3
-
     sender = os.environ["SENDER_EMAIL"]
     boto3.client("ses").verify_email_identity(EmailAddress=sender)
     return sender

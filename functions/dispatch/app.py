@@ -1,0 +1,21 @@
+"""Dispatch function: SQS batches of planned sends -> at most one SES/SNS send each, recorded in the ledger."""
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cadence import config, dispatch, events
+from cadence.observability import logger, metrics, tracer
+
+processor = BatchProcessor(event_type=EventType.SQS, model=events.DispatchSqsRecord)
+
+
+def handle_record(record: events.DispatchSqsRecord) -> None:
+    dispatch.send_once(record.body, config.dispatch_settings())
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, object], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)

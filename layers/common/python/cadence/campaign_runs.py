@@ -1,0 +1,78 @@
+"""Running campaigns: claim the run, plan it from the profiles, fan the sends out to the dispatch queue."""
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from cadence.campaigns import CampaignDefinition, plan_run, run_id_for
+from cadence.config import CampaignSettings
+from cadence.dal import campaigns_table, profiles_table, queues
+from cadence.errors import InvalidInputError
+from cadence.events import CampaignTrigger
+from cadence.observability import logger, metrics
+
+
+@dataclass
+class RunOutcome:
+    campaign_id: str
+    run_id: str
+    status: str
+    audience_size: int = 0
+    holdout_size: int = 0
+    sends_queued: int = 0
+    sends_by_channel: dict[str, int] = field(default_factory=dict)
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def run_campaigns(trigger: CampaignTrigger, settings: CampaignSettings) -> list[RunOutcome]:
+    """Run the triggered campaign, or every active one when the trigger names none.
+
+    Raises:
+        InvalidInputError: the named campaign does not exist or its stored definition is invalid.
+    """
+    if trigger.campaign_id:
+        stored = campaigns_table.get_definition(settings.campaigns_table, trigger.campaign_id)
+        if stored is None:
+            raise InvalidInputError(f"campaign {trigger.campaign_id} is not defined")
+        definitions = [stored]
+    else:
+        definitions = list(campaigns_table.active_definitions(settings.campaigns_table))
+    return [run_campaign(_validated(stored), trigger, settings) for stored in definitions]
+
+
+def _validated(stored: dict[str, Any]) -> CampaignDefinition:
+    try:
+        return CampaignDefinition.model_validate(stored)
+    except ValueError as exc:
+        raise InvalidInputError(f"stored campaign {stored.get('campaign_id')} is invalid") from exc
+
+
+def run_campaign(definition: CampaignDefinition, trigger: CampaignTrigger, settings: CampaignSettings) -> RunOutcome:
+    """One run of one campaign; a repeated trigger for the same firing queues nothing new."""
+    run_id = run_id_for(definition.campaign_id, trigger.scheduled_time)
+    earlier = campaigns_table.claim_run(settings.campaigns_table, definition.campaign_id, run_id)
+    if earlier is campaigns_table.RunStatus.FANNED_OUT:
+        logger.info("campaign run already fanned out", extra={"run_id": run_id})
+        metrics.add_metric(name="DuplicateRunsSkipped", unit=MetricUnit.Count, value=1)
+        return RunOutcome(definition.campaign_id, run_id, status="duplicate")
+    # A run left in PLANNING by a crashed attempt is planned again: the plan is deterministic
+    # and the send ledger makes re-queued sends harmless.
+    plan = plan_run(definition, run_id, profiles_table.scan(settings.profiles_table))
+    queued = queues.send_json_batches(settings.dispatch_queue_url, (send.to_message() for send in plan.sends))
+    outcome = RunOutcome(
+        campaign_id=definition.campaign_id,
+        run_id=run_id,
+        status=campaigns_table.RunStatus.FANNED_OUT.value,
+        audience_size=plan.audience_size,
+        holdout_size=plan.holdout_size,
+        sends_queued=queued,
+        sends_by_channel=plan.sends_by_channel(),
+        skipped_by_reason=plan.skipped_by_reason,
+    )
+    summary = {key: value for key, value in asdict(outcome).items() if key not in {"campaign_id", "run_id", "status"}}
+    campaigns_table.finish_run(settings.campaigns_table, definition.campaign_id, run_id, summary)
+    logger.info("campaign run fanned out", extra={"run_id": run_id, **summary})
+    metrics.add_metric(name="SendsQueued", unit=MetricUnit.Count, value=queued)
+    metrics.add_metric(name="HoldoutCustomers", unit=MetricUnit.Count, value=plan.holdout_size)
+    return outcome

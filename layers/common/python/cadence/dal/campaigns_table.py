@@ -1,0 +1,120 @@
+"""The campaigns table: a campaign's definition (record_key DEFINITION) and its runs (record_key RUN#<run id>)."""
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr
+from botocore.exceptions import ClientError
+
+from cadence.dal import clients
+from cadence.dal.items import from_item, to_item
+
+DEFINITION = "DEFINITION"
+
+
+class RunStatus(StrEnum):
+    PLANNING = "PLANNING"
+    FANNED_OUT = "FANNED_OUT"
+
+
+def _run_key(run_id: str) -> str:
+    return f"RUN#{run_id}"
+
+
+def put_definition(table_name: str, campaign_id: str, definition: Mapping[str, Any], active: bool) -> None:
+    """Store (or replace) a validated campaign definition."""
+    try:
+        clients.table(table_name).put_item(
+            Item={
+                "campaign_id": campaign_id,
+                "record_key": DEFINITION,
+                "definition": json.dumps(definition, sort_keys=True),
+                "active": active,
+                "updated_at": datetime.now(UTC).isoformat(),
+            }
+        )
+    except ClientError as exc:
+        raise clients.translate(exc, "campaigns.put_definition") from exc
+
+
+def get_definition(table_name: str, campaign_id: str) -> dict[str, Any] | None:
+    try:
+        key = {"campaign_id": campaign_id, "record_key": DEFINITION}
+        item = clients.table(table_name).get_item(Key=key).get("Item")
+    except ClientError as exc:
+        raise clients.translate(exc, "campaigns.get_definition") from exc
+    return json.loads(item["definition"]) if item else None
+
+
+def active_definitions(table_name: str) -> Iterator[dict[str, Any]]:
+    """Every active campaign's definition."""
+    table = clients.table(table_name)
+    kwargs: dict[str, Any] = {"FilterExpression": Attr("record_key").eq(DEFINITION) & Attr("active").eq(True)}
+    while True:
+        try:
+            page = table.scan(**kwargs)
+        except ClientError as exc:
+            raise clients.translate(exc, "campaigns.active_definitions") from exc
+        for item in page.get("Items", []):
+            yield json.loads(item["definition"])
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def claim_run(table_name: str, campaign_id: str, run_id: str) -> RunStatus | None:
+    """Create the run in PLANNING; returns None when new, else the status an earlier delivery left."""
+    table = clients.table(table_name)
+    key = {"campaign_id": campaign_id, "record_key": _run_key(run_id)}
+    try:
+        table.put_item(
+            Item={
+                **key,
+                "run_id": run_id,
+                "status": RunStatus.PLANNING.value,
+                "started_at": datetime.now(UTC).isoformat(),
+            },
+            ConditionExpression="attribute_not_exists(record_key)",
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) != "ConditionalCheckFailedException":
+            raise clients.translate(exc, "campaigns.claim_run") from exc
+        existing = table.get_item(Key=key, ConsistentRead=True).get("Item", {})
+        return RunStatus(existing.get("status", RunStatus.PLANNING.value))
+    return None
+
+
+def finish_run(table_name: str, campaign_id: str, run_id: str, summary: Mapping[str, Any]) -> None:
+    """PLANNING -> FANNED_OUT with the run's counts; a run already fanned out is left as it is."""
+    item = to_item(summary)
+    names = {"#status": "status", **{f"#f{i}": name for i, name in enumerate(item)}}
+    values = {
+        ":planning": RunStatus.PLANNING.value,
+        ":done": RunStatus.FANNED_OUT.value,
+        ":finished": datetime.now(UTC).isoformat(),
+        **{f":v{i}": value for i, value in enumerate(item.values())},
+    }
+    assignments = ["#status = :done", "finished_at = :finished"] + [f"#f{i} = :v{i}" for i in range(len(item))]
+    try:
+        clients.table(table_name).update_item(
+            Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)},
+            UpdateExpression="SET " + ", ".join(assignments),
+            ConditionExpression="#status = :planning",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            return
+        raise clients.translate(exc, "campaigns.finish_run") from exc
+
+
+def get_run(table_name: str, campaign_id: str, run_id: str) -> dict[str, Any] | None:
+    try:
+        item = clients.table(table_name).get_item(Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)})
+    except ClientError as exc:
+        raise clients.translate(exc, "campaigns.get_run") from exc
+    return from_item(item["Item"]) if "Item" in item else None

@@ -1,0 +1,56 @@
+"""Shapes of what triggers our functions, validated at the edge."""
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class CampaignTrigger(BaseModel):
+    """The Input of an EventBridge Scheduler schedule targeting the campaign function.
+
+    Without campaign_id every active campaign runs. scheduled_time is Scheduler's
+    <aws.scheduler.scheduled-time>: identical across retries of one firing, so run ids are too.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    campaign_id: str | None = None
+    scheduled_time: datetime
+    schedule_arn: str | None = None
+
+    @field_validator("scheduled_time")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    customer_ids: list[str] = Field(min_length=1, max_length=2000)
+    reason: str = "unspecified"
+
+
+class DispatchRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    campaign_id: str
+    run_id: str
+    customer_id: str
+    channel: Literal["email", "sms"]
+
+
+def _json_body(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+class ScoreSqsRecord(SqsRecordModel):
+    body: ScoreRequest  # type: ignore[assignment]
+
+    _parse_body = field_validator("body", mode="before")(_json_body)
+
+
+class DispatchSqsRecord(SqsRecordModel):
+    body: DispatchRequest  # type: ignore[assignment]
+
+    _parse_body = field_validator("body", mode="before")(_json_body)

@@ -1,0 +1,50 @@
+"""Serving scores: load the published model once per container, score a batch of customers, write the scores."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import cache
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from cadence import scoring
+from cadence.config import ScoreSettings
+from cadence.dal import models, profiles_table
+from cadence.observability import logger, metrics
+
+
+@cache
+def loaded_model(bucket: str, version: str) -> scoring.ScoringModel:
+    """The model the template names, fetched and verified once per container."""
+    model_bytes, manifest = models.load_artifacts(bucket, version)
+    model = scoring.load_model(model_bytes, manifest)
+    logger.info("model loaded", extra={"model_version": model.version})
+    return model
+
+
+def score_customers(customer_ids: Sequence[str], settings: ScoreSettings) -> int:
+    """Score the customers that exist and write score, decile, model version and time; returns how many.
+
+    Only the score attributes are written, so concurrent profile updates from ingest are kept.
+    """
+    model = loaded_model(settings.model_bucket, settings.model_version)
+    profiles = list(profiles_table.get_many(settings.profiles_table, customer_ids).values())
+    if not profiles:
+        return 0
+    results = scoring.score_profiles(profiles, model, datetime.now(UTC))
+    written = profiles_table.update_fields(
+        settings.profiles_table,
+        (
+            (
+                result.customer_id,
+                {
+                    "score": result.score,
+                    "decile": result.decile,
+                    "model_version": result.model_version,
+                    "scored_at": result.scored_at,
+                },
+            )
+            for result in results
+        ),
+    )
+    metrics.add_metric(name="CustomersScored", unit=MetricUnit.Count, value=written)
+    return written
