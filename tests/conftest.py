@@ -4,7 +4,9 @@ Settings loaders are cached per process, so every test sees the same table and q
 fixtures create those resources in moto exactly as template.yaml declares them.
 """
 
+import io
 import json
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -142,3 +144,16 @@ def ses_sender(aws: None) -> str:
     sender = os.environ["SENDER_EMAIL"]
     boto3.client("ses").verify_email_identity(EmailAddress=sender)
     return sender
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    """Everything the shared Powertools logger writes, formatted as in Lambda (it binds stdout at import)."""
+    from cadence.observability import logger  # noqa: PLC0415 - project code loads after the env above is set
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    yield stream
+    logger.removeHandler(handler)

@@ -2,7 +2,6 @@
 
 import re
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -30,7 +29,7 @@ def send_once(request: DispatchRequest, settings: DispatchSettings) -> SendStatu
         TransientError: the provider failed in a retryable way; the claim is released for the retry.
         InvalidInputError: the campaign no longer exists.
     """
-    definition = _definition(settings.campaigns_table, request.campaign_id, request.run_id)
+    definition = _definition(settings.campaigns_table, request.campaign_id)
     log_ids = {"run_id": request.run_id, "customer_id": request.customer_id, "channel": request.channel}
     if not sends_table.claim(
         settings.sends_table, request.customer_id, request.run_id, request.channel, request.campaign_id
@@ -92,18 +91,20 @@ def _record(
         provider_message_id=provider_message_id,
         reason=reason,
     )
+    logger.info(
+        "send recorded",
+        extra={
+            "run_id": request.run_id,
+            "customer_id": request.customer_id,
+            "channel": request.channel,
+            "status": status.value,
+        },
+    )
 
 
-# Keyed on the run too: a warm container picks up an edited campaign at its next run, never mid-run.
-@lru_cache(maxsize=32)
-def _cached_definition(table_name: str, campaign_id: str, run_id: str) -> CampaignDefinition | None:
+def _definition(table_name: str, campaign_id: str) -> CampaignDefinition:
+    # Read per send rather than cached: an edited or withdrawn campaign takes effect at once.
     stored = campaigns_table.get_definition(table_name, campaign_id)
-    return CampaignDefinition.model_validate(stored) if stored else None
-
-
-def _definition(table_name: str, campaign_id: str, run_id: str) -> CampaignDefinition:
-    definition = _cached_definition(table_name, campaign_id, run_id)
-    if definition is None:
-        _cached_definition.cache_clear()
+    if stored is None:
         raise InvalidInputError(f"campaign {campaign_id} is not defined")
-    return definition
+    return CampaignDefinition.model_validate(stored)
