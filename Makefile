@@ -21,6 +21,8 @@ $(STAMP): requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON_FOR_VENV) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	# The layer's package is importable everywhere in the venv, as /opt/python is in Lambda.
+	echo "$(CURDIR)/layers/common/python" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/cadence-layer.pth"
 	touch $(STAMP)
 
 venv: $(STAMP)  ## create the virtual environment (python3.13) with every dev dependency
