@@ -1,0 +1,93 @@
+"""Files in the data bucket: the dropped object as a stream, the reports and rejects written beside it."""
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import IO, Any, BinaryIO
+
+from botocore.exceptions import ClientError
+
+from cadence.dal import clients
+from cadence.errors import InvalidInputError
+from cadence.ingest.models import FileRef, ObjectInfo
+
+_MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+
+
+def _version(ref: FileRef) -> dict[str, str]:
+    return {"VersionId": ref.version_id} if ref.version_id else {}
+
+
+def open_object(ref: FileRef) -> tuple[ObjectInfo, BinaryIO]:
+    """The object's facts and its body as a stream (read it in pieces; close it when done).
+
+    Raises:
+        InvalidInputError: the object (or the version the event named) does not exist.
+    """
+    try:
+        response = clients.client("s3").get_object(Bucket=ref.bucket, Key=ref.key, **_version(ref))
+    except ClientError as exc:
+        if clients.error_code(exc) in _MISSING:
+            raise InvalidInputError(f"uploads.open: {ref.key} not found") from exc
+        raise clients.translate(exc, "uploads.open") from exc
+    modified: datetime = response.get("LastModified") or datetime.now(UTC)
+    info = ObjectInfo(
+        size=int(response.get("ContentLength", 0)),
+        etag=str(response.get("ETag", "")).strip('"'),
+        last_modified=modified.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        metadata={key.lower(): value for key, value in response.get("Metadata", {}).items()},
+        version_id=response.get("VersionId") or ref.version_id,
+    )
+    return info, response["Body"]
+
+
+def read_json(bucket: str, key: str) -> dict[str, Any]:
+    """A small JSON object, e.g. a column-mapping override.
+
+    Raises:
+        InvalidInputError: the object is missing or is not a JSON object.
+    """
+    info, body = open_object(FileRef(bucket=bucket, key=key))
+    with body:
+        try:
+            value = json.loads(body.read())
+        except ValueError as exc:
+            raise InvalidInputError(f"uploads.read_json: {key} is not JSON") from exc
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"uploads.read_json: {key} is not a JSON object ({info.size} bytes)")
+    return value
+
+
+def put_json(bucket: str, key: str, body: Mapping[str, Any]) -> None:
+    data = json.dumps(body, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+    try:
+        clients.client("s3").put_object(
+            Bucket=bucket, Key=key, Body=data, ContentType="application/json; charset=utf-8"
+        )
+    except ClientError as exc:
+        raise clients.translate(exc, "uploads.put_json") from exc
+
+
+def put_file(bucket: str, key: str, fileobj: IO[bytes], content_type: str) -> None:
+    """Upload a local file object (multipart when large)."""
+    try:
+        clients.client("s3").upload_fileobj(fileobj, bucket, key, ExtraArgs={"ContentType": content_type})
+    except ClientError as exc:
+        raise clients.translate(exc, "uploads.put_file") from exc
+
+
+def move_aside(ref: FileRef, destination_key: str) -> None:
+    """Copy the exact version we read to `destination_key`, then delete the original key.
+
+    In a versioned bucket the delete only adds a delete marker, so a retried event that names the
+    version can still read it and reaches the same verdict.
+    """
+    s3 = clients.client("s3")
+    source = {"Bucket": ref.bucket, "Key": ref.key, **_version(ref)}
+    try:
+        s3.copy(source, ref.bucket, destination_key)
+        s3.delete_object(Bucket=ref.bucket, Key=ref.key)
+    except ClientError as exc:
+        if clients.error_code(exc) in _MISSING:
+            raise InvalidInputError(f"uploads.move_aside: {ref.key} not found") from exc
+        raise clients.translate(exc, "uploads.move_aside") from exc

@@ -1,0 +1,69 @@
+"""Plain records ingest hands to the data-access layer and the report it writes; no pandas, no boto3.
+
+The DAL imports these, so this module stays free of heavy imports: loading it must not load pandas.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """One object in S3, pinned to the version the notification named when the bucket is versioned."""
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What S3 says about an object before we read it."""
+
+    size: int
+    etag: str
+    last_modified: str  # ISO-8601 UTC
+    metadata: dict[str, str] = field(default_factory=dict)
+    version_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerUpsert:
+    """The customer columns of one merged customer row; None values are left untouched in the profile."""
+
+    customer_id: str
+    updated_at: str  # ISO-8601 UTC; decides which of two deliveries wins
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CountedRecord:
+    """One order or event, claimed once in the ingest ledger under `record_key` before it counts."""
+
+    record_key: str
+    amount: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateDelta:
+    """What a batch of orders or events adds to one customer's profile.
+
+    `counter` and `total` name the attributes ADDed per newly claimed record (`total` sums `amount`);
+    `earliest` and `latest` map attribute names to ISO times kept as min and max.
+    """
+
+    customer_id: str
+    records: tuple[CountedRecord, ...]
+    counter: str
+    total: str | None = None
+    earliest: dict[str, str] = field(default_factory=dict)
+    latest: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    """How many writes took effect and how many were repeats the ledger or a newer row had already covered."""
+
+    applied: int = 0
+    skipped: int = 0

@@ -1,0 +1,488 @@
+"""Turn a byte stream of CSV, JSON Lines or Parquet (optionally gzipped) into chunks of string columns.
+
+Every value comes out as text (or None), so ids and phone numbers keep their leading zeros; cleaning
+decides types later. Each chunk carries the source line of every row, and the records that could not
+be split into fields at all, so the caller can account for every row it read.
+
+How a file is recognised:
+- gzip: a .gz/.gzip suffix or the gzip magic bytes.
+- format: suffix (.csv .tsv .txt .psv -> CSV; .jsonl .ndjson .json -> JSON Lines; .parquet .pq -> Parquet),
+  else the content (PAR1 magic -> Parquet, a leading '{' -> JSON Lines, anything else -> CSV).
+- text encoding: S3 metadata ``x-amz-meta-encoding`` first, then an encoding suffix before the format
+  (``customers.gbk.csv``), then a byte-order mark, else UTF-8. GBK and GB2312 decode as GB18030, their
+  superset. A file that is not valid UTF-8 and declares nothing is refused, never guessed.
+- CSV delimiter: the one of , ; TAB | that occurs most often in the header line (TAB for .tsv).
+"""
+
+import codecs
+import csv
+import gzip
+import io
+import json
+import re
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import IO, Any, BinaryIO
+
+import pandas as pd
+
+from cadence.errors import InvalidInputError
+from cadence.ingest.exceptions import UnreadableFileError
+from cadence.ingest.mapping import ColumnMapping, HeaderMap
+from cadence.ingest.schemas import Feed
+
+GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_MAGIC = b"PAR1"
+HEAD_BYTES = 64 * 1024
+DELIMITERS = (",", ";", "\t", "|")
+MAX_FIELD_CHARS = 1024 * 1024
+
+# Encodings a file may declare by suffix; any codec Python knows may be declared in metadata.
+SUFFIX_ENCODINGS = {
+    "utf8": "utf-8",
+    "utf-8": "utf-8",
+    "utf16": "utf-16",
+    "utf-16": "utf-16",
+    "gbk": "gb18030",
+    "gb2312": "gb18030",
+    "gb18030": "gb18030",
+    "big5": "big5hkscs",
+    "big5hkscs": "big5hkscs",
+    "sjis": "shift_jis",
+    "shift_jis": "shift_jis",
+    "eucjp": "euc_jp",
+    "euc-jp": "euc_jp",
+    "euckr": "euc_kr",
+    "euc-kr": "euc_kr",
+    "cp949": "cp949",
+    "latin1": "latin-1",
+    "latin-1": "latin-1",
+    "iso-8859-1": "latin-1",
+    "cp1252": "cp1252",
+    "windows-1252": "cp1252",
+}
+_SUPERSETS = {"gbk": "gb18030", "gb2312": "gb18030", "big5": "big5hkscs"}
+
+csv.field_size_limit(MAX_FIELD_CHARS)
+
+
+class Format(StrEnum):
+    CSV = "csv"
+    JSONL = "jsonl"
+    PARQUET = "parquet"
+
+
+_FORMAT_SUFFIXES = {
+    "csv": Format.CSV,
+    "tsv": Format.CSV,
+    "txt": Format.CSV,
+    "psv": Format.CSV,
+    "jsonl": Format.JSONL,
+    "ndjson": Format.JSONL,
+    "json": Format.JSONL,
+    "parquet": Format.PARQUET,
+    "pq": Format.PARQUET,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A record that could not be split into columns: its line, a reason code and its raw text."""
+
+    line: int
+    reason: str
+    raw: str
+
+
+@dataclass(slots=True)
+class RawChunk:
+    """Consecutive records of a file: parsed rows (canonical columns, text or None) and malformed ones."""
+
+    index: int
+    frame: pd.DataFrame
+    lines: list[int]
+    malformed: list[Malformed] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return len(self.lines) + len(self.malformed)
+
+
+@dataclass(frozen=True, slots=True)
+class FileShape:
+    format: Format
+    compression: str | None
+    encoding: str | None
+    delimiter: str | None
+
+
+class TableReader:
+    """A file opened for reading: its shape, its header mapping and an iterator of chunks.
+
+    `ignored_columns` grows while a JSON Lines file is read, as keys appear line by line.
+    """
+
+    def __init__(self, shape: FileShape, header: HeaderMap, chunks: Callable[[], Iterator[RawChunk]]) -> None:
+        self.shape = shape
+        self.header = header
+        self.ignored_columns: set[str] = set(header.ignored)
+        self._chunks = chunks
+
+    def chunks(self) -> Iterator[RawChunk]:
+        """Chunks in file order.
+
+        Raises:
+            UnreadableFileError: the file turns out to be corrupt part-way (truncated gzip, broken CSV quoting).
+        """
+        try:
+            yield from self._chunks()
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise UnreadableFileError("corrupt_gzip") from exc
+        except csv.Error as exc:
+            raise UnreadableFileError("csv_error") from exc
+
+
+def open_table(
+    stream: BinaryIO,
+    *,
+    key: str,
+    metadata: Mapping[str, str],
+    feed: Feed,
+    mapping: ColumnMapping,
+    chunk_rows: int,
+) -> TableReader:
+    """Recognise the file's compression, format, encoding and delimiter and map its header.
+
+    Raises:
+        UnreadableFileError: the file is empty, corrupt, of an undeclared encoding or lacks required columns.
+    """
+    name = key.rsplit("/", 1)[-1].lower()
+    head, stream = _read_head(stream)
+    compression = None
+    if name.endswith((".gz", ".gzip")) or head.startswith(GZIP_MAGIC):
+        if not head.startswith(GZIP_MAGIC):
+            raise UnreadableFileError("not_gzip")
+        compression = "gzip"
+        name = name.removesuffix(".gz").removesuffix(".gzip")
+        try:
+            head, stream = _read_head(gzip.GzipFile(fileobj=stream, mode="rb"))
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise UnreadableFileError("corrupt_gzip") from exc
+    if not head.strip():
+        raise UnreadableFileError("empty_file")
+    file_format = _format(name, head)
+    if file_format is Format.PARQUET:
+        return _parquet_reader(stream, compression=compression, feed=feed, mapping=mapping, chunk_rows=chunk_rows)
+    encoding = _encoding(name, metadata, head)
+    if file_format is Format.JSONL:
+        # Universal newlines: JSON strings cannot hold a raw line break, so every line is a record.
+        text = io.TextIOWrapper(stream, encoding=encoding, errors="replace")
+        shape = FileShape(Format.JSONL, compression, encoding, None)
+        return _jsonl_reader(text, shape=shape, feed=feed, mapping=mapping, chunk_rows=chunk_rows)
+    # errors="replace": a stray undecodable byte marks its row (rejected as invalid_encoding), not the file.
+    text = io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="")
+    head_text = head.decode(encoding, errors="replace")
+    delimiter = "\t" if name.endswith(".tsv") else sniff_delimiter(head_text)
+    shape = FileShape(Format.CSV, compression, encoding, delimiter)
+    return _csv_reader(text, shape=shape, feed=feed, mapping=mapping, chunk_rows=chunk_rows)
+
+
+def sniff_delimiter(head_text: str) -> str:
+    """The candidate delimiter occurring most often outside quotes in the first line (',' on a tie or none)."""
+    first_line = re.split(r"\r\n|\n|\r", head_text.lstrip("\ufeff"), maxsplit=1)[0]
+    unquoted = re.sub(r'"[^"]*"', "", first_line)
+    counts = {delimiter: unquoted.count(delimiter) for delimiter in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] > counts[","] else ","
+
+
+# ---------- recognising the file ----------
+
+
+class _Chained(io.RawIOBase):
+    """A readable stream of `head` followed by the rest of `rest`, so sniffing consumes nothing."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head.nbytes:
+            size = min(len(buffer), self._head.nbytes)
+            buffer[:size] = self._head[:size]
+            self._head = self._head[size:]
+            return size
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _read_head(stream: IO[bytes]) -> tuple[bytes, BinaryIO]:
+    parts: list[bytes] = []
+    size = 0
+    while size < HEAD_BYTES:
+        data = stream.read(HEAD_BYTES - size)
+        if not data:
+            break
+        parts.append(data)
+        size += len(data)
+    head = b"".join(parts)
+    return head, io.BufferedReader(_Chained(head, stream), buffer_size=HEAD_BYTES)
+
+
+def _format(name: str, head: bytes) -> Format:
+    suffix = name.rsplit(".", 1)[-1] if "." in name else ""
+    if suffix in _FORMAT_SUFFIXES:
+        return _FORMAT_SUFFIXES[suffix]
+    if head.startswith(PARQUET_MAGIC):
+        return Format.PARQUET
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        return Format.JSONL
+    return Format.CSV
+
+
+def _encoding(name: str, metadata: Mapping[str, str], head: bytes) -> str:
+    declared = metadata.get("encoding") or metadata.get("charset")
+    if declared:
+        try:
+            encoding = codecs.lookup(declared.strip()).name
+        except LookupError as exc:
+            raise UnreadableFileError("unknown_encoding") from exc
+        encoding = _SUPERSETS.get(encoding, encoding)
+    else:
+        parts = name.split(".")
+        encoding = SUFFIX_ENCODINGS.get(parts[-2], "") if len(parts) >= 3 else ""
+    if head.startswith(codecs.BOM_UTF8) and encoding in {"", "utf-8"}:
+        encoding = "utf-8-sig"
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and encoding in {"", "utf-16"}:
+        encoding = "utf-16"
+    encoding = encoding or "utf-8"
+    try:
+        # final=False: the head may end inside a multi-byte character.
+        codecs.getincrementaldecoder(encoding)(errors="strict").decode(head, final=False)
+    except UnicodeDecodeError as exc:
+        raise UnreadableFileError("undeclared_encoding" if not declared else "bad_encoding") from exc
+    return encoding
+
+
+def _check_header(feed: Feed, header: HeaderMap) -> None:
+    present = set(header.columns.values())
+    missing = [name for name in feed.required if name not in present]
+    if feed.any_of and not present.intersection(feed.any_of):
+        missing.append("|".join(feed.any_of))
+    if missing:
+        raise UnreadableFileError("missing_columns:" + ",".join(missing))
+
+
+def _resolve(feed: Feed, mapping: ColumnMapping, header: list[str]) -> HeaderMap:
+    try:
+        resolved = mapping.resolve(feed, header)
+    except InvalidInputError as exc:
+        raise UnreadableFileError(str(exc)) from exc
+    _check_header(feed, resolved)
+    return resolved
+
+
+def _frame(rows: list[list[str | None]], feed: Feed, positions: dict[str, int]) -> pd.DataFrame:
+    """Canonical columns as object dtype: pandas never guesses a type, so '007' stays '007'."""
+    data = {name: [row[index] for row in rows] for name, index in positions.items()}
+    frame = pd.DataFrame(data, columns=list(feed.names), dtype=object)
+    return frame.astype(object).where(frame.notna(), None)
+
+
+# ---------- CSV ----------
+
+
+def _csv_reader(text: io.TextIOWrapper, *, shape: FileShape, feed: Feed, mapping: ColumnMapping, chunk_rows: int):
+    reader = csv.reader(text, delimiter=shape.delimiter or ",", quotechar='"', doublequote=True, strict=False)
+    try:
+        header = next((row for row in reader if row), None)
+    except csv.Error as exc:
+        raise UnreadableFileError("csv_error") from exc
+    if header is None:
+        raise UnreadableFileError("empty_file")
+    resolved = _resolve(feed, mapping, header)
+    positions = {canonical: header.index(source) for source, canonical in resolved.columns.items()}
+    width = len(header)
+
+    def chunks() -> Iterator[RawChunk]:
+        rows: list[list[str | None]] = []
+        lines: list[int] = []
+        malformed: list[Malformed] = []
+        index = 0
+        previous = reader.line_num
+        for record in reader:
+            start, previous = previous + 1, reader.line_num
+            if not record:
+                continue  # a blank line is not a record
+            if len(record) != width:
+                raw = (shape.delimiter or ",").join(record)
+                malformed.append(Malformed(start, "wrong_field_count", raw))
+            else:
+                rows.append(list(record))
+                lines.append(start)
+            if len(rows) + len(malformed) >= chunk_rows:
+                yield RawChunk(index, _frame(rows, feed, positions), lines, malformed)
+                rows, lines, malformed, index = [], [], [], index + 1
+        if rows or malformed or index == 0:
+            yield RawChunk(index, _frame(rows, feed, positions), lines, malformed)
+
+    return TableReader(shape, resolved, chunks)
+
+
+# ---------- JSON Lines ----------
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _jsonl_reader(
+    text: io.TextIOWrapper, *, shape: FileShape, feed: Feed, mapping: ColumnMapping, chunk_rows: int
+) -> TableReader:
+    # JSON Lines has no header: keys map line by line, and a missing required key rejects that row.
+    positions = {name: i for i, name in enumerate(feed.names)}
+    ignored: set[str] = set()
+    canonical_of: dict[str, str | None] = {}
+
+    def canonical(key: str) -> str | None:
+        if key not in canonical_of:
+            canonical_of[key] = mapping.canonical(feed, key)
+            if canonical_of[key] is None:
+                ignored.add(key)
+        return canonical_of[key]
+
+    def parse(number: int, line: str) -> list[str | None] | Malformed:
+        try:
+            value = json.loads(line)
+        except ValueError:
+            return Malformed(number, "malformed_json", line)
+        if not isinstance(value, dict):
+            return Malformed(number, "not_an_object", line)
+        row: list[str | None] = [None] * len(positions)
+        for key, item in value.items():
+            name = canonical(str(key))
+            if name is not None and row[positions[name]] is None:
+                row[positions[name]] = _json_text(item)
+        return row
+
+    def chunks() -> Iterator[RawChunk]:
+        rows: list[list[str | None]] = []
+        lines: list[int] = []
+        malformed: list[Malformed] = []
+        index = 0
+        for number, line in enumerate(text, 1):
+            stripped = line.strip()
+            if not stripped:
+                continue
+            parsed = parse(number, stripped)
+            if isinstance(parsed, Malformed):
+                malformed.append(parsed)
+            else:
+                rows.append(parsed)
+                lines.append(number)
+            if len(rows) + len(malformed) >= chunk_rows:
+                yield RawChunk(index, _frame(rows, feed, positions), lines, malformed)
+                rows, lines, malformed, index = [], [], [], index + 1
+        if rows or malformed or index == 0:
+            yield RawChunk(index, _frame(rows, feed, positions), lines, malformed)
+
+    reader = TableReader(shape, HeaderMap(columns={name: name for name in feed.names}, ignored=()), chunks)
+    reader.ignored_columns = ignored  # the same set, filled while chunks are read
+    return reader
+
+
+# ---------- Parquet ----------
+
+
+def _parquet_text(series: pd.Series) -> pd.Series:
+    """One Parquet column as text: times in ISO form, whole floats without '.0', booleans as true/false."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(object)
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        if getattr(series.dtype, "tz", None) is not None:
+            text = series.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        else:
+            text = series.dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+        return text.astype(object).where(series.notna(), None)
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.map(lambda v: None if pd.isna(v) else ("true" if v else "false")).astype(object)
+    if pd.api.types.is_integer_dtype(series.dtype):
+        return series.astype(object).where(series.notna(), None).map(lambda v: None if v is None else str(int(v)))
+    if pd.api.types.is_float_dtype(series.dtype):
+        return series.map(_float_text).astype(object)
+    return series.map(_object_text).astype(object)
+
+
+def _float_text(value: float) -> str | None:
+    if pd.isna(value):
+        return None
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _object_text(value: Any) -> str | None:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, float):
+        return _float_text(value)
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return _json_text(value)
+
+
+def _parquet_reader(
+    stream: BinaryIO, *, compression: str | None, feed: Feed, mapping: ColumnMapping, chunk_rows: int
+) -> TableReader:
+    # Parquet needs random access to its footer: spool the (decompressed) bytes to local disk first,
+    # which bounds memory by one row group rather than the file.
+    import fastparquet  # noqa: PLC0415  (only Parquet files pay for importing it)
+
+    spool = tempfile.TemporaryFile()  # noqa: SIM115  (closed when the last chunk is read)
+    while data := stream.read(1024 * 1024):
+        spool.write(data)
+    spool.seek(0)
+    try:
+        parquet = fastparquet.ParquetFile(spool)
+    except Exception as exc:  # fastparquet raises many types for a corrupt footer; all mean the same
+        spool.close()
+        raise UnreadableFileError("corrupt_parquet") from exc
+    header = list(parquet.columns)
+    resolved = _resolve(feed, mapping, header)
+    shape = FileShape(Format.PARQUET, compression, None, None)
+
+    def chunks() -> Iterator[RawChunk]:
+        index = 0
+        line = 1
+        try:
+            for group in parquet.iter_row_groups(columns=list(resolved.columns)):
+                for start in range(0, len(group), chunk_rows):
+                    part = group.iloc[start : start + chunk_rows]
+                    data = {resolved.columns[source]: _parquet_text(part[source]) for source in resolved.columns}
+                    frame = pd.DataFrame(data, columns=list(feed.names), dtype=object).reset_index(drop=True)
+                    frame = frame.where(frame.notna(), None)
+                    lines = list(range(line, line + len(part)))
+                    line += len(part)
+                    yield RawChunk(index, frame, lines)
+                    index += 1
+            if index == 0:
+                yield RawChunk(0, pd.DataFrame(columns=list(feed.names), dtype=object), [])
+        finally:
+            spool.close()
+
+    return TableReader(shape, resolved, chunks)

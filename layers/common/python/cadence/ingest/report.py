@@ -1,0 +1,145 @@
+"""The per-file report and the rejected-rows CSV, both written beside the data for upstream teams.
+
+The CSV is meant to be opened in a spreadsheet, so any cell that starts like a formula (=, +, -, @,
+TAB, CR) is prefixed with an apostrophe: nothing in a rejected file can run as a formula.
+"""
+
+import csv
+import io
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
+
+import pandas as pd
+
+from cadence.ingest.schemas import Feed
+from cadence.ingest.validation import Validated, rejected_columns
+
+FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def report_key(source_key: str) -> str:
+    return f"reports/ingest/{source_key}.json"
+
+
+def rejected_key(source_key: str) -> str:
+    return f"rejected/{source_key}.csv"
+
+
+def quarantine_key(source_key: str) -> str:
+    return f"rejected/{source_key}"
+
+
+@dataclass(slots=True)
+class Part:
+    """What one invocation did with one range of a file (a file too big for one invocation has several)."""
+
+    part: int
+    first_chunk: int
+    chunks: int = 0
+    rows_read: int = 0
+    duration_s: float = 0.0
+
+
+@dataclass(slots=True)
+class IngestReport:
+    source_key: str
+    feed: str
+    bucket: str
+    version_id: str | None = None
+    etag: str | None = None
+    status: str = "ok"
+    reason: str | None = None
+    format: str | None = None
+    compression: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_rejected: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    values_cleared: dict[str, int] = field(default_factory=dict)
+    duplicates_merged: int = 0
+    writes_applied: int = 0
+    writes_skipped: int = 0
+    customers_queued: int = 0
+    score_messages: int = 0
+    column_map: dict[str, str] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+    rejected_key: str | None = None
+    quarantined_key: str | None = None
+    parts: list[Part] = field(default_factory=list)
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float = 0.0
+
+    def add(self, validated: Validated) -> None:
+        accepted, rejected = len(validated.accepted), len(validated.rejected)
+        self.rows_read += accepted + rejected
+        self.rows_accepted += accepted
+        self.rows_rejected += rejected
+        self.rejected_by_reason = dict(Counter(self.rejected_by_reason) + validated.rejected_by_reason)
+        self.values_cleared = dict(Counter(self.values_cleared) + validated.values_cleared)
+        if self.parts:
+            self.parts[-1].rows_read += accepted + rejected
+            self.parts[-1].chunks += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "IngestReport":
+        values = dict(data)
+        values["parts"] = [Part(**part) for part in values.get("parts", [])]
+        return cls(**values)
+
+    def summary(self) -> dict[str, Any]:
+        """Ids and counts only: what the handler returns and logs."""
+        return {
+            "source_key": self.source_key,
+            "status": self.status,
+            "reason": self.reason,
+            "rows_read": self.rows_read,
+            "rows_accepted": self.rows_accepted,
+            "rows_rejected": self.rows_rejected,
+            "parts": len(self.parts),
+        }
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix every text cell that a spreadsheet would evaluate with an apostrophe."""
+    safe = frame.copy()
+    for name in safe.columns:
+        column = safe[name]
+        is_text = column.map(lambda value: isinstance(value, str)).astype(bool)
+        if not is_text.any():
+            continue
+        risky = is_text & column.where(is_text, "").astype(str).str.contains(FORMULA_START, regex=True)
+        safe[name] = column.where(~risky, "'" + column.where(risky, "").astype(str)).astype(object)
+    return safe
+
+
+class RejectSink:
+    """Rejected rows spooled to local disk (bounded memory) as UTF-8 CSV with a BOM, so Excel shows 中文."""
+
+    def __init__(self, feed: Feed) -> None:
+        self._file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
+        self._text = io.TextIOWrapper(self._file, encoding="utf-8-sig", newline="")
+        self._writer = csv.writer(self._text)
+        self._writer.writerow(rejected_columns(feed))
+        self.rows = 0
+
+    def write(self, rejected: pd.DataFrame) -> None:
+        if rejected.empty:
+            return
+        safe = neutralise_formulas(rejected.astype(object))
+        self._writer.writerows(safe.where(safe.notna(), None).itertuples(index=False, name=None))
+        self.rows += len(rejected)
+
+    def finish(self) -> IO[bytes]:
+        """The CSV bytes, rewound; the sink can no longer be written."""
+        self._text.flush()
+        binary = self._text.detach()
+        binary.seek(0)
+        return binary

@@ -1,0 +1,87 @@
+"""Apply a feed's schema to a chunk: cleaned accepted rows, rejected rows with reasons, counts of both."""
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from cadence.ingest.cleaning import CLEANERS, Context
+from cadence.ingest.readers import RawChunk
+from cadence.ingest.schemas import Feed
+
+LINE = "line"
+REASON = "reason"
+RAW = "raw"
+
+
+@dataclass(slots=True)
+class Validated:
+    """`accepted`: cleaned canonical columns + line. `rejected`: raw columns + line, reason (all reasons, ';')."""
+
+    accepted: pd.DataFrame
+    rejected: pd.DataFrame
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    values_cleared: Counter[str] = field(default_factory=Counter)
+
+
+def rejected_columns(feed: Feed) -> list[str]:
+    return [LINE, REASON, *feed.names, RAW]
+
+
+def validate(chunk: RawChunk, feed: Feed, context: Context) -> Validated:
+    """Clean every column; a row is rejected for its first failing rule, counted once under that reason.
+
+    Rules in order: undecodable bytes, then each column in schema order (required: missing or invalid),
+    then `any_of` (customers need a valid email or phone). Invalid optional values are cleared and counted.
+    """
+    raw = chunk.frame.reset_index(drop=True)
+    reasons = pd.Series("", index=raw.index, dtype=object)
+
+    def mark(mask: pd.Series, code: str) -> None:
+        reasons.loc[mask] = reasons.loc[mask] + code + ";"
+
+    garbled = pd.Series(False, index=raw.index)
+    for name in feed.names:
+        garbled |= raw[name].str.contains("\ufffd", regex=False).isin([True])
+    mark(garbled, "invalid_encoding")
+
+    clean: dict[str, pd.Series] = {}
+    cleared_masks: dict[str, pd.Series] = {}
+    for column in feed.columns:
+        result = CLEANERS[column.kind](raw[column.name], context)
+        clean[column.name] = result.values
+        if column.required:
+            mark(result.values.isna() & ~result.invalid, f"missing:{column.name}")
+            mark(result.invalid, f"invalid:{column.name}")
+        elif result.invalid.any():
+            cleared_masks[column.name] = result.invalid
+    if feed.any_of:
+        # No usable contact: name the invalid value when there was one, else say both are missing.
+        no_contact = pd.concat([clean[name].isna() for name in feed.any_of], axis=1).all(axis=1)
+        explained = pd.Series(False, index=raw.index)
+        for name in feed.any_of:
+            if name in cleared_masks:
+                mark(no_contact & cleared_masks[name], f"invalid:{name}")
+                explained |= cleared_masks[name]
+        mark(no_contact & ~explained, "missing:" + "|".join(feed.any_of))
+
+    bad = reasons != ""
+    accepted = pd.DataFrame(clean, columns=list(feed.names), dtype=object)[~bad]
+    accepted.insert(0, LINE, [line for line, is_bad in zip(chunk.lines, bad, strict=True) if not is_bad])
+    cleared = Counter({f"invalid:{name}": int((mask & ~bad).sum()) for name, mask in cleared_masks.items()})
+
+    rejected = raw[bad].copy()
+    rejected.insert(0, LINE, [line for line, is_bad in zip(chunk.lines, bad, strict=True) if is_bad])
+    rejected.insert(1, REASON, reasons[bad].str.rstrip(";"))
+    rejected[RAW] = None
+    malformed = pd.DataFrame(
+        [{LINE: m.line, REASON: m.reason, RAW: m.raw} for m in chunk.malformed], columns=rejected_columns(feed)
+    )
+    rejected = (
+        pd.concat([rejected.astype(object), malformed.astype(object)], ignore_index=True)
+        if len(malformed)
+        else rejected
+    )
+    rejected = rejected[rejected_columns(feed)].sort_values(LINE, kind="stable").reset_index(drop=True)
+    by_reason = Counter(rejected[REASON].str.split(";").str[0].tolist())
+    return Validated(accepted.reset_index(drop=True), rejected, by_reason, +cleared)

@@ -1,0 +1,28 @@
+"""Fixtures of the ingest tests: moto resources as template.yaml declares them, and a runner."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from cadence.ingest import service
+from cadence.ingest.models import FileRef
+from tests.unit.cadence.ingest.stack import IngestStack
+
+
+@pytest.fixture
+def stack(aws: None) -> Iterator[IngestStack]:
+    yield IngestStack.create()
+
+
+@pytest.fixture
+def ingest(stack: IngestStack) -> Callable[..., dict[str, Any]]:
+    """Upload `body` under `key`, ingest it as an S3 event would, and return the report written to S3."""
+
+    def run(key: str, body: bytes | str, metadata: dict[str, str] | None = None, **overrides: Any) -> dict[str, Any]:
+        version = stack.put(key, body, metadata)
+        settings = stack.settings.model_copy(update=overrides) if overrides else stack.settings
+        service.ingest_files([FileRef(stack.bucket, key, version)], settings=settings)
+        return stack.report(key)
+
+    return run

@@ -1,0 +1,114 @@
+"""The AWS resources ingest touches, created in moto as template.yaml declares them, plus readers for outcomes."""
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from samtranslator.yaml_helper import yaml_parse
+
+from cadence.config import IngestSettings
+from cadence.dal.items import from_item
+
+ROOT = Path(__file__).resolve().parents[4]
+LEDGER_TABLE = "test-ingest-ledger"
+
+
+def template_resource(logical_id: str) -> dict[str, Any]:
+    return yaml_parse((ROOT / "template.yaml").read_text())["Resources"][logical_id]
+
+
+def create_table(logical_id: str, name: str) -> None:
+    properties = template_resource(logical_id)["Properties"]
+    boto3.client("dynamodb").create_table(
+        TableName=name,
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        KeySchema=properties["KeySchema"],
+        BillingMode=properties["BillingMode"],
+    )
+
+
+@dataclass
+class IngestStack:
+    """Bucket (versioned, as declared), profiles and ledger tables and the score queue, all in moto."""
+
+    bucket: str
+    queue_url: str
+    settings: IngestSettings
+    _seen_messages: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, **overrides: Any) -> "IngestStack":
+        bucket = os.environ["DATA_BUCKET"]
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=bucket)
+        versioning = template_resource("DataBucket")["Properties"]["VersioningConfiguration"]
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": versioning["Status"]})
+        create_table("ProfilesTable", os.environ["PROFILES_TABLE"])
+        create_table("IngestLedgerTable", LEDGER_TABLE)
+        queue_url = boto3.client("sqs").create_queue(QueueName=os.environ["SCORE_QUEUE_URL"].rsplit("/", 1)[-1])[
+            "QueueUrl"
+        ]
+        settings = IngestSettings(
+            profiles_table=os.environ["PROFILES_TABLE"],
+            data_bucket=bucket,
+            score_queue_url=queue_url,
+            ingest_ledger_table=LEDGER_TABLE,
+            **overrides,
+        )
+        return cls(bucket=bucket, queue_url=queue_url, settings=settings)
+
+    # ---------- inputs ----------
+
+    def put(self, key: str, body: bytes | str, metadata: dict[str, str] | None = None) -> str | None:
+        """Upload a file; returns its version id."""
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        response = boto3.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=metadata or {})
+        return response.get("VersionId")
+
+    # ---------- outcomes ----------
+
+    def exists(self, key: str) -> bool:
+        response = boto3.client("s3").list_objects_v2(Bucket=self.bucket, Prefix=key)
+        return any(item["Key"] == key for item in response.get("Contents", []))
+
+    def read(self, key: str) -> bytes:
+        return boto3.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def report(self, source_key: str) -> dict[str, Any]:
+        return json.loads(self.read(f"reports/ingest/{source_key}.json"))
+
+    def rejected(self, source_key: str) -> list[dict[str, str]]:
+        text = self.read(f"rejected/{source_key}.csv").decode("utf-8-sig")
+        return list(csv.DictReader(io.StringIO(text, newline="")))
+
+    def profile(self, customer_id: str) -> dict[str, Any] | None:
+        item = (
+            boto3.resource("dynamodb")
+            .Table(self.settings.profiles_table)
+            .get_item(Key={"customer_id": customer_id}, ConsistentRead=True)
+        )
+        return from_item(item["Item"]) if "Item" in item else None
+
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        items = boto3.resource("dynamodb").Table(self.settings.profiles_table).scan()["Items"]
+        return {item["customer_id"]: from_item(item) for item in items}
+
+    def score_messages(self) -> list[dict[str, Any]]:
+        """Every message received so far (drained from the queue and remembered)."""
+        sqs = boto3.client("sqs")
+        while True:
+            response = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+            messages = response.get("Messages", [])
+            if not messages:
+                return list(self._seen_messages)
+            for message in messages:
+                self._seen_messages.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def queued_customer_ids(self) -> list[str]:
+        return [cid for body in self.score_messages() for cid in body["customer_ids"]]
