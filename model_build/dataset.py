@@ -163,7 +163,8 @@ def build_profiles(feeds: Feeds, cutoff: datetime) -> list[dict[str, Any]]:
         signup = _times(feeds.customers["signup_date"]) if "signup_date" in feeds.customers else None
         known = feeds.customers if signup is None else feeds.customers[~(signup >= moment)]
         for record in known.to_dict("records"):
-            by_id[record["customer_id"]] = _customer_fields(record)
+            fields = _customer_fields({str(key): value for key, value in record.items()})
+            by_id[fields["customer_id"]] = fields
     for customer_id in orders["customer_id"].unique():
         by_id.setdefault(customer_id, {"customer_id": customer_id})
     if events is not None:
@@ -201,7 +202,9 @@ def build_profiles(feeds: Feeds, cutoff: datetime) -> list[dict[str, Any]]:
             by_id[str(customer_id)]["event_count"] = int(count)
         engagement = events[events["event_type"].isin(_ENGAGEMENT_FIELDS)]
         latest = engagement.groupby(["customer_id", "event_type"], sort=False)["event_time"].max()
-        for (customer_id, event_type), moment_seen in latest.items():
+        for customer_id, event_type, moment_seen in zip(
+            latest.index.get_level_values(0), latest.index.get_level_values(1), latest, strict=True
+        ):
             by_id[str(customer_id)][_ENGAGEMENT_FIELDS[str(event_type)]] = moment_seen.isoformat()
 
     return [by_id[customer_id] for customer_id in sorted(by_id)]

@@ -135,8 +135,11 @@ def _simulate(
     return orders, visits, opens, clicks, carts
 
 
-def _timestamps(rng: np.random.Generator, start: datetime, days: np.ndarray) -> pd.Series:
-    seconds = rng.integers(0, 86_400, len(days))
+def _timestamps(
+    rng: np.random.Generator, start: datetime, days: np.ndarray, seconds: np.ndarray | None = None
+) -> pd.Series:
+    if seconds is None:
+        seconds = rng.integers(0, 86_400, len(days))
     moments = pd.Timestamp(start) + pd.to_timedelta(days, unit="D") + pd.to_timedelta(seconds, unit="s")
     return pd.Series(moments.strftime("%Y-%m-%dT%H:%M:%S+00:00"))
 
@@ -164,14 +167,23 @@ def _events(
     rng: np.random.Generator, ids: np.ndarray, start: datetime, matrices: dict[str, np.ndarray]
 ) -> pd.DataFrame:
     frames = []
+    open_keys = open_seconds = np.empty(0, dtype=np.int64)
     for event_type, matrix in matrices.items():
         rows, days = np.nonzero(matrix)
+        seconds = rng.integers(0, 86_400, len(rows))
+        keys = rows.astype(np.int64) * matrix.shape[1] + days
+        if event_type == "open":
+            open_keys, open_seconds = keys, seconds
+        elif event_type == "click":
+            # A click follows its open the same day (clicks are drawn only on days with an open).
+            opened = open_seconds[np.searchsorted(open_keys, keys)]
+            seconds = np.minimum(opened + rng.integers(10, 3600, len(rows)), 86_399)
         frames.append(
             pd.DataFrame(
                 {
                     "customer_id": ids[rows],
                     "event_type": event_type,
-                    "event_time": _timestamps(rng, start, days),
+                    "event_time": _timestamps(rng, start, days, seconds),
                     "attributes": _attributes(rng, event_type, len(rows)),
                 }
             )

@@ -79,3 +79,13 @@ def test_written_csvs_read_back_into_the_same_feeds(small_data, tmp_path):
     from_files = read_feeds(paths["orders"], paths["customers"], paths["events"])
 
     assert from_files.fingerprint() == feeds_from_synthetic(small_data).fingerprint()
+
+
+def test_every_click_follows_an_open_of_the_same_customer_that_day(small_data):
+    events = small_data.events.assign(time=pd.to_datetime(small_data.events["event_time"], utc=True))
+    events["day"] = events["time"].dt.floor("D")
+    first_open = events[events["event_type"] == "open"].groupby(["customer_id", "day"])["time"].min()
+    clicks = events[events["event_type"] == "click"].join(first_open.rename("opened"), on=["customer_id", "day"])
+
+    assert len(clicks) > 0
+    assert (clicks["opened"] <= clicks["time"]).all()
