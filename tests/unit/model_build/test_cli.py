@@ -9,7 +9,7 @@ import pytest
 
 from cadence.dal.models import load_artifacts
 from cadence.scoring import load_model
-from model_build.cli import main
+from model_build.cli import main, parse_date
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +83,10 @@ def test_score_without_the_outcome_window_writes_scores_only(feeds_dir, model_di
     out = tmp_path / "scores.csv"
 
     code = main(
-        ["score", "--model", str(model_dir), "--orders", str(feeds_dir / "orders.csv")]
-        + ["--as-of", "2025-06-01", "--out", str(out)]
+        [
+            *("score", "--model", str(model_dir), "--orders", str(feeds_dir / "orders.csv")),
+            *("--as-of", "2025-06-01", "--out", str(out)),
+        ]
     )
 
     assert code == 0
@@ -113,7 +115,5 @@ def test_train_reports_a_feed_without_required_columns_and_exits_nonzero(tmp_pat
 
 
 def test_dates_are_midnight_utc():
-    from model_build.cli import parse_date
-
     assert parse_date("2025-06-01") == datetime.fromisoformat("2025-06-01T00:00:00+00:00")
     assert parse_date("2025-06-01T08:00:00+08:00") == datetime.fromisoformat("2025-06-01T00:00:00+00:00")
