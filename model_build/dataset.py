@@ -116,9 +116,9 @@ def prepare_feeds(
     )
     clean_orders = clean_orders[(clean_orders["customer_id"] != "") & clean_orders["order_date"].notna()]
     with_id = clean_orders["order_id"] != ""
-    # Feeds get re-sent: an order id seen twice is one order.
+    # Feeds get re-sent: an order id seen twice is one order, its last row wins (as in ingest).
     clean_orders = pd.concat(
-        [clean_orders[with_id].drop_duplicates("order_id", keep="first"), clean_orders[~with_id]]
+        [clean_orders[with_id].drop_duplicates("order_id", keep="last"), clean_orders[~with_id]]
     ).sort_values(["order_date", "customer_id"], kind="stable")
 
     clean_customers = None
@@ -131,7 +131,9 @@ def prepare_feeds(
         if "updated_at" in frame:
             frame = frame.assign(_updated=_times(frame["updated_at"])).sort_values("_updated", kind="stable")
             frame = frame.drop(columns="_updated")
-        clean_customers = frame.drop_duplicates("customer_id", keep="last").reset_index(drop=True)
+        # As ingest merges profiles: per column, the newest non-empty value wins (groupby.last skips NA).
+        merged = frame.replace("", pd.NA).groupby("customer_id", sort=True).last().fillna("")
+        clean_customers = merged.reset_index().loc[:, list(frame.columns)]
 
     clean_events = None
     if events is not None:
@@ -139,11 +141,14 @@ def prepare_feeds(
         frame = pd.DataFrame(
             {
                 "customer_id": _strings(events["customer_id"]),
-                "event_type": _strings(events["event_type"]).str.lower(),
+                "event_type": _strings(events["event_type"]).str.lower().str.replace(r"[\s\-]+", "_", regex=True),
                 "event_time": _times(events["event_time"]),
+                "attributes": _strings(events["attributes"]) if "attributes" in events else "",
             }
         )
-        clean_events = frame[(frame["customer_id"] != "") & frame["event_time"].notna()].reset_index(drop=True)
+        frame = frame[(frame["customer_id"] != "") & frame["event_time"].notna()]
+        # A re-sent event is one event (ingest's key: customer, type, time, attributes).
+        clean_events = frame.drop_duplicates().reset_index(drop=True)
 
     return Feeds(orders=clean_orders.reset_index(drop=True), customers=clean_customers, events=clean_events)
 

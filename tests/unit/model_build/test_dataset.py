@@ -154,3 +154,32 @@ def test_fingerprint_ignores_row_order_and_sees_content(feeds):
 
     assert shuffled.fingerprint() == feeds.fingerprint()
     assert prepare_feeds(changed_orders, feeds.customers, feeds.events).fingerprint() != feeds.fingerprint()
+
+
+def test_duplicates_merge_as_ingest_merges_them():
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a"],
+            "email": ["old@x.cn", "", "new@x.cn"],
+            "phone": ["13800138000", "", ""],
+            "updated_at": ["2025-01-01T00:00:00Z", "2025-03-01T00:00:00Z", "2025-02-01T00:00:00Z"],
+        }
+    )
+    orders = pd.DataFrame(
+        {"order_id": ["O1", "O1"], "customer_id": ["a", "a"], "order_date": ["2025-01-05"] * 2, "amount": ["10", "12"]}
+    )
+    events = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a"],
+            "event_type": ["visit", "Visit", "visit"],
+            "event_time": ["2025-01-06T00:00:00Z"] * 3,
+            "attributes": ["{}", "{}", '{"page": "/p/1"}'],
+        }
+    )
+
+    (profile,) = build_profiles(prepare_feeds(orders, customers, events), CUTOFF)
+
+    # Newest non-empty value per column; the last row of a re-sent order; a re-sent event once.
+    assert (profile["email"], profile["phone"]) == ("new@x.cn", "13800138000")
+    assert (profile["order_count"], profile["total_spend"]) == (1, 12.0)
+    assert profile["event_count"] == 2
