@@ -8,14 +8,21 @@ import pytest
 
 from cadence import config
 from cadence.errors import InvalidInputError
-from tests.unit.cadence.ingest.stack import LEDGER_TABLE, IngestStack
+from tests.unit.cadence.ingest.stack import LEDGER_TABLE, IngestStack, moto_stack
+
+
+@pytest.fixture(scope="module")
+def _module_stack() -> Iterator[IngestStack]:
+    with moto_stack() as stack:
+        yield stack
 
 
 @pytest.fixture
-def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[IngestStack]:
+def stack(_module_stack: IngestStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[IngestStack]:
     monkeypatch.setenv("INGEST_LEDGER_TABLE", LEDGER_TABLE)
     config.ingest_settings.cache_clear()
-    yield IngestStack.create()
+    _module_stack.wipe()
+    yield _module_stack
     config.ingest_settings.cache_clear()
 
 

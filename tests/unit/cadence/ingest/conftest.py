@@ -7,12 +7,19 @@ import pytest
 
 from cadence.ingest import service
 from cadence.ingest.models import FileRef
-from tests.unit.cadence.ingest.stack import IngestStack
+from tests.unit.cadence.ingest.stack import IngestStack, moto_stack
+
+
+@pytest.fixture(scope="module")
+def _module_stack() -> Iterator[IngestStack]:
+    with moto_stack() as stack:
+        yield stack
 
 
 @pytest.fixture
-def stack(aws: None) -> Iterator[IngestStack]:
-    yield IngestStack.create()
+def stack(_module_stack: IngestStack) -> IngestStack:
+    _module_stack.wipe()
+    return _module_stack
 
 
 @pytest.fixture

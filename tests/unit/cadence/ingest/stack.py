@@ -4,32 +4,47 @@ import csv
 import io
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import boto3
+from boto3.dynamodb.types import TypeDeserializer
+from moto import mock_aws
 from samtranslator.yaml_helper import yaml_parse
 
 from cadence.config import IngestSettings
+from cadence.dal import clients
 from cadence.dal.items import from_item
 
 ROOT = Path(__file__).resolve().parents[4]
 LEDGER_TABLE = "test-ingest-ledger"
 
 
+@cache
+def _template() -> dict[str, Any]:
+    return yaml_parse((ROOT / "template.yaml").read_text())
+
+
 def template_resource(logical_id: str) -> dict[str, Any]:
-    return yaml_parse((ROOT / "template.yaml").read_text())["Resources"][logical_id]
+    return _template()["Resources"][logical_id]
 
 
 def create_table(logical_id: str, name: str) -> None:
     properties = template_resource(logical_id)["Properties"]
-    boto3.client("dynamodb").create_table(
+    clients.client("dynamodb").create_table(
         TableName=name,
         AttributeDefinitions=properties["AttributeDefinitions"],
         KeySchema=properties["KeySchema"],
         BillingMode=properties["BillingMode"],
     )
+
+
+def _deserialize(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: TypeDeserializer().deserialize(value) for key, value in item.items()}
 
 
 @dataclass
@@ -41,16 +56,35 @@ class IngestStack:
     settings: IngestSettings
     _seen_messages: list[dict[str, Any]] = field(default_factory=list)
 
+    def client(self, service: str) -> Any:
+        # The DAL's cached clients: building one costs ~0.1 s, so tests and code share one per service.
+        return clients.client(service)
+
+    def wipe(self) -> None:
+        """Empty the bucket, both tables and the queue, so each test starts from nothing."""
+        s3 = self.client("s3")
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket):
+            for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                s3.delete_object(Bucket=self.bucket, Key=entry["Key"], VersionId=entry["VersionId"])
+        dynamodb = self.client("dynamodb")
+        for table, key in ((self.settings.profiles_table, "customer_id"), (LEDGER_TABLE, "record_key")):
+            for item in dynamodb.scan(TableName=table, ProjectionExpression="#k", ExpressionAttributeNames={"#k": key})[
+                "Items"
+            ]:
+                dynamodb.delete_item(TableName=table, Key=item)
+        self.score_messages()  # drains the queue (PurgeQueue allows one call a minute)
+        self._seen_messages.clear()
+
     @classmethod
     def create(cls, **overrides: Any) -> "IngestStack":
         bucket = os.environ["DATA_BUCKET"]
-        s3 = boto3.client("s3")
+        s3 = clients.client("s3")
         s3.create_bucket(Bucket=bucket)
         versioning = template_resource("DataBucket")["Properties"]["VersioningConfiguration"]
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": versioning["Status"]})
         create_table("ProfilesTable", os.environ["PROFILES_TABLE"])
         create_table("IngestLedgerTable", LEDGER_TABLE)
-        queue_url = boto3.client("sqs").create_queue(QueueName=os.environ["SCORE_QUEUE_URL"].rsplit("/", 1)[-1])[
+        queue_url = clients.client("sqs").create_queue(QueueName=os.environ["SCORE_QUEUE_URL"].rsplit("/", 1)[-1])[
             "QueueUrl"
         ]
         settings = IngestSettings(
@@ -67,17 +101,17 @@ class IngestStack:
     def put(self, key: str, body: bytes | str, metadata: dict[str, str] | None = None) -> str | None:
         """Upload a file; returns its version id."""
         data = body.encode("utf-8") if isinstance(body, str) else body
-        response = boto3.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=metadata or {})
+        response = self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=metadata or {})
         return response.get("VersionId")
 
     # ---------- outcomes ----------
 
     def exists(self, key: str) -> bool:
-        response = boto3.client("s3").list_objects_v2(Bucket=self.bucket, Prefix=key)
+        response = self.client("s3").list_objects_v2(Bucket=self.bucket, Prefix=key)
         return any(item["Key"] == key for item in response.get("Contents", []))
 
     def read(self, key: str) -> bytes:
-        return boto3.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        return self.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
     def report(self, source_key: str) -> dict[str, Any]:
         return json.loads(self.read(f"reports/ingest/{source_key}.json"))
@@ -95,12 +129,12 @@ class IngestStack:
         return from_item(item["Item"]) if "Item" in item else None
 
     def profiles(self) -> dict[str, dict[str, Any]]:
-        items = boto3.resource("dynamodb").Table(self.settings.profiles_table).scan()["Items"]
-        return {item["customer_id"]: from_item(item) for item in items}
+        items = self.client("dynamodb").scan(TableName=self.settings.profiles_table)["Items"]
+        return {item["customer_id"]["S"]: from_item(_deserialize(item)) for item in items}
 
     def score_messages(self) -> list[dict[str, Any]]:
         """Every message received so far (drained from the queue and remembered)."""
-        sqs = boto3.client("sqs")
+        sqs = self.client("sqs")
         while True:
             response = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
             messages = response.get("Messages", [])
@@ -112,3 +146,17 @@ class IngestStack:
 
     def queued_customer_ids(self) -> list[str]:
         return [cid for body in self.score_messages() for cid in body["customer_ids"]]
+
+
+@contextmanager
+def moto_stack() -> Iterator[IngestStack]:
+    """One moto account with ingest's resources for a whole test module; tests call wipe() in between.
+
+    Creating clients and tables costs about a second, so a module pays it once rather than every test.
+    """
+    clients.client.cache_clear()
+    clients.table.cache_clear()
+    with mock_aws():
+        yield IngestStack.create()
+    clients.client.cache_clear()
+    clients.table.cache_clear()

@@ -3,7 +3,6 @@
 import gzip
 import json
 
-import boto3
 import pytest
 
 from cadence.errors import InvalidInputError
@@ -81,8 +80,15 @@ def test_accepted_customers_are_queued_for_scoring_in_batches(stack, ingest):
 
 
 def test_customer_upsert_keeps_attributes_other_stages_own(stack, ingest):
-    boto3.resource("dynamodb").Table(stack.settings.profiles_table).put_item(
-        Item={"customer_id": "007", "score": 1, "decile": 3, "model_version": "m1", "order_count": 2}
+    stack.client("dynamodb").put_item(
+        TableName=stack.settings.profiles_table,
+        Item={
+            "customer_id": {"S": "007"},
+            "score": {"N": "1"},
+            "decile": {"N": "3"},
+            "model_version": {"S": "m1"},
+            "order_count": {"N": "2"},
+        },
     )
 
     ingest("incoming/customers/crm.csv", CUSTOMERS_CSV)
