@@ -102,7 +102,7 @@ def test_consent_counts_only_when_clearly_true():
         return features_of({"consent_email": value})["consent_email"]
 
     assert [consent(v) for v in (True, "true", "TRUE", " yes ", 1, Decimal(1))] == [1.0] * 6
-    assert [consent(v) for v in (False, "false", "", None, "maybe", 0, 2)] == [0.0] * 7
+    assert [consent(v) for v in (False, "false", "", None, "maybe", 0, 2, Decimal("sNaN"), float("nan"))] == [0.0] * 9
 
 
 def test_timestamp_after_as_of_counts_as_today_and_recency_is_capped():

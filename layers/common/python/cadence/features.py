@@ -178,7 +178,8 @@ def _flag(value: Any) -> float:
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if isinstance(value, int | float | Decimal):
-        return 1.0 if value == 1 else 0.0
+        # Through _number: comparing a signalling Decimal NaN raises instead of answering.
+        return 1.0 if _number(value) == 1.0 else 0.0
     if isinstance(value, str):
         return 1.0 if value.strip().lower() in _TRUE_STRINGS else 0.0
     return 0.0
