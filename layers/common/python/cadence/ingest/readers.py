@@ -17,6 +17,7 @@ How a file is recognised:
 import codecs
 import csv
 import gzip
+import importlib.util
 import io
 import json
 import re
@@ -153,8 +154,12 @@ def open_table(
     feed: Feed,
     mapping: ColumnMapping,
     chunk_rows: int,
+    parquet_engine: str | None = None,
 ) -> TableReader:
     """Recognise the file's compression, format, encoding and delimiter and map its header.
+
+    `parquet_engine` is "fastparquet" (what the Lambda package ships) or "pyarrow"; by default the first
+    one installed.
 
     Raises:
         UnreadableFileError: the file is empty, corrupt, of an undeclared encoding or lacks required columns.
@@ -175,7 +180,10 @@ def open_table(
         raise UnreadableFileError("empty_file")
     file_format = _format(name, head)
     if file_format is Format.PARQUET:
-        return _parquet_reader(stream, compression=compression, feed=feed, mapping=mapping, chunk_rows=chunk_rows)
+        engine = parquet_engine or parquet_engines()[0]
+        return _parquet_reader(
+            stream, compression=compression, feed=feed, mapping=mapping, chunk_rows=chunk_rows, engine=engine
+        )
     encoding = _encoding(name, metadata, head)
     if file_format is Format.JSONL:
         # Universal newlines: JSON strings cannot hold a raw line break, so every line is a record.
@@ -446,40 +454,78 @@ def _object_text(value: Any) -> str | None:
     return _json_text(value)
 
 
+def parquet_engines() -> list[str]:
+    """Installed Parquet engines, fastparquet first: it fits Lambda's size limit beside pandas, pyarrow does not."""
+    found = [name for name in ("fastparquet", "pyarrow") if importlib.util.find_spec(name) is not None]
+    if not found:
+        raise UnreadableFileError("parquet_unsupported")
+    return found
+
+
+_PARQUET_DATE = 6  # parquet-format ConvertedType.DATE
+
+
+class _ParquetSource:
+    """Row groups of a spooled Parquet file as pandas frames, through fastparquet or pyarrow."""
+
+    def __init__(self, spool: IO[bytes], engine: str) -> None:
+        self.engine = engine
+        if engine == "fastparquet":
+            import fastparquet  # noqa: PLC0415 - only Parquet files pay for importing an engine
+
+            self._file: Any = fastparquet.ParquetFile(spool)
+            self.columns: list[str] = list(self._file.columns)
+            # fastparquet under pandas 3 hands DATE columns back as integer nanoseconds; note them to convert.
+            self._dates = {
+                name for name in self.columns if self._file.schema.schema_element(name).converted_type == _PARQUET_DATE
+            }
+        else:
+            import pyarrow.parquet  # noqa: PLC0415 - only Parquet files pay for importing an engine
+
+            self._file = pyarrow.parquet.ParquetFile(spool)
+            self.columns = list(self._file.schema_arrow.names)
+
+    def frames(self, columns: list[str], rows: int) -> Iterator[pd.DataFrame]:
+        if self.engine == "fastparquet":
+            for group in self._file.iter_row_groups(columns=columns):
+                for name in self._dates.intersection(columns):
+                    if not pd.api.types.is_datetime64_any_dtype(group[name].dtype):
+                        group[name] = pd.to_datetime(group[name], unit="ns").dt.date
+                for start in range(0, len(group), rows):
+                    yield group.iloc[start : start + rows].reset_index(drop=True)
+        else:
+            for batch in self._file.iter_batches(batch_size=rows, columns=columns):
+                yield batch.to_pandas()
+
+
 def _parquet_reader(
-    stream: BinaryIO, *, compression: str | None, feed: Feed, mapping: ColumnMapping, chunk_rows: int
+    stream: BinaryIO, *, compression: str | None, feed: Feed, mapping: ColumnMapping, chunk_rows: int, engine: str
 ) -> TableReader:
     # Parquet needs random access to its footer: spool the (decompressed) bytes to local disk first,
     # which bounds memory by one row group rather than the file.
-    import fastparquet  # noqa: PLC0415  (only Parquet files pay for importing it)
-
-    spool = tempfile.TemporaryFile()  # noqa: SIM115  (closed when the last chunk is read)
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed when the last chunk is read
     while data := stream.read(1024 * 1024):
         spool.write(data)
     spool.seek(0)
     try:
-        parquet = fastparquet.ParquetFile(spool)
-    except Exception as exc:  # fastparquet raises many types for a corrupt footer; all mean the same
+        source = _ParquetSource(spool, engine)
+    except Exception as exc:  # each engine raises its own types for a corrupt footer; all mean the same
         spool.close()
         raise UnreadableFileError("corrupt_parquet") from exc
-    header = list(parquet.columns)
-    resolved = _resolve(feed, mapping, header)
+    resolved = _resolve(feed, mapping, source.columns)
     shape = FileShape(Format.PARQUET, compression, None, None)
 
     def chunks() -> Iterator[RawChunk]:
         index = 0
         line = 1
         try:
-            for group in parquet.iter_row_groups(columns=list(resolved.columns)):
-                for start in range(0, len(group), chunk_rows):
-                    part = group.iloc[start : start + chunk_rows]
-                    data = {resolved.columns[source]: _parquet_text(part[source]) for source in resolved.columns}
-                    frame = pd.DataFrame(data, columns=list(feed.names), dtype=object).reset_index(drop=True)
-                    frame = frame.where(frame.notna(), None)
-                    lines = list(range(line, line + len(part)))
-                    line += len(part)
-                    yield RawChunk(index, frame, lines)
-                    index += 1
+            for part in source.frames(list(resolved.columns), chunk_rows):
+                data = {resolved.columns[name]: _parquet_text(part[name]) for name in resolved.columns}
+                frame = pd.DataFrame(data, columns=list(feed.names), dtype=object)
+                frame = frame.where(frame.notna(), None)
+                yield RawChunk(index, frame, list(range(line, line + len(part))))
+                line += len(part)
+                index += 1
             if index == 0:
                 yield RawChunk(0, pd.DataFrame(columns=list(feed.names), dtype=object), [])
         finally:
