@@ -114,7 +114,9 @@ def _print_summary(built: BuiltModel, out: Path) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m model_build", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m model_build", description="Build, check, backtest and publish the cadence propensity model."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="write synthetic customers/orders/events CSVs")
