@@ -413,6 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack-name", default=None, help="default: cadence-<Stage>")
     parser.add_argument("--region", default=DEFAULT_REGION)
     parser.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--work-dir", default=str(DEFAULT_WORK_DIR), help="worker logs go to WORK_DIR/logs")
     parser.add_argument("--verbose", action="store_true", help="also copy the functions' logs to the console")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -436,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack_name=args.stack_name,
         region=args.region,
         host=args.host,
+        work_dir=args.work_dir,
         verbose=args.verbose,
     )
     try:

@@ -139,8 +139,11 @@ class Router:
         self._stopping.set()
         with self._activity:
             self._activity.notify_all()
-        for worker in self._workers.values():
-            worker.stop()
+        stoppers = [threading.Thread(target=worker.stop, name=f"stop-{w}") for w, worker in self._workers.items()]
+        for stopper in stoppers:  # in parallel: each may wait a few seconds for its worker
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
         for thread in self._threads:
             thread.join(5.0)
             if thread.is_alive():

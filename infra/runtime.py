@@ -157,9 +157,11 @@ class FunctionWorker:
         try:
             process, connection = self._process, self._connection
             if acquired and connection is not None and process is not None and process.is_alive():
+                # A worker still importing its handler would only be stopped after its cold start: kill it now.
                 with contextlib.suppress(OSError, ValueError):
-                    connection.send(("stop",))
-                process.join(_STOP_TIMEOUT_S)
+                    if self._ready or connection.poll(0):
+                        connection.send(("stop",))
+                        process.join(_STOP_TIMEOUT_S)
             self._kill()
         finally:
             if acquired:
@@ -182,7 +184,16 @@ class FunctionWorker:
             name=f"lambda-{self.spec.logical_id}",
             daemon=True,
         )
-        process.start()
+        # Ctrl-C signals the whole process group; the router stops its workers itself. An ignored SIGINT survives
+        # exec and Python keeps it ignored, so a worker still starting up is not interrupted either (worker_main
+        # ignores it too, for workers respawned from other threads, where signal.signal cannot be called).
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if on_main_thread else None
+        try:
+            process.start()
+        finally:
+            if on_main_thread:
+                signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
         child.close()
         self._process, self._connection, self._ready = process, parent, False
 

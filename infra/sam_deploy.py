@@ -316,8 +316,9 @@ class Deployer:
     def _artifacts_bucket(self) -> str:
         name = f"{self._stack_name.lower()}-artifacts"[:63]
         s3 = self._clients("s3")
+        location = {} if self._clients.region == "us-east-1" else {"LocationConstraint": self._clients.region}
         with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):  # a second stack in this process
-            s3.create_bucket(Bucket=name)
+            s3.create_bucket(Bucket=name, **({"CreateBucketConfiguration": location} if location else {}))
         return name
 
     def _upload(self, bucket: str, key: str, body: bytes) -> str:

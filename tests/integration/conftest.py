@@ -1,0 +1,51 @@
+"""Integration tests run against one local stack per test session (``infra.local_stack``, real template.yaml).
+
+The stack listens on a free port (never 4566, so a running ``make local`` is left alone) and its workers log to
+build/local-stack/pytest/logs/<LogicalId>.log. It is stopped right after the last integration test, so the unit
+tests that follow (moto's mock_aws resets moto's in-process state) never run beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.local_stack import DEFAULT_WORK_DIR, LocalStack
+
+INTEGRATION_DIR = Path(__file__).resolve().parent
+_running: list[LocalStack] = []
+_last_integration_test: list[str] = []
+
+
+def is_integration(item: pytest.Item) -> bool:
+    """Whether a collected test lives under tests/integration."""
+    return Path(str(item.fspath)).resolve().is_relative_to(INTEGRATION_DIR)
+
+
+@pytest.hookimpl(trylast=True)  # after any reordering, so "last" means last to run
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    integration = [item for item in items if is_integration(item)]
+    for item in integration:
+        item.add_marker(pytest.mark.integration)
+    _last_integration_test[:] = [integration[-1].nodeid] if integration else []
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    if [item.nodeid] == _last_integration_test:
+        while _running:
+            _running.pop().close()
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[LocalStack]:
+    """The real template deployed on a free port with Stage=local; shared by every integration test."""
+    stack = LocalStack(port=0, work_dir=DEFAULT_WORK_DIR / "pytest")
+    _running.append(stack.start())
+    try:
+        yield stack
+    finally:
+        stack.close()
+        if stack in _running:
+            _running.remove(stack)
