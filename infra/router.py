@@ -411,8 +411,10 @@ class Router:
     def wait_idle(self, timeout: float) -> None:
         """Block until nothing is queued or running, no schedule is due and every routed queue is empty."""
         deadline = time.monotonic() + timeout
+        first = True
         while True:
-            self.scheduler.tick()  # a due schedule is pending work
+            self.scheduler.tick(force_sync=first)  # a due schedule is pending work, even one created just now
+            first = False
             with self._activity:
                 generation, busy = self._generation, self._busy
             if busy == 0:
@@ -546,11 +548,11 @@ class _Scheduler:
                 self._warn_once(f"scheduler: {exc}")
             stopping.wait(self._sleep_time())
 
-    def tick(self) -> None:
-        """List the schedules if a second has passed, then fire whatever is due."""
+    def tick(self, *, force_sync: bool = False) -> None:
+        """List the schedules if half a poll interval has passed (or when forced), then fire whatever is due."""
         with self._lock:
             now = datetime.now(UTC)
-            if time.monotonic() - self._last_sync >= SCHEDULER_POLL_S / 2:
+            if force_sync or time.monotonic() - self._last_sync >= SCHEDULER_POLL_S / 2:
                 self._sync(now)
                 self._last_sync = time.monotonic()
             for tracked in list(self._tracked.values()):

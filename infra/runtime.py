@@ -363,8 +363,17 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+def _peak_memory_mb() -> int:
+    # ru_maxrss would count the parent's memory at fork time; VmHWM starts afresh at exec.
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
 def _report_line(request_id: str, duration_ms: float, memory_mb: int, init_ms: float | None) -> str:
-    used_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    used_mb = _peak_memory_mb()
     fields = [
         f"REPORT RequestId: {request_id}",
         f"Duration: {duration_ms:.2f} ms",

@@ -24,6 +24,12 @@ def is_integration(item: pytest.Item) -> bool:
     return Path(str(item.fspath)).resolve().is_relative_to(INTEGRATION_DIR)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # moto warns each time it re-reads a resource type its CloudFormation lacks; the local stack creates those
+    # through the service APIs and logs what it did (infra.sam_deploy), so the warning is noise here.
+    config.addinivalue_line("filterwarnings", "ignore:Tried to parse .* not supported by moto:UserWarning")
+
+
 @pytest.hookimpl(trylast=True)  # after any reordering, so "last" means last to run
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     integration = [item for item in items if is_integration(item)]
