@@ -8,6 +8,8 @@ import pytest
 
 from cadence import config
 from cadence.errors import InvalidInputError
+from cadence.ingest import service
+from cadence.ingest.models import FileRef
 from tests.unit.cadence.ingest.stack import LEDGER_TABLE, IngestStack, moto_stack
 
 
@@ -88,3 +90,27 @@ def test_handler_logs_counts_but_no_customer_data(stack, load_event, lambda_cont
     assert '"rows_accepted":1' in logs
     for secret in ("secret.person", "13800138000", "8613800138000", "Zhangsan", "Lisi", "bad"):
         assert secret not in logs
+
+
+def test_handler_carries_on_with_a_continuation_event(stack, lambda_context, monkeypatch):
+    from functions.ingest import app  # noqa: PLC0415 - loads after the env fixture
+
+    key = "incoming/orders/big.csv"
+    version = stack.put(
+        key, "order_id,customer_id,order_date,amount\n" + "".join(f"o{i},1,2024-01-01,1\n" for i in range(15))
+    )
+    handed_off: list = []
+    settings = stack.settings.model_copy(update={"ingest_chunk_rows": 10})
+    service.ingest_files(
+        [FileRef(stack.bucket, key, version)],
+        settings=settings,
+        invocation=service.Invocation(time_left=lambda: 0.0, hand_off=handed_off.append),
+    )
+
+    # The handler's own settings (chunk size 10 000) do not matter: the continuation carries its chunk size.
+    result = app.lambda_handler(handed_off[0], lambda_context)
+
+    assert result["files"][0]["status"] == "ok"
+    report = stack.report(key)
+    assert ([p["first_chunk"] for p in report["parts"]], report["rows_accepted"]) == ([0, 1], 15)
+    assert stack.profile("1")["order_count"] == 15

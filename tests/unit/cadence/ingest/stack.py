@@ -92,6 +92,8 @@ class IngestStack:
             data_bucket=bucket,
             score_queue_url=queue_url,
             ingest_ledger_table=LEDGER_TABLE,
+            # moto's in-process DynamoDB is not thread-safe under concurrent transactions.
+            ingest_write_workers=1,
             **overrides,
         )
         return cls(bucket=bucket, queue_url=queue_url, settings=settings)
@@ -105,6 +107,10 @@ class IngestStack:
         return response.get("VersionId")
 
     # ---------- outcomes ----------
+
+    def keys(self, prefix: str) -> list[str]:
+        response = self.client("s3").list_objects_v2(Bucket=self.bucket, Prefix=prefix)
+        return [item["Key"] for item in response.get("Contents", [])]
 
     def exists(self, key: str) -> bool:
         response = self.client("s3").list_objects_v2(Bucket=self.bucket, Prefix=key)

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -146,7 +147,8 @@ def test_every_csv_record_is_accepted_or_rejected_once_and_accepted_rows_are_cle
 )
 def test_every_json_line_is_accepted_or_rejected_once(feed, lines):
     text = "\n".join(json.dumps(line) if isinstance(line, dict) else line for line in lines)
-    records = sum(1 for line in text.split("\n") if line.strip())
+    # Universal newlines: \r, \n and \r\n all end a line.
+    records = sum(1 for line in re.split(r"\r\n|\r|\n", text) if line.strip())
 
     if records == 0:
         with pytest.raises(UnreadableFileError):  # nothing but blank lines is an empty file

@@ -91,3 +91,10 @@ def move_aside(ref: FileRef, destination_key: str) -> None:
         if clients.error_code(exc) in _MISSING:
             raise InvalidInputError(f"uploads.move_aside: {ref.key} not found") from exc
         raise clients.translate(exc, "uploads.move_aside") from exc
+
+
+def delete(bucket: str, key: str) -> None:
+    try:
+        clients.client("s3").delete_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        raise clients.translate(exc, "uploads.delete") from exc

@@ -126,20 +126,20 @@ class TableReader:
     `ignored_columns` grows while a JSON Lines file is read, as keys appear line by line.
     """
 
-    def __init__(self, shape: FileShape, header: HeaderMap, chunks: Callable[[], Iterator[RawChunk]]) -> None:
+    def __init__(self, shape: FileShape, header: HeaderMap, chunks: Callable[[int], Iterator[RawChunk]]) -> None:
         self.shape = shape
         self.header = header
         self.ignored_columns: set[str] = set(header.ignored)
         self._chunks = chunks
 
-    def chunks(self) -> Iterator[RawChunk]:
-        """Chunks in file order.
+    def chunks(self, start: int = 0) -> Iterator[RawChunk]:
+        """Chunks in file order from chunk `start` on; earlier chunks are read past but not built.
 
         Raises:
             UnreadableFileError: the file turns out to be corrupt part-way (truncated gzip, broken CSV quoting).
         """
         try:
-            yield from self._chunks()
+            yield from self._chunks(start)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise UnreadableFileError("corrupt_gzip") from exc
         except csv.Error as exc:
@@ -304,6 +304,50 @@ def _frame(rows: list[list[str | None]], feed: Feed, positions: dict[str, int]) 
     return frame.astype(object).where(frame.notna(), None)
 
 
+class _Chunker:
+    """Groups records into chunks of `size`; chunks before `start` are counted, never built."""
+
+    def __init__(self, feed: Feed, positions: dict[str, int], size: int, start: int) -> None:
+        self._feed, self._positions, self._size, self._start = feed, positions, size, start
+        self.index = 0
+        self._count = 0
+        self._rows: list[list[str | None]] = []
+        self._lines: list[int] = []
+        self._malformed: list[Malformed] = []
+
+    @property
+    def skipping(self) -> bool:
+        return self.index < self._start
+
+    def row(self, line: int, values: list[str | None]) -> RawChunk | None:
+        if not self.skipping:
+            self._rows.append(values)
+            self._lines.append(line)
+        return self.skip()
+
+    def malformed(self, record: Malformed) -> RawChunk | None:
+        if not self.skipping:
+            self._malformed.append(record)
+        return self.skip()
+
+    def skip(self) -> RawChunk | None:
+        """Count one record without keeping it (a record of a chunk before `start`)."""
+        self._count += 1
+        return self._emit() if self._count >= self._size else None
+
+    def last(self) -> RawChunk | None:
+        """The final partial chunk, or the one empty chunk of a file without records."""
+        return self._emit() if self._count or self.index == 0 else None
+
+    def _emit(self) -> RawChunk | None:
+        chunk = None
+        if not self.skipping:
+            chunk = RawChunk(self.index, _frame(self._rows, self._feed, self._positions), self._lines, self._malformed)
+        self.index, self._count = self.index + 1, 0
+        self._rows, self._lines, self._malformed = [], [], []
+        return chunk
+
+
 # ---------- CSV ----------
 
 
@@ -319,27 +363,21 @@ def _csv_reader(text: io.TextIOWrapper, *, shape: FileShape, feed: Feed, mapping
     positions = {canonical: header.index(source) for source, canonical in resolved.columns.items()}
     width = len(header)
 
-    def chunks() -> Iterator[RawChunk]:
-        rows: list[list[str | None]] = []
-        lines: list[int] = []
-        malformed: list[Malformed] = []
-        index = 0
+    def chunks(start: int) -> Iterator[RawChunk]:
+        chunker = _Chunker(feed, positions, chunk_rows, start)
         previous = reader.line_num
         for record in reader:
-            start, previous = previous + 1, reader.line_num
+            line, previous = previous + 1, reader.line_num
             if not record:
                 continue  # a blank line is not a record
             if len(record) != width:
-                raw = (shape.delimiter or ",").join(record)
-                malformed.append(Malformed(start, "wrong_field_count", raw))
+                chunk = chunker.malformed(Malformed(line, "wrong_field_count", (shape.delimiter or ",").join(record)))
             else:
-                rows.append(list(record))
-                lines.append(start)
-            if len(rows) + len(malformed) >= chunk_rows:
-                yield RawChunk(index, _frame(rows, feed, positions), lines, malformed)
-                rows, lines, malformed, index = [], [], [], index + 1
-        if rows or malformed or index == 0:
-            yield RawChunk(index, _frame(rows, feed, positions), lines, malformed)
+                chunk = chunker.row(line, list(record))
+            if chunk is not None:
+                yield chunk
+        if (chunk := chunker.last()) is not None:
+            yield chunk
 
     return TableReader(shape, resolved, chunks)
 
@@ -388,26 +426,21 @@ def _jsonl_reader(
                 row[positions[name]] = _json_text(item)
         return row
 
-    def chunks() -> Iterator[RawChunk]:
-        rows: list[list[str | None]] = []
-        lines: list[int] = []
-        malformed: list[Malformed] = []
-        index = 0
+    def chunks(start: int) -> Iterator[RawChunk]:
+        chunker = _Chunker(feed, positions, chunk_rows, start)
         for number, line in enumerate(text, 1):
             stripped = line.strip()
             if not stripped:
                 continue
-            parsed = parse(number, stripped)
-            if isinstance(parsed, Malformed):
-                malformed.append(parsed)
+            if chunker.skipping:
+                chunk = chunker.skip()
             else:
-                rows.append(parsed)
-                lines.append(number)
-            if len(rows) + len(malformed) >= chunk_rows:
-                yield RawChunk(index, _frame(rows, feed, positions), lines, malformed)
-                rows, lines, malformed, index = [], [], [], index + 1
-        if rows or malformed or index == 0:
-            yield RawChunk(index, _frame(rows, feed, positions), lines, malformed)
+                parsed = parse(number, stripped)
+                chunk = chunker.malformed(parsed) if isinstance(parsed, Malformed) else chunker.row(number, parsed)
+            if chunk is not None:
+                yield chunk
+        if (chunk := chunker.last()) is not None:
+            yield chunk
 
     reader = TableReader(shape, HeaderMap(columns={name: name for name in feed.names}, ignored=()), chunks)
     reader.ignored_columns = ignored  # the same set, filled while chunks are read
@@ -515,18 +548,21 @@ def _parquet_reader(
     resolved = _resolve(feed, mapping, source.columns)
     shape = FileShape(Format.PARQUET, compression, None, None)
 
-    def chunks() -> Iterator[RawChunk]:
+    def chunks(start: int) -> Iterator[RawChunk]:
         index = 0
         line = 1
         try:
             for part in source.frames(list(resolved.columns), chunk_rows):
+                if index < start:
+                    index, line = index + 1, line + len(part)
+                    continue
                 data = {resolved.columns[name]: _parquet_text(part[name]) for name in resolved.columns}
                 frame = pd.DataFrame(data, columns=list(feed.names), dtype=object)
                 frame = frame.where(frame.notna(), None)
                 yield RawChunk(index, frame, list(range(line, line + len(part))))
                 line += len(part)
                 index += 1
-            if index == 0:
+            if index == 0 and start == 0:
                 yield RawChunk(0, pd.DataFrame(columns=list(feed.names), dtype=object), [])
         finally:
             spool.close()

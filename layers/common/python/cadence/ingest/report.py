@@ -31,6 +31,10 @@ def quarantine_key(source_key: str) -> str:
     return f"rejected/{source_key}"
 
 
+def rejected_part_key(source_key: str, part: int) -> str:
+    return f"rejected/{source_key}.part-{part:04d}.csv"
+
+
 @dataclass(slots=True)
 class Part:
     """What one invocation did with one range of a file (a file too big for one invocation has several)."""
@@ -68,7 +72,10 @@ class IngestReport:
     column_map: dict[str, str] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
     rejected_key: str | None = None
+    # Rejected rows of earlier parts of a split file, merged into rejected_key by the last part.
+    rejected_parts: list[str] = field(default_factory=list)
     quarantined_key: str | None = None
+    chunk_rows: int = 0
     parts: list[Part] = field(default_factory=list)
     started_at: str | None = None
     finished_at: str | None = None
@@ -143,3 +150,17 @@ class RejectSink:
         binary = self._text.detach()
         binary.seek(0)
         return binary
+
+    @staticmethod
+    def merge(parts: list[IO[bytes]], last: "RejectSink | None") -> IO[bytes]:
+        """Earlier parts' CSVs (each closed here) followed by this part's rows, under one header."""
+        merged: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
+        sources = [*parts, *([last.finish()] if last is not None else [])]
+        for index, source in enumerate(sources):
+            with source:
+                if index:
+                    source.readline()  # every part starts with the same BOM and header line
+                while data := source.read(1024 * 1024):
+                    merged.write(data)
+        merged.seek(0)
+        return merged

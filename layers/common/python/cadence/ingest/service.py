@@ -5,12 +5,20 @@ rejected rows land in rejected/<key>.csv with line and reason, and the report in
 reports/ingest/<key>.json. A file that cannot be read at all is moved to rejected/<key>, reported,
 and raised as UnreadableFileError (an InvalidInputError) so the async retry and on-failure
 destination see it. Every write is safe to repeat, so a redelivered event changes nothing twice.
+
+Large files: chunks are processed while the invocation has time; when less than the reserve (plus the
+slowest chunk so far) is left, the rest is handed to a new invocation as a continuation (the next
+chunk index and the report so far). That invocation reads past the finished chunks without building
+them and goes on; the report lists each part, and the last part merges the parts' rejected rows.
 """
 
+import math
 import time
 import zoneinfo
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from cadence.config import IngestSettings
 from cadence.dal import ingest_ledger, profiles_table, queues, uploads
@@ -27,13 +35,69 @@ from cadence.ingest.report import (
     RejectSink,
     quarantine_key,
     rejected_key,
+    rejected_part_key,
     report_key,
 )
 from cadence.ingest.schemas import CUSTOMERS, ORDERS, Feed, feed_for_key
 from cadence.ingest.validation import Validated, validate
 from cadence.observability import logger, metrics
 
-TimeLeft = Callable[[], float]
+# The key of an event that continues a file another invocation started.
+CONTINUATION = "ingest_continuation"
+
+
+def _forever() -> float:
+    return math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """What the running invocation offers: seconds left, and how to start another one with a payload."""
+
+    time_left: Callable[[], float] = _forever
+    hand_off: Callable[[Mapping[str, Any]], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where a continuation picks a file up."""
+
+    ref: FileRef
+    file_id: str
+    start_chunk: int
+    part: int
+    # Chunk indexes only mean the same thing at the same chunk size, whatever the settings say by now.
+    chunk_rows: int
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def to_event(self) -> dict[str, Any]:
+        ref = {"bucket": self.ref.bucket, "key": self.ref.key, "version_id": self.ref.version_id}
+        return {
+            CONTINUATION: {
+                "file": ref,
+                "file_id": self.file_id,
+                "start_chunk": self.start_chunk,
+                "part": self.part,
+                "chunk_rows": self.chunk_rows,
+                "report": self.report,
+            }
+        }
+
+    @classmethod
+    def from_event(cls, payload: Mapping[str, Any]) -> "Resume":
+        """Raises: InvalidInputError: the payload is not a continuation we wrote."""
+        try:
+            ref = payload["file"]
+            return cls(
+                ref=FileRef(bucket=str(ref["bucket"]), key=str(ref["key"]), version_id=ref.get("version_id")),
+                file_id=str(payload["file_id"]),
+                start_chunk=int(payload["start_chunk"]),
+                part=int(payload["part"]),
+                chunk_rows=int(payload["chunk_rows"]),
+                report=dict(payload["report"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInputError("malformed ingest continuation") from exc
 
 
 def _now() -> str:
@@ -42,30 +106,33 @@ def _now() -> str:
 
 def load_column_mapping(settings: IngestSettings) -> ColumnMapping:
     """The shipped mapping, extended by the JSON object at INGEST_MAPPING_KEY when one is configured."""
-    overrides = (
-        [uploads.read_json(settings.data_bucket, settings.ingest_mapping_key)] if settings.ingest_mapping_key else []
-    )
-    return load_mapping(overrides)
+    key = settings.ingest_mapping_key
+    return load_mapping([uploads.read_json(settings.data_bucket, key)] if key else [])
+
+
+def _check(settings: IngestSettings) -> None:
+    try:
+        zoneinfo.ZoneInfo(settings.default_timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInputError("DEFAULT_TIMEZONE is not an IANA time zone") from exc
 
 
 def ingest_files(
-    files: Iterable[FileRef], *, settings: IngestSettings, time_left: TimeLeft | None = None
-) -> list[dict]:
+    files: Iterable[FileRef], *, settings: IngestSettings, invocation: Invocation | None = None
+) -> list[dict[str, Any]]:
     """Ingest each file; unreadable ones are accounted for, and raised together after the rest are done.
 
     Raises:
         InvalidInputError: at least one file could not be read (each is reported and moved aside).
     """
-    try:
-        zoneinfo.ZoneInfo(settings.default_timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise InvalidInputError("DEFAULT_TIMEZONE is not an IANA time zone") from exc
+    _check(settings)
     mapping = load_column_mapping(settings)
-    summaries: list[dict] = []
+    summaries: list[dict[str, Any]] = []
     unreadable: list[str] = []
     for ref in files:
         try:
-            summaries.append(ingest_file(ref, settings=settings, mapping=mapping, time_left=time_left).summary())
+            report = ingest_file(ref, settings=settings, mapping=mapping, invocation=invocation or Invocation())
+            summaries.append(report.summary())
         except UnreadableFileError:
             unreadable.append(ref.key)
     if unreadable:
@@ -73,40 +140,55 @@ def ingest_files(
     return summaries
 
 
+def continue_file(
+    payload: Mapping[str, Any], *, settings: IngestSettings, invocation: Invocation | None = None
+) -> dict[str, Any]:
+    """Go on with a file an earlier invocation handed off (the payload of its CONTINUATION event).
+
+    Raises:
+        InvalidInputError: the payload is malformed, or the file became unreadable part-way.
+    """
+    _check(settings)
+    resume = Resume.from_event(payload)
+    report = ingest_file(
+        resume.ref,
+        settings=settings,
+        mapping=load_column_mapping(settings),
+        invocation=invocation or Invocation(),
+        resume=resume,
+    )
+    return report.summary()
+
+
 def ingest_file(
-    ref: FileRef, *, settings: IngestSettings, mapping: ColumnMapping, time_left: TimeLeft | None = None
+    ref: FileRef,
+    *,
+    settings: IngestSettings,
+    mapping: ColumnMapping,
+    invocation: Invocation,
+    resume: Resume | None = None,
 ) -> IngestReport:
-    """Ingest one file and write its report; see the module docstring.
+    """Ingest one file (or its remaining chunks) and write its report; see the module docstring.
 
     Raises:
         UnreadableFileError: the file cannot be read; it was moved aside and reported first.
         TransientError: a dependency kept failing; a retry repeats the file harmlessly.
     """
-    del time_left  # splitting large files across invocations arrives in a later change
     feed = feed_for_key(ref.key)
     if ref.key.endswith("/"):
         # The console's "create folder" uploads an empty object named like a prefix.
         return IngestReport(source_key=ref.key, feed="", bucket=ref.bucket, status="skipped", reason="folder_marker")
     started = time.monotonic()
     info, body = uploads.open_object(ref)
-    file_id = f"{ref.key}@{info.version_id or info.etag}"
+    file_id = resume.file_id if resume else f"{ref.key}@{info.version_id or info.etag}"
     with body:
-        finished = ingest_ledger.finished_file(settings.ingest_ledger_table, file_id)
-        if finished is not None:
+        if ingest_ledger.finished_file(settings.ingest_ledger_table, file_id) is not None:
             logger.info("file already ingested", extra={"source_key": ref.key, "file_id": file_id})
             metrics.add_metric(name="FilesAlreadyIngested", unit="Count", value=1)
             return IngestReport(
                 source_key=ref.key, feed=feed.name if feed else "", bucket=ref.bucket, status="already_ingested"
             )
-        report = IngestReport(
-            source_key=ref.key,
-            feed=feed.name if feed else "",
-            bucket=ref.bucket,
-            version_id=info.version_id,
-            etag=info.etag,
-            started_at=_now(),
-            parts=[Part(part=1, first_chunk=0)],
-        )
+        report = _start_report(ref, feed, info, resume)
         sink = RejectSink(feed) if feed else None
         try:
             if feed is None or sink is None:
@@ -117,14 +199,15 @@ def ingest_file(
                 metadata=info.metadata,
                 feed=feed,
                 mapping=mapping,
-                chunk_rows=settings.ingest_chunk_rows,
+                chunk_rows=resume.chunk_rows if resume else settings.ingest_chunk_rows,
             )
             _describe(report, reader)
-            for chunk in reader.chunks():
-                validated = validate(chunk, feed, Context(settings.default_phone_region, settings.default_timezone))
-                _apply(validated, feed=feed, report=report, settings=settings, info=info)
-                sink.write(validated.rejected)
-            report.ignored_columns = sorted(reader.ignored_columns)
+            report.chunk_rows = resume.chunk_rows if resume else settings.ingest_chunk_rows
+            next_chunk = _run_chunks(
+                reader, feed=feed, report=report, sink=sink, settings=settings, info=info, invocation=invocation,
+                start=resume.start_chunk if resume else 0,
+            )  # fmt: skip
+            report.ignored_columns = sorted(set(report.ignored_columns) | reader.ignored_columns)
         except UnreadableFileError as exc:
             report.status, report.reason = "unreadable", exc.reason
             _finish(report, sink, started, settings)
@@ -134,6 +217,17 @@ def ingest_file(
             metrics.add_metric(name="FilesUnreadable", unit="Count", value=1)
             logger.warning("file unreadable", extra={"source_key": ref.key, "reason": exc.reason})
             raise
+    if next_chunk is not None and invocation.hand_off is not None:
+        return _hand_off(
+            ref,
+            file_id=file_id,
+            report=report,
+            sink=sink,
+            started=started,
+            settings=settings,
+            hand_off=invocation.hand_off,
+            next_chunk=next_chunk,
+        )
     _finish(report, sink, started, settings)
     uploads.put_json(ref.bucket, report_key(ref.key), report.to_dict())
     ingest_ledger.mark_file_finished(
@@ -141,6 +235,75 @@ def ingest_file(
     )
     metrics.add_metric(name="FilesIngested", unit="Count", value=1)
     logger.info("file ingested", extra=report.summary())
+    return report
+
+
+def _start_report(ref: FileRef, feed: Feed | None, info: ObjectInfo, resume: Resume | None) -> IngestReport:
+    if resume is not None:
+        report = IngestReport.from_dict(resume.report)
+        report.status = "ok"
+        report.parts.append(Part(part=resume.part, first_chunk=resume.start_chunk))
+        return report
+    return IngestReport(
+        source_key=ref.key,
+        feed=feed.name if feed else "",
+        bucket=ref.bucket,
+        version_id=info.version_id,
+        etag=info.etag,
+        started_at=_now(),
+        parts=[Part(part=1, first_chunk=0)],
+    )
+
+
+def _run_chunks(
+    reader: TableReader,
+    *,
+    feed: Feed,
+    report: IngestReport,
+    sink: RejectSink,
+    settings: IngestSettings,
+    info: ObjectInfo,
+    invocation: Invocation,
+    start: int,
+) -> int | None:
+    """Process chunks from `start` while time allows; returns the chunk to continue from, or None when done."""
+    context = Context(settings.default_phone_region, settings.default_timezone)
+    slowest = 0.0
+    for processed, chunk in enumerate(reader.chunks(start=start)):
+        # Always make progress (one chunk at least), then stop while the slowest chunk still fits.
+        if processed and invocation.time_left() < settings.ingest_reserve_seconds + 1.5 * slowest:
+            return chunk.index
+        began = time.monotonic()
+        validated = validate(chunk, feed, context)
+        _apply(validated, feed=feed, report=report, settings=settings, info=info)
+        sink.write(validated.rejected)
+        slowest = max(slowest, time.monotonic() - began)
+    return None
+
+
+def _hand_off(
+    ref: FileRef,
+    *,
+    file_id: str,
+    report: IngestReport,
+    sink: RejectSink | None,
+    started: float,
+    settings: IngestSettings,
+    hand_off: Callable[[Mapping[str, Any]], None],
+    next_chunk: int,
+) -> IngestReport:
+    part = report.parts[-1].part
+    if sink is not None and sink.rows:
+        key = rejected_part_key(ref.key, part)
+        uploads.put_file(settings.data_bucket, key, sink.finish(), "text/csv; charset=utf-8")
+        report.rejected_parts.append(key)
+    report.status = "in_progress"
+    report.parts[-1].duration_s = round(time.monotonic() - started, 3)
+    report.duration_s = round(sum(p.duration_s for p in report.parts), 3)
+    uploads.put_json(ref.bucket, report_key(ref.key), report.to_dict())
+    hand_off(Resume(ref, file_id, next_chunk, part + 1, report.chunk_rows, report.to_dict()).to_event())
+    metrics.add_metric(name="FilesSplit", unit="Count", value=1)
+    logger.info("file continues in a new invocation", extra={**report.summary(), "next_chunk": next_chunk})
     return report
 
 
@@ -167,7 +330,9 @@ def _apply(
     if feed is CUSTOMERS:
         customers = merge.merge_customers(accepted, default_updated_at=info.last_modified)
         report.duplicates_merged += customers.duplicates_merged
-        outcome = profiles_table.upsert_customers(settings.profiles_table, customers.items)
+        outcome = profiles_table.upsert_customers(
+            settings.profiles_table, customers.items, workers=settings.ingest_write_workers
+        )
     else:
         deltas = merge.order_deltas(accepted) if feed is ORDERS else merge.event_deltas(accepted)
         report.duplicates_merged += deltas.duplicates_merged
@@ -177,6 +342,7 @@ def _apply(
             deltas.items,
             expires_at=int(time.time()) + settings.ingest_ledger_ttl_days * 86400,
             source_key=report.source_key,
+            workers=settings.ingest_write_workers,
         )
     report.writes_applied += outcome.applied
     report.writes_skipped += outcome.skipped
@@ -197,12 +363,16 @@ def _queue_scoring(customer_ids: Sequence[str], *, settings: IngestSettings, sou
 
 
 def _finish(report: IngestReport, sink: RejectSink | None, started: float, settings: IngestSettings) -> None:
-    if sink is not None and sink.rows:
-        uploads.put_file(
-            settings.data_bucket, rejected_key(report.source_key), sink.finish(), "text/csv; charset=utf-8"
-        )
+    """Write the rejected rows (merging earlier parts' files) and close the report's timing."""
+    if report.rejected_parts or (sink is not None and sink.rows):
+        parts = [uploads.open_object(FileRef(settings.data_bucket, key))[1] for key in report.rejected_parts]
+        merged = RejectSink.merge(parts, sink)
+        uploads.put_file(settings.data_bucket, rejected_key(report.source_key), merged, "text/csv; charset=utf-8")
+        for key in report.rejected_parts:
+            uploads.delete(settings.data_bucket, key)
+        report.rejected_parts = []
         report.rejected_key = rejected_key(report.source_key)
     report.finished_at = _now()
-    report.duration_s = round(time.monotonic() - started, 3)
     if report.parts:
-        report.parts[-1].duration_s = report.duration_s
+        report.parts[-1].duration_s = round(time.monotonic() - started, 3)
+    report.duration_s = round(sum(p.duration_s for p in report.parts), 3)

@@ -1,0 +1,29 @@
+"""Lambda invocations: ingest hands the rest of a large file to a fresh invocation of itself."""
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from cadence.dal import clients
+from cadence.errors import PermanentError
+
+# The limit on an asynchronous invocation's payload.
+ASYNC_PAYLOAD_LIMIT = 256 * 1024
+
+
+def invoke_async(function_arn: str, payload: Mapping[str, Any]) -> None:
+    """Queue an asynchronous invocation (Lambda retries it and sends failures to the on-failure destination).
+
+    Raises:
+        PermanentError: the payload is too large or the function refuses it.
+        TransientError: Lambda throttled or failed to accept the invocation.
+    """
+    body = json.dumps(payload, separators=(",", ":"), default=str).encode("utf-8")
+    if len(body) > ASYNC_PAYLOAD_LIMIT:
+        raise PermanentError(f"lambdas.invoke_async: payload of {len(body)} bytes is over the limit")
+    try:
+        clients.client("lambda").invoke(FunctionName=function_arn, InvocationType="Event", Payload=body)
+    except ClientError as exc:
+        raise clients.translate(exc, "lambdas.invoke_async") from exc
