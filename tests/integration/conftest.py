@@ -1,12 +1,15 @@
 """Integration tests run against one local stack per test session (``infra.local_stack``, real template.yaml).
 
 The stack listens on a free port (never 4566, so a running ``make local`` is left alone) and its workers log to
-build/local-stack/pytest/logs/<LogicalId>.log. It is stopped right after the last integration test, so the unit
-tests that follow (moto's mock_aws resets moto's in-process state) never run beside it.
+build/local-stack/pytest/logs/<LogicalId>.log. While it runs, AWS_ENDPOINT_URL points at it, so project code under
+test that builds its own boto3 clients (the campaign CLI, the DAL) reaches it with no endpoint code. It is stopped,
+and AWS_ENDPOINT_URL restored, right after the last integration test, so the unit tests that follow (moto's mock_aws
+resets moto's in-process state) never run beside it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import pytest
 from infra.local_stack import DEFAULT_WORK_DIR, LocalStack
 
 INTEGRATION_DIR = Path(__file__).resolve().parent
-_running: list[LocalStack] = []
+_running: list[tuple[LocalStack, str | None]] = []  # (stack, AWS_ENDPOINT_URL before it started)
 _last_integration_test: list[str] = []
 
 
@@ -40,18 +43,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
     if [item.nodeid] == _last_integration_test:
-        while _running:
-            _running.pop().close()
+        _stop_all()
+
+
+def _stop_all() -> None:
+    while _running:
+        stack, endpoint_before = _running.pop()
+        stack.close()
+        if endpoint_before is None:
+            os.environ.pop("AWS_ENDPOINT_URL", None)
+        else:
+            os.environ["AWS_ENDPOINT_URL"] = endpoint_before
 
 
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[LocalStack]:
     """The real template deployed on a free port with Stage=local; shared by every integration test."""
-    stack = LocalStack(port=0, work_dir=DEFAULT_WORK_DIR / "pytest")
-    _running.append(stack.start())
+    stack = LocalStack(port=0, work_dir=DEFAULT_WORK_DIR / "pytest").start()
+    _running.append((stack, os.environ.get("AWS_ENDPOINT_URL")))
+    os.environ["AWS_ENDPOINT_URL"] = stack.endpoint_url
     try:
         yield stack
     finally:
-        stack.close()
-        if stack in _running:
-            _running.remove(stack)
+        _stop_all()
