@@ -187,6 +187,18 @@ class LocalStack:
             raise LocalStackError("the local stack is not running")
         return self._clients.new(service)
 
+    def client_environment(self) -> dict[str, str]:
+        """Variables that point boto3's default session at the stack: ``os.environ.update(...)`` for code under test
+        that builds its own clients (as the functions do with AWS_ENDPOINT_URL)."""
+        from infra.clients import FAKE_ACCESS_KEY, FAKE_SECRET_KEY  # noqa: PLC0415 - see the module docstring
+
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_KEY,
+            "AWS_DEFAULT_REGION": self._region,
+        }
+
     def wait_idle(self, timeout: float = 120.0) -> None:
         """Block until no invocation runs or waits and every routed queue is empty (visible and in flight).
 
