@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 _INIT_TIMEOUT_S: Final = 120.0  # importing pandas/onnxruntime on a busy two-core machine can take a while
 _TIMEOUT_GRACE_S: Final = 2.0
 _STOP_TIMEOUT_S: Final = 3.0
+_STOP_BUSY_WAIT_S: Final = 0.5  # how long a stop waits for a running invocation before killing it
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class FunctionWorker:
         """Stop the worker (politely, then by force); later invocations fail instead of starting a new one."""
         self._closed = True
         # An invocation still running holds the lock; a stop must not wait for a 15-minute handler, so it kills it.
-        acquired = self._lock.acquire(timeout=_STOP_TIMEOUT_S)
+        acquired = self._lock.acquire(timeout=_STOP_BUSY_WAIT_S)
         try:
             process, connection = self._process, self._connection
             if acquired and connection is not None and process is not None and process.is_alive():

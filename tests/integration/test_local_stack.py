@@ -445,15 +445,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def child_pids(pid: int) -> set[int]:
-    """Processes whose parent is ``pid`` (from /proc)."""
+def worker_pids(pid: int) -> set[int]:
+    """The worker processes ``pid`` spawned (children running multiprocessing's spawn_main), from /proc."""
     children = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == pid:
+        if parent == pid and b"spawn_main" in command:
             children.add(int(stat.parent.name))
     return children
 
@@ -487,13 +488,12 @@ def test_make_local_prints_one_ready_line_serves_and_stops_cleanly_on_ctrl_c(tmp
         )
         s3.put_object(Bucket=bucket, Key="incoming/customers/cli.csv", Body=b"customer_id\n1\n")
         assert s3.head_object(Bucket=bucket, Key="incoming/customers/cli.csv")["ContentLength"] == 14
-        workers = wait_for(lambda: child_pids(process.pid), 10)
+        workers = wait_for(lambda: worker_pids(process.pid), 10)
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
         assert process.stdout.read() == ""  # one line, nothing more
-        # the workers were stopped (the resource tracker multiprocessing starts exits when it sees EOF)
-        assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 10)
+        assert not any(Path(f"/proc/{pid}").exists() for pid in workers)  # stopped and reaped before the exit
     finally:
         if process.poll() is None:
             process.kill()
