@@ -75,6 +75,12 @@ def unqualified(function_arn: str) -> str:
     return ":".join(function_arn.split(":")[:7])
 
 
+def routed_elsewhere(function_arn: str, route: LambdaRoute) -> bool:
+    """Whether another running local stack in this process runs the function."""
+    owner = _route_for(function_arn)
+    return owner is not None and owner is not route
+
+
 def _route_for(function_arn: str) -> LambdaRoute | None:
     arn = unqualified(function_arn)
     with _lock:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra import schedules
-from infra.moto_patches import unqualified
+from infra.moto_patches import routed_elsewhere, unqualified
 from infra.runtime import FunctionWorker, InvocationResult
 
 if TYPE_CHECKING:
@@ -572,11 +572,19 @@ class _Scheduler:
         for page in scheduler.get_paginator("list_schedules").paginate():
             for summary in page["Schedules"]:
                 arn = summary["Arn"]
+                if routed_elsewhere(summary.get("Target", {}).get("Arn", ""), self._router):
+                    continue  # another local stack in this process (same account and region) fires it
                 seen.add(arn)
                 known = self._tracked.get(arn)
                 if known is not None and known.modified == summary.get("LastModificationDate"):
                     continue
-                detail = scheduler.get_schedule(Name=summary["Name"], GroupName=summary["GroupName"])
+                try:
+                    detail = scheduler.get_schedule(Name=summary["Name"], GroupName=summary["GroupName"])
+                except ClientError as exc:
+                    if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                        raise
+                    seen.discard(arn)  # deleted between the listing and now
+                    continue
                 self._tracked[arn] = self._track(detail, now)
         for arn in set(self._tracked) - seen:
             del self._tracked[arn]

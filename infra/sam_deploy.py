@@ -304,6 +304,14 @@ class Deployer:
         )
         _GapFiller(self._clients, self._moto, deployment, lookup).apply()
         deployment.outputs = self._outputs(deployment)
+        created = [what.split(" ", 1)[0] for what in deployment.applied if what.endswith("through the service API")]
+        properties = [what for what in deployment.applied if not what.endswith("through the service API")]
+        log.info(
+            "moto's CloudFormation skipped %d resource(s) and %d property set(s); applied through the service APIs: %s",
+            len(created),
+            len(properties),
+            ", ".join(created) or "-",
+        )
         log.info(
             "deployed stack %s: translate %.2fs, create_stack %.2fs, skipped parts applied %.2fs",
             self._stack_name,
