@@ -661,6 +661,8 @@ class _Scheduler:
         return self._router.deliver(arn, payload or "{}", f"schedule {tracked.name}", target.get("SqsParameters"))
 
     def _dead_letter(self, tracked: _Tracked, target: dict[str, Any], payload: str | None, execution_id: str) -> None:
+        # Scheduler invokes Lambda asynchronously, so its RetryPolicy and DLQ only see failures to invoke at all
+        # (here: a target this stack does not run); the function's own errors follow its EventInvokeConfig.
         dead_letter = target.get("DeadLetterConfig", {}).get("Arn")
         if not dead_letter:
             return

@@ -190,7 +190,7 @@ def test_async_failure_is_retried_then_sent_to_the_on_failure_queue_when_the_han
 
 def test_the_templates_at_schedule_fires_once_with_context_attributes_when_its_time_has_passed(toy: LocalStack) -> None:
     schedule = toy.client("scheduler").get_schedule(Name="TickFunctionTick")
-    fired = wait_for(lambda: [r for r in records(toy, "tick#").values() if r["arn"] == schedule["Arn"]])
+    fired = wait_for(lambda: [r for r in records(toy, "tick#").values() if r["arn"] == schedule["Arn"]], 60)
 
     assert len(fired) == 1
     expected = schedule["ScheduleExpression"].removeprefix("at(").removesuffix(")") + "Z"
@@ -228,8 +228,13 @@ def test_a_schedule_created_through_the_api_fires_and_is_deleted_when_its_action
     )
 
     # then it fires within a couple of seconds, at the UTC instant of that local time, and is deleted
-    fired = wait_for(lambda: [r for r in records(toy, "tick#").values() if r["arn"] == created["ScheduleArn"]], 5)
-    assert fired[0]["scheduled"] == now_shanghai.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    scheduled = now_shanghai.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert wait_for(lambda: [when for arn, when in toy.fired_schedules() if arn == created["ScheduleArn"]], 5) == [
+        now_shanghai.astimezone(UTC).isoformat()
+    ]
+    # (the handler itself may still be in a cold start on a busy machine)
+    fired = wait_for(lambda: [r for r in records(toy, "tick#").values() if r["arn"] == created["ScheduleArn"]], 60)
+    assert fired[0]["scheduled"] == scheduled
 
     def deleted() -> bool:
         try:
@@ -269,7 +274,7 @@ def test_a_worker_sees_the_deployed_variables_and_the_lambda_runtime_when_invoke
     assert context["memory_limit_in_mb"] == "128"
     assert context["invoked_function_arn"] == deployed["FunctionArn"]
     assert context["aws_request_id"] == result.request_id
-    assert 0 < context["remaining_ms"] <= 1000
+    assert 0 <= context["remaining_ms"] <= 1000  # the function's Timeout is 1 s
 
 
 def test_a_handler_exception_is_a_function_error_and_the_worker_lives_on(toy: LocalStack) -> None:
