@@ -3,6 +3,10 @@
 import gzip
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -242,3 +246,35 @@ def test_formulas_in_rejected_rows_cannot_run_in_a_spreadsheet(stack, ingest):
     assert not [cell for cell in cells if cell[0] in "=+-@\t\r"]
     assert rows[0]["email"] == '\'=HYPERLINK("http://x")'
     assert (rows[0]["first_name"], rows[0]["city"]) == ("'+1+1", "'@SUM(A1)")
+
+
+def test_csv_and_parquet_read_without_pyarrow_as_in_the_lambda_package(tmp_path):
+    # The function ships fastparquet, not pyarrow (size): prove the readers never need pyarrow.
+    (tmp_path / "c.parquet").write_bytes(parquet_bytes(CUSTOMER_FRAME, "pyarrow"))
+    script = (
+        "import sys, io\n"
+        "sys.modules['pyarrow'] = None\n"
+        "from cadence.ingest.readers import open_table, parquet_engines\n"
+        "from cadence.ingest.mapping import load_mapping\n"
+        "from cadence.ingest.schemas import CUSTOMERS\n"
+        "assert parquet_engines() == ['fastparquet'], parquet_engines()\n"
+        f"data = open({str(tmp_path / 'c.parquet')!r}, 'rb').read()\n"
+        "for key, body in [('c.parquet', data), ('c.csv', b'customer_id,email\\n007,a@example.com\\n')]:\n"
+        "    reader = open_table(\n"
+        "        io.BytesIO(body), key=key, metadata={}, feed=CUSTOMERS, mapping=load_mapping(), chunk_rows=5\n"
+        "    )\n"
+        "    print(key, [c.frame['customer_id'].tolist() for c in reader.chunks()])\n"
+    )
+    if "fastparquet" not in parquet_engines():
+        pytest.skip("fastparquet is not installed")
+
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(service.__file__).resolve().parents[2])},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["c.parquet [['007', '008']]", "c.csv [['007']]"]

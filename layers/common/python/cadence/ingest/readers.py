@@ -17,7 +17,7 @@ How a file is recognised:
 import codecs
 import csv
 import gzip
-import importlib.util
+import importlib
 import io
 import json
 import re
@@ -489,7 +489,13 @@ def _object_text(value: Any) -> str | None:
 
 def parquet_engines() -> list[str]:
     """Installed Parquet engines, fastparquet first: it fits Lambda's size limit beside pandas, pyarrow does not."""
-    found = [name for name in ("fastparquet", "pyarrow") if importlib.util.find_spec(name) is not None]
+    found = []
+    for name in ("fastparquet", "pyarrow"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+        found.append(name)
     if not found:
         raise UnreadableFileError("parquet_unsupported")
     return found
