@@ -123,7 +123,6 @@ class LocalStack:
                 self._clients,
                 functions,
                 base_sys_path(),
-                account_id=self._deployment.account_id,
                 retry_delays=self._retry_delays,
                 console=console,
             )

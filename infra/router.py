@@ -98,12 +98,10 @@ class Router:
         functions: dict[str, FunctionSpec],
         base_path: list[str],
         *,
-        account_id: str,
         retry_delays: Sequence[float] = (1.0, 2.0),
         console: Callable[[str], None] | None = None,
     ) -> None:
         self._clients = clients
-        self._account_id = account_id
         self._region = clients.region
         self._specs = functions
         self._workers = {logical_id: FunctionWorker(spec, base_path, console) for logical_id, spec in functions.items()}
@@ -364,7 +362,12 @@ class Router:
                 self._stopping.wait(_ERROR_BACKOFF_S)
                 continue
             if messages and not self._stopping.is_set():
-                self._deliver_batch(sqs, source, messages)
+                try:
+                    self._deliver_batch(sqs, source, messages)
+                except Exception:  # the messages come back after their visibility timeout; keep polling
+                    log.exception(
+                        "delivering a batch from %s to %s failed in the router", source.queue_url, source.function
+                    )
 
     def _receive(self, sqs: Any, source: SqsSource) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
@@ -546,6 +549,8 @@ class _Scheduler:
                 self.tick()
             except (ClientError, BotoCoreError) as exc:
                 self._warn_once(f"scheduler: {exc}")
+            except Exception:  # a daemon loop that died would stop every schedule without a word
+                log.exception("scheduler tick failed")
             stopping.wait(self._sleep_time())
 
     def tick(self, *, force_sync: bool = False) -> None:
