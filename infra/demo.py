@@ -8,6 +8,7 @@ The exit status is 0 only when every stage did its work (every count in the summ
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -91,6 +92,8 @@ def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
     done = stage("starting the local stack (moto + template.yaml)")
     with LocalStack(port=0, parameters={"ModelVersion": manifest["version"]}) as stack:
         done()
+        # The campaign CLI and the DAL build their own boto3 clients: point them at the stack.
+        os.environ.update(stack.client_environment())
         outputs = stack.outputs
         bucket = outputs["DataBucketName"]
         s3 = stack.client("s3")

@@ -93,7 +93,6 @@ class LocalStack:
     def start(self) -> Self:
         """Start moto, deploy the template, start the workers and the router."""
         # Imported here, not at module level: see the module docstring.
-        from moto.server import ThreadedMotoServer  # noqa: PLC0415
 
         from infra import moto_patches  # noqa: PLC0415
         from infra.clients import Clients  # noqa: PLC0415
@@ -105,7 +104,7 @@ class LocalStack:
         _quiet_moto(self._verbose)
         if self._port:
             _check_port_free(self._host, self._port)
-        self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
+        self._server = _server_with_serialized_dynamodb(self._host, self._port)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self._endpoint_url = f"http://{host}:{port}"
@@ -479,3 +478,42 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class _SerializedDynamoDb:
+    """WSGI middleware running DynamoDB requests one at a time.
+
+    moto's DynamoDB backend is not thread-safe: a TransactWriteItems deep-copies the table while another
+    request thread writes to it ("dictionary changed size during iteration", seen with ingest and score
+    running at once). DynamoDB calls never block, so one lock costs little; other services (SQS long polls,
+    Lambda Invoke calls that re-enter the server) stay concurrent.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+            return self._app(environ, start_response)
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
+def _server_with_serialized_dynamodb(host: str, port: int) -> Any:
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: PLC0415
+    from moto.moto_server.werkzeug_app import (  # noqa: PLC0415
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server  # noqa: PLC0415
+
+    class Server(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            app = _SerializedDynamoDb(DomainDispatcherApplication(create_backend_app))
+            self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return Server(ip_address=host, port=port, verbose=False)

@@ -37,6 +37,7 @@ os.environ.update(
         "PROFILES_TABLE": "test-profiles",
         "CAMPAIGNS_TABLE": "test-campaigns",
         "SENDS_TABLE": "test-sends",
+        "INGEST_LEDGER_TABLE": "test-ingest-ledger",
         "DATA_BUCKET": "test-data-bucket",
         "MODEL_BUCKET": "test-data-bucket",
         "MODEL_VERSION": "test-model",
@@ -115,6 +116,7 @@ def tables(aws: None) -> dict[str, str]:
         "ProfilesTable": os.environ["PROFILES_TABLE"],
         "CampaignsTable": os.environ["CAMPAIGNS_TABLE"],
         "SendsTable": os.environ["SENDS_TABLE"],
+        "IngestLedgerTable": os.environ["INGEST_LEDGER_TABLE"],
     }
     for logical_id, name in names.items():
         _create_table_from_template(dynamodb, logical_id, name)

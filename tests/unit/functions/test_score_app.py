@@ -137,4 +137,3 @@ def test_a_model_whose_manifest_does_not_match_fails_every_record(
         app.lambda_handler(score_event(load_event, ids), lambda_context)
 
     assert "score" not in item(tables, ids[0])
-

@@ -1,0 +1,200 @@
+"""The whole pipeline on the local stack: files in, scored profiles, a campaign fired, each send once.
+
+Every test uses its own customer ids, file keys and campaign ids, so they share one stack in any order.
+"""
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from cadence.campaigns import CampaignDefinition
+from infra import campaigns
+from infra.local_stack import LocalStack
+from model_build.cli import main as model_build_main
+
+CSV_COLUMNS = [
+    "customer_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "country",
+    "city",
+    "timezone",
+    "language",
+    "signup_date",
+    "consent_email",
+    "consent_sms",
+    "updated_at",
+]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition never held")
+        time.sleep(0.1)
+    return result
+
+
+@pytest.fixture(scope="session")
+def published_model(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A small demo model, trained once per session and published under the version the stack loads."""
+    model_dir = tmp_path_factory.mktemp("model")
+    data_dir = tmp_path_factory.mktemp("data")
+    version = local_stack.deployment.parameters["ModelVersion"]
+    args = ["demo-model", "--out", str(model_dir), "--data-dir", str(data_dir), "--customers", "600"]
+    assert model_build_main([*args, "--version", version]) == 0
+    s3 = local_stack.client("s3")
+    for name in ("model.onnx", "manifest.json"):
+        s3.upload_file(str(model_dir / name), local_stack.outputs["DataBucketName"], f"models/{version}/{name}")
+    return json.loads((model_dir / "manifest.json").read_text())
+
+
+def customers_frame(prefix: str, count: int) -> pd.DataFrame:
+    rows = [
+        {
+            "customer_id": f"{prefix}-{i:03d}",
+            "email": f"  Person.{i}@Example.COM ",
+            "phone": f"138 0013 {i:04d}",
+            "first_name": "Li",
+            "last_name": "Wei",
+            "country": "CN",
+            "city": "Hangzhou",
+            "timezone": "Asia/Shanghai",
+            "language": "zh",
+            "signup_date": "2024-03-01",
+            "consent_email": "true",
+            "consent_sms": "true",
+            "updated_at": "2026-11-01T08:00:00+08:00",
+        }
+        for i in range(count)
+    ]
+    return pd.DataFrame(rows, columns=CSV_COLUMNS)
+
+
+def orders_frame(prefix: str, count: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "order_id": f"{prefix}-O{i:03d}",
+                "customer_id": f"{prefix}-{i % count:03d}",
+                "order_date": "2026-11-10",
+                "amount": "1,299.00",
+                "currency": "CNY",
+                "items": 2,
+                "channel": "web",
+            }
+            for i in range(count * 2)
+        ]
+    )
+
+
+def drop(stack: LocalStack, frame: pd.DataFrame, key: str, tmp_path: Path) -> dict[str, Any]:
+    """Upload a CSV as an upstream system would, wait for the pipeline to settle, return the ingest report."""
+    path = tmp_path / Path(key).name
+    frame.to_csv(path, index=False)
+    bucket = stack.outputs["DataBucketName"]
+    stack.client("s3").upload_file(str(path), bucket, key)
+    stack.wait_idle(timeout=120)
+    report = stack.client("s3").get_object(Bucket=bucket, Key=f"reports/ingest/{key}.json")
+    return json.loads(report["Body"].read())
+
+
+def profile(stack: LocalStack, customer_id: str) -> dict[str, Any]:
+    item = stack.client("dynamodb").get_item(
+        TableName=stack.outputs["ProfilesTableName"], Key={"customer_id": {"S": customer_id}}, ConsistentRead=True
+    )
+    return item.get("Item", {})
+
+
+def test_a_dropped_customers_file_becomes_scored_profiles(
+    local_stack: LocalStack, published_model: dict[str, Any], tmp_path: Path
+) -> None:
+    prefix = f"P{uuid.uuid4().hex[:6]}"
+    customers = customers_frame(prefix, 20)
+    customers.loc[len(customers)] = [f"{prefix}-bad", "not-an-email", "", *["x"] * 10]  # no usable contact
+
+    report = drop(local_stack, customers, f"incoming/customers/{prefix} export.csv", tmp_path)
+    orders_report = drop(local_stack, orders_frame(prefix, 20), f"incoming/orders/{prefix}.csv", tmp_path)
+
+    assert (report["rows_read"], report["rows_accepted"], report["rows_rejected"]) == (21, 20, 1)
+    assert orders_report["rows_accepted"] == 40
+    first = profile(local_stack, f"{prefix}-000")
+    assert first["email"]["S"] == "person.0@example.com"
+    assert first["phone"]["S"] == "+8613800130000"
+    assert int(first["order_count"]["N"]) == 2
+    assert first["model_version"]["S"] == published_model["version"]
+    assert 0.0 <= float(first["score"]["N"]) <= 1.0
+    assert 1 <= int(first["decile"]["N"]) <= 10
+    assert profile(local_stack, f"{prefix}-bad") == {}
+
+
+def test_a_fired_campaign_sends_each_message_once(
+    local_stack: LocalStack, published_model: dict[str, Any], tmp_path: Path
+) -> None:
+    prefix = f"C{uuid.uuid4().hex[:6]}"
+    drop(local_stack, customers_frame(prefix, 30), f"incoming/customers/{prefix}.csv", tmp_path)
+    campaign_id = f"it-{prefix.lower()}"
+    definition = CampaignDefinition.model_validate(
+        {
+            "campaign_id": campaign_id,
+            "name": "integration",
+            "active": False,  # fired by hand only, so other tests' schedules never pick it up
+            "channels": ["email", "sms"],
+            "audience": {"max_decile": 10},
+            "holdout_percent": 10,
+            "email": {"subject": "Hi {first_name}", "body": "Hello"},
+            "sms": {"text": "Hello {first_name}"},
+        }
+    )
+    outputs = local_stack.outputs
+    emails_before, sms_before = len(local_stack.sent_emails()), len(local_stack.sent_sms())
+
+    campaigns.deploy(definition, outputs)
+    campaigns.run_now(campaign_id, outputs)
+    run = wait_for(lambda: fanned_out_run(local_stack, campaign_id))
+    local_stack.wait_idle(timeout=120)
+
+    ledger = ledger_for_run(local_stack, run["run_id"]["S"])
+    sent = [item for item in ledger if item["status"]["S"] == "SENT"]
+    assert len(sent) == int(run["sends_queued"]["N"]) > 0
+    assert len(local_stack.sent_emails()) - emails_before == sum(item["channel"]["S"] == "email" for item in sent)
+    assert len(local_stack.sent_sms()) - sms_before == sum(item["channel"]["S"] == "sms" for item in sent)
+
+    # when the same send is delivered again (a retrying producer mints a new message id)
+    again = sent[0]
+    request = {
+        "campaign_id": campaign_id,
+        "run_id": run["run_id"]["S"],
+        "customer_id": again["customer_id"]["S"],
+        "channel": again["channel"]["S"],
+    }
+    local_stack.client("sqs").send_message(QueueUrl=outputs["DispatchQueueUrl"], MessageBody=json.dumps(request))
+    local_stack.wait_idle(timeout=60)
+
+    # then nothing more is sent
+    assert len(local_stack.sent_emails()) + len(local_stack.sent_sms()) - emails_before - sms_before == len(sent)
+
+
+def fanned_out_run(stack: LocalStack, campaign_id: str) -> dict[str, Any] | None:
+    items = stack.client("dynamodb").query(
+        TableName=stack.outputs["CampaignsTableName"],
+        KeyConditionExpression="campaign_id = :c AND begins_with(record_key, :run)",
+        ExpressionAttributeValues={":c": {"S": campaign_id}, ":run": {"S": "RUN#"}},
+    )["Items"]
+    return next((item for item in items if item["status"]["S"] == "FANNED_OUT"), None)
+
+
+def ledger_for_run(stack: LocalStack, run_id: str) -> list[dict[str, Any]]:
+    items = []
+    for page in stack.client("dynamodb").get_paginator("scan").paginate(TableName=stack.outputs["SendsTableName"]):
+        items += [item for item in page["Items"] if item["run_id"]["S"] == run_id]
+    return items
