@@ -476,10 +476,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 class _SerializedDynamoDb:
     """WSGI middleware running DynamoDB requests one at a time.
 
@@ -517,3 +513,7 @@ def _server_with_serialized_dynamodb(host: str, port: int) -> Any:
             self._server.serve_forever()
 
     return Server(ip_address=host, port=port, verbose=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
