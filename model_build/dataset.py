@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cadence.errors import InvalidInputError
+from cadence.event_types import ENGAGEMENT_ATTRIBUTES, is_valid_event_type, normalise_event_type
 from cadence.features import build_feature_matrix
 from model_build.labels import purchase_labels
 from model_build.synthetic import CUSTOMER_COLUMNS, EVENT_COLUMNS, ORDER_COLUMNS, SyntheticData
@@ -38,7 +39,6 @@ _PROFILE_CUSTOMER_FIELDS: Final = (
     "consent_sms",
     "updated_at",
 )
-_ENGAGEMENT_FIELDS: Final = {"visit": "last_visit_at", "open": "last_open_at", "click": "last_click_at"}
 
 
 @dataclass(frozen=True)
@@ -141,12 +141,13 @@ def prepare_feeds(
         frame = pd.DataFrame(
             {
                 "customer_id": _strings(events["customer_id"]),
-                "event_type": _strings(events["event_type"]).str.lower().str.replace(r"[\s\-]+", "_", regex=True),
+                "event_type": _event_types(events["event_type"]),
                 "event_time": _times(events["event_time"]),
                 "attributes": _strings(events["attributes"]) if "attributes" in events else "",
             }
         )
-        frame = frame[(frame["customer_id"] != "") & frame["event_time"].notna()]
+        # As ingest rejects them: rows without a customer, a readable time or a valid event type.
+        frame = frame[(frame["customer_id"] != "") & frame["event_time"].notna() & frame["event_type"].notna()]
         # A re-sent event is one event (ingest's key: customer, type, time, attributes).
         clean_events = frame.drop_duplicates().reset_index(drop=True)
 
@@ -205,12 +206,12 @@ def build_profiles(feeds: Feeds, cutoff: datetime) -> list[dict[str, Any]]:
     if events is not None and len(events):
         for customer_id, count in events.groupby("customer_id", sort=False).size().items():
             by_id[str(customer_id)]["event_count"] = int(count)
-        engagement = events[events["event_type"].isin(_ENGAGEMENT_FIELDS)]
+        engagement = events[events["event_type"].isin(list(ENGAGEMENT_ATTRIBUTES))]
         latest = engagement.groupby(["customer_id", "event_type"], sort=False)["event_time"].max()
         for customer_id, event_type, moment_seen in zip(
             latest.index.get_level_values(0), latest.index.get_level_values(1), latest, strict=True
         ):
-            by_id[str(customer_id)][_ENGAGEMENT_FIELDS[str(event_type)]] = moment_seen.isoformat()
+            by_id[str(customer_id)][ENGAGEMENT_ATTRIBUTES[str(event_type)]] = moment_seen.isoformat()
 
     return [by_id[customer_id] for customer_id in sorted(by_id)]
 
@@ -265,6 +266,14 @@ def _require(frame: pd.DataFrame, columns: Sequence[str], name: str) -> None:
 
 def _strings(column: pd.Series) -> pd.Series:
     return column.fillna("").astype(str).str.strip()
+
+
+def _event_types(column: pd.Series) -> pd.Series:
+    # cadence.event_types is the one normaliser (ingest resolves the same aliases); each distinct value once.
+    text = column.fillna("").astype(str)
+    names = {value: normalise_event_type(value) for value in text.unique()}
+    valid = {value: name if is_valid_event_type(name) else None for value, name in names.items()}
+    return text.map(valid).astype(object)
 
 
 def _times(column: pd.Series) -> pd.Series:
