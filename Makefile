@@ -47,11 +47,13 @@ test: lint template-lint $(STAMP)  ## everything CI runs: lint, template checks,
 build: $(STAMP)  ## sam build (python3.13, arm64, no Docker)
 	$(BIN)/sam build --template-file template.yaml
 
-model: $(STAMP)  ## train and export the demo model on generated data into build/model
+build/model/manifest.json: $(STAMP)
 	$(PY) -m model_build demo-model --out build/model
 
-local: $(STAMP)  ## run the local stack on 127.0.0.1:4566 until Ctrl-C
-	$(PY) -m infra.local_stack --port 4566
+model: build/model/manifest.json  ## train and export the demo model on generated data into build/model
+
+local: build/model/manifest.json  ## run the local stack on 127.0.0.1:4566 (demo model published) until Ctrl-C
+	$(PY) -m infra.local_stack --port 4566 --model-dir build/model
 
 demo: $(STAMP)  ## build the model, start the local stack, run the whole pipeline, print a summary
 	$(PY) -m infra.demo --report build/demo-report.json

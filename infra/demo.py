@@ -100,8 +100,7 @@ def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
         print(f"    endpoint {stack.endpoint_url}, bucket {bucket}", flush=True)
 
         done = stage(f"publishing model {manifest['version']}")
-        for name in ("model.onnx", "manifest.json"):
-            s3.upload_file(str(model_dir / name), bucket, f"models/{manifest['version']}/{name}")
+        stack.publish_model(model_dir)
         done()
 
         done = stage("dropping customers, orders and events files under incoming/")

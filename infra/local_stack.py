@@ -229,6 +229,19 @@ class LocalStack:
         """The file a function's worker writes its stdout and stderr to."""
         return self._work_dir / "logs" / f"{function_logical_id}.log"
 
+    def publish_model(self, model_dir: Path) -> str:
+        """Upload a model_build directory to models/<version>/ of the data bucket; returns the version.
+
+        The manifest goes last, as `python -m model_build publish` does: a reader never finds a manifest
+        without its model.
+        """
+        version = str(json.loads((model_dir / "manifest.json").read_text())["version"])
+        bucket = self.outputs["DataBucketName"]
+        s3 = self.client("s3")
+        for name in ("model.onnx", "manifest.json"):
+            s3.upload_file(str(model_dir / name), bucket, f"models/{version}/{name}")
+        return version
+
     def ready_line(self) -> str:
         """The one line ``make local`` prints when the stack is up."""
         deployment = self._deployed()
@@ -425,6 +438,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--work-dir", default=str(DEFAULT_WORK_DIR), help="worker logs go to WORK_DIR/logs")
     parser.add_argument("--verbose", action="store_true", help="also copy the functions' logs to the console")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="a model_build output to publish at startup; its version becomes ModelVersion unless overridden",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -439,6 +458,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not separator:
             parser.error(f"--parameter-overrides takes KEY=VALUE, not {item!r}")
         overrides[key] = value
+    if args.model_dir:
+        manifest = json.loads((args.model_dir / "manifest.json").read_text())
+        overrides.setdefault("ModelVersion", str(manifest["version"]))
 
     stack = LocalStack(
         port=args.port,
@@ -452,6 +474,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         stack.start()
+        if args.model_dir:
+            log.info("published model %s from %s", stack.publish_model(args.model_dir), args.model_dir)
     except KeyboardInterrupt:
         stack.close()
         return 130

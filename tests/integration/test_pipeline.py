@@ -52,9 +52,7 @@ def published_model(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFa
     version = local_stack.deployment.parameters["ModelVersion"]
     args = ["demo-model", "--out", str(model_dir), "--data-dir", str(data_dir), "--customers", "600"]
     assert model_build_main([*args, "--version", version]) == 0
-    s3 = local_stack.client("s3")
-    for name in ("model.onnx", "manifest.json"):
-        s3.upload_file(str(model_dir / name), local_stack.outputs["DataBucketName"], f"models/{version}/{name}")
+    assert local_stack.publish_model(model_dir) == version
     return json.loads((model_dir / "manifest.json").read_text())
 
 
