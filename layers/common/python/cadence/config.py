@@ -78,3 +78,17 @@ def campaign_settings() -> CampaignSettings:
 @cache
 def dispatch_settings() -> DispatchSettings:
     return DispatchSettings.from_env()  # type: ignore[return-value]
+
+
+class RescoreSettings(_EnvSettings):
+    profiles_table: str
+    score_queue_url: str
+    # The version the score function loads: profiles scored by any other version are queued again.
+    model_version: str
+    # Customer ids per ScoreQueue message; the score function reads them with one BatchGetItem (100 keys).
+    rescore_batch_size: int = Field(default=100, ge=1, le=100)
+
+
+@cache
+def rescore_settings() -> RescoreSettings:
+    return RescoreSettings.from_env()  # type: ignore[return-value]

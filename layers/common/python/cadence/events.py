@@ -26,6 +26,13 @@ class CampaignTrigger(BaseModel):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+class RescoreTrigger(BaseModel):
+    """What starts a full re-score: the daily schedule's Input, or any payload (even none) from a hand invocation."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    scheduled_time: datetime | None = None
+
+
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
     customer_ids: list[str] = Field(min_length=1, max_length=2000)
