@@ -23,6 +23,22 @@ from infra.local_stack import LocalStack
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CAMPAIGN = ROOT / "infra" / "campaigns" / "winback.yaml"
 FEEDS = ("customers", "orders", "events")
+STAGES = ("IngestFunction", "ScoreFunction", "CampaignFunction", "DispatchFunction")
+
+
+def stage_activity(stack: LocalStack, function_logical_id: str) -> dict[str, Any]:
+    """What one function did during the run: invocations, errors, time busy, AWS API calls by operation."""
+    records = stack.invocations(function_logical_id)
+    calls: Counter[str] = Counter()
+    for record in records:
+        calls.update(record.api_calls)
+    return {
+        "invocations": len(records),
+        "errors": sum(not record.ok for record in records),
+        "busy_s": round(sum(record.duration_ms for record in records) / 1000, 2),
+        "api_calls": sum(calls.values()),
+        "api_calls_by_operation": dict(calls.most_common()),
+    }
 
 
 def stage(message: str) -> Callable[[], None]:
@@ -140,6 +156,7 @@ def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
         sent_by_channel = Counter(item["channel"]["S"] for item in ledger if item["status"]["S"] == "SENT")
         outcomes = Counter(item["status"]["S"] for item in ledger)
         provider_counts = {"email": len(stack.sent_emails()), "sms": len(stack.sent_sms())}
+        stages = {name: stage_activity(stack, name) for name in STAGES}
 
     feed_summary = {
         key: {name: report[name] for name in ("rows_read", "rows_accepted", "rows_rejected")}
@@ -159,6 +176,7 @@ def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
         "messages_sent": dict(sent_by_channel),
         "send_outcomes": dict(outcomes),
         "provider_accepted": provider_counts,
+        "stages": stages,
         "duration_s": round(time.perf_counter() - started, 1),
     }
 
@@ -197,6 +215,12 @@ def print_summary(summary: dict[str, Any]) -> None:
     print("\ncadence demo summary")
     for label, value in rows:
         print(f"  {label:<{width}}  {value}")
+    print(f"\n  {'stage':<18} {'invocations':>11} {'errors':>7} {'busy s':>8} {'API calls':>10}")
+    for name, activity in summary["stages"].items():
+        print(
+            f"  {name:<18} {activity['invocations']:>11} {activity['errors']:>7}"
+            f" {activity['busy_s']:>8.1f} {activity['api_calls']:>10}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

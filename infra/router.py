@@ -60,6 +60,7 @@ class InvocationRecord:
     duration_ms: float
     error_type: str | None = None
     error_message: str | None = None
+    api_calls: dict[str, int] = field(default_factory=dict)  # by "service.Operation"
 
     @property
     def ok(self) -> bool:
@@ -206,6 +207,7 @@ class Router:
             result.duration_ms,
             error.get("errorType") if result.error is not None else None,
             error.get("errorMessage") if result.error is not None else None,
+            result.api_calls,
         )
         with self._activity:
             self._records[logical_id].append(record)

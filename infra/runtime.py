@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -64,6 +65,7 @@ class InvocationResult:
     error: dict[str, Any] | None  # {"errorMessage", "errorType", "stackTrace"} for a function error
     duration_ms: float
     started_at: float = field(default=0.0)  # time.time() when the worker got the event
+    api_calls: dict[str, int] = field(default_factory=dict)  # AWS API calls the invocation made, by service.Operation
 
     @property
     def ok(self) -> bool:
@@ -142,13 +144,13 @@ class FunctionWorker:
                     self._kill()
                     message = f"{request_id} Task timed out after {self.spec.timeout_s:.2f} seconds"
                     return _failure(request_id, "Sandbox.Timedout", message, started)
-                _, _, payload_json, error, duration_ms, handler_started = connection.recv()
+                _, _, payload_json, error, duration_ms, handler_started, api_calls = connection.recv()
             except (EOFError, OSError, ValueError):
                 exit_code = self._process.exitcode if self._process is not None else None
                 self._kill()
                 message = f"RequestId: {request_id} Error: Runtime exited with error: exit status {exit_code}"
                 return _failure(request_id, "Runtime.ExitError", message, started)
-            return InvocationResult(request_id, payload_json, error, duration_ms, handler_started)
+            return InvocationResult(request_id, payload_json, error, duration_ms, handler_started, api_calls)
 
     def stop(self) -> None:
         """Stop the worker (politely, then by force); later invocations fail instead of starting a new one."""
@@ -274,6 +276,7 @@ def worker_main(spec: FunctionSpec, connection: Connection, base_path: list[str]
     sys.path[:] = [spec.code_dir, *layer_paths, *base_path]
     os.chdir(spec.code_dir)
 
+    api_calls = _count_api_calls()
     init_started = time.time()
     handler, init_error = _import_handler(spec.handler)
     init_ms: float | None = (time.time() - init_started) * 1000
@@ -292,6 +295,7 @@ def worker_main(spec: FunctionSpec, connection: Connection, base_path: list[str]
             handler, init_error = _import_handler(spec.handler)
             init_ms = (time.time() - init_started) * 1000
         started = time.time()
+        calls_before = api_calls.copy()
         print(f"START RequestId: {request_id} Version: $LATEST", flush=True)
         if handler is None:
             payload_json, error = json.dumps(init_error), init_error
@@ -302,7 +306,28 @@ def worker_main(spec: FunctionSpec, connection: Connection, base_path: list[str]
         init_ms = None
         print(f"END RequestId: {request_id}\n{report}", flush=True)
         sys.stderr.flush()
-        connection.send(("result", request_id, payload_json, error, duration_ms, started))
+        calls = {operation: count - calls_before[operation] for operation, count in api_calls.items()}
+        calls = {operation: count for operation, count in calls.items() if count}
+        connection.send(("result", request_id, payload_json, error, duration_ms, started, calls))
+
+
+def _count_api_calls() -> Counter[str]:
+    """Count every AWS API call made in this worker, by "service.Operation", for the benchmarks.
+
+    Wrapping botocore's one entry point counts the calls of every client the handler builds, whatever
+    library built it; botocore's own retries of a call are not counted again.
+    """
+    from botocore.client import BaseClient  # noqa: PLC0415 - imported in the worker, after its sys.path is set
+
+    counts: Counter[str] = Counter()
+    original = BaseClient._make_api_call
+
+    def counting(client: BaseClient, operation_name: str, api_params: Any) -> Any:
+        counts[f"{client.meta.service_model.service_name}.{operation_name}"] += 1
+        return original(client, operation_name, api_params)
+
+    BaseClient._make_api_call = counting  # type: ignore[method-assign]
+    return counts
 
 
 def _redirect_output(log_path: Path) -> None:

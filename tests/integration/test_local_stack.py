@@ -111,6 +111,25 @@ def test_only_failed_records_stay_and_end_in_the_dlq_when_a_batch_partly_fails(t
     assert drain(toy, toy.outputs["WorkQueueUrl"]) == []
 
 
+def test_each_invocation_reports_the_aws_api_calls_it_made(toy: LocalStack) -> None:
+    # given a two-record batch; the consumer writes one record per delivery
+    run = unique()
+    event = {
+        "Records": [
+            {"messageId": str(i), "body": f"ok-{run}-{i}", "attributes": {"ApproximateReceiveCount": "1"}}
+            for i in range(2)
+        ]
+    }
+
+    result = toy.invoke("BatchFunction", event)
+
+    assert result.ok
+    assert result.api_calls == {"dynamodb.PutItem": 2}
+    assert [
+        record.api_calls for record in toy.invocations("BatchFunction") if record.request_id == result.request_id
+    ] == [{"dynamodb.PutItem": 2}]
+
+
 def test_sqs_records_have_lambdas_event_shape_when_delivered(toy: LocalStack) -> None:
     body = f"ok-shape-{unique()}"
     sqs = toy.client("sqs")
