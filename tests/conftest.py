@@ -35,6 +35,7 @@ os.environ.update(
         "POWERTOOLS_DEV": "false",
         "STAGE": "test",
         "PROFILES_TABLE": "test-profiles",
+        "ACTIVITY_TABLE": "test-activity",
         "CAMPAIGNS_TABLE": "test-campaigns",
         "SENDS_TABLE": "test-sends",
         "INGEST_LEDGER_TABLE": "test-ingest-ledger",
@@ -114,6 +115,7 @@ def tables(aws: None) -> dict[str, str]:
     dynamodb = boto3.client("dynamodb")
     names = {
         "ProfilesTable": os.environ["PROFILES_TABLE"],
+        "ActivityTable": os.environ["ACTIVITY_TABLE"],
         "CampaignsTable": os.environ["CAMPAIGNS_TABLE"],
         "SendsTable": os.environ["SENDS_TABLE"],
         "IngestLedgerTable": os.environ["INGEST_LEDGER_TABLE"],

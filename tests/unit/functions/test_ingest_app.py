@@ -58,6 +58,9 @@ def test_handler_ingests_every_record_with_its_key_decoded(stack, load_event, la
         "customer_id": "1",
         "email": "a@example.com",
         "updated_at": stack.profile("1")["updated_at"],
+    }
+    assert stack.activity("1") == {
+        "customer_id": "1",
         "order_count": 1,
         "total_spend": 5,
         "first_order_at": "2024-01-01T00:00:00Z",
@@ -113,4 +116,4 @@ def test_handler_carries_on_with_a_continuation_event(stack, lambda_context, mon
     assert result["files"][0]["status"] == "ok"
     report = stack.report(key)
     assert ([p["first_chunk"] for p in report["parts"]], report["rows_accepted"]) == ([0, 1], 15)
-    assert stack.profile("1")["order_count"] == 15
+    assert stack.activity("1")["order_count"] == 15

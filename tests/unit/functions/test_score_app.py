@@ -38,20 +38,28 @@ def published(model_dir: Path, data_bucket: str, tables: dict[str, str]) -> Iter
 
 
 def put_profiles(tables: dict[str, str], count: int) -> list[str]:
-    table = boto3.resource("dynamodb").Table(tables["ProfilesTable"])
+    """Profiles as ingest writes them: customer columns in ProfilesTable, order aggregates in ActivityTable."""
+    profiles = boto3.resource("dynamodb").Table(tables["ProfilesTable"])
+    activity = boto3.resource("dynamodb").Table(tables["ActivityTable"])
     ids = []
     for i in range(count):
         customer_id = f"S{uuid.uuid4().hex[:8]}"
         ids.append(customer_id)
-        table.put_item(
+        profiles.put_item(
             Item={
                 "customer_id": customer_id,
                 "email": f"{customer_id}@example.com",
                 "consent_email": True,
+                "signup_date": "2025-01-01",
+            }
+        )
+        activity.put_item(
+            Item={
+                "customer_id": customer_id,
                 "order_count": i,
                 "total_spend": i * 100,
                 "last_order_at": "2026-05-20T10:00:00+00:00",
-                "signup_date": "2025-01-01",
+                "applied_batches_0": {"f:0"},
             }
         )
     return ids
@@ -86,8 +94,10 @@ def test_scores_are_written_beside_the_profile_without_touching_it(
         assert 1 <= int(scored["decile"]) <= 10
         assert scored["model_version"] == published["version"] == "test-model"
         assert scored["email"] == f"{customer_id}@example.com"
+    # Customers differ only in their activity: the scores tell it was read beside the profile.
     high, low = item(tables, ids[-1]), item(tables, ids[0])
     assert float(high["score"]) != float(low["score"])
+    assert "order_count" not in high
 
 
 def test_a_redelivered_message_changes_nothing_but_the_score_time(
@@ -110,6 +120,30 @@ def test_a_redelivered_message_changes_nothing_but_the_score_time(
     assert {k: v for k, v in again.items() if k not in {"scored_at", "email"}} == {
         k: v for k, v in first.items() if k not in {"scored_at", "email"}
     }
+
+
+def test_activity_without_a_profile_is_not_scored(
+    tables: dict[str, str], published: dict[str, Any], load_event: Any, lambda_context: Any
+) -> None:
+    boto3.resource("dynamodb").Table(tables["ActivityTable"]).put_item(
+        Item={"customer_id": "orders-only", "order_count": 3}
+    )
+
+    response = app.lambda_handler(score_event(load_event, ["orders-only"]), lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    assert item(tables, "orders-only") == {}
+
+
+def test_more_customers_than_one_batch_get_call_holds_are_all_scored(
+    tables: dict[str, str], published: dict[str, Any], load_event: Any, lambda_context: Any
+) -> None:
+    ids = put_profiles(tables, 120)  # 50 customers a call: a profile and an activity key each
+
+    response = app.lambda_handler(score_event(load_event, ids), lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    assert all("score" in item(tables, customer_id) for customer_id in ids)
 
 
 def test_an_unknown_customer_gets_no_profile(

@@ -21,11 +21,13 @@ class _EnvSettings(BaseModel):
 
 class IngestSettings(_EnvSettings):
     profiles_table: str
+    # Order and event aggregates; see cadence.dal.activity_table.
+    activity_table: str
     data_bucket: str
     score_queue_url: str
     default_phone_region: str = Field(default="CN", pattern=r"^[A-Z]{2}$")
     score_batch_size: int = Field(default=100, ge=1, le=2000)
-    # Claims of counted orders/events and finished files; see cadence.dal.ingest_ledger.
+    # Finished files and file contents; see cadence.dal.ingest_ledger.
     ingest_ledger_table: str
     # The IANA zone of times written without an offset (e.g. Asia/Shanghai for CN exports).
     default_timezone: str = Field(default="UTC", pattern=r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$")
@@ -34,14 +36,15 @@ class IngestSettings(_EnvSettings):
     ingest_chunk_rows: int = Field(default=10_000, ge=10, le=1_000_000)
     # Seconds of the invocation kept free: with less left, the rest of the file goes to a new invocation.
     ingest_reserve_seconds: int = Field(default=120, ge=10, le=600)
-    # A ledger claim outlives every redelivery and re-upload we expect; after it, a repeat would count again.
+    # A file's content marker outlives every re-upload we expect; after it, the same bytes would count again.
     ingest_ledger_ttl_days: int = Field(default=400, ge=1)
-    # Concurrent DynamoDB writes per chunk (botocore's default pool holds 10 connections).
+    # Concurrent activity updates per chunk (botocore's default pool holds 10 connections).
     ingest_write_workers: int = Field(default=8, ge=1, le=10)
 
 
 class ScoreSettings(_EnvSettings):
     profiles_table: str
+    activity_table: str
     model_bucket: str
     model_version: str
 

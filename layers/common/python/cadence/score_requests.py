@@ -27,7 +27,9 @@ def score_customers(customer_ids: Sequence[str], settings: ScoreSettings) -> int
     Only the score attributes are written, so concurrent profile updates from ingest are kept.
     """
     model = loaded_model(settings.model_bucket, settings.model_version)
-    profiles = list(profiles_table.get_many(settings.profiles_table, customer_ids).values())
+    # One dict per customer: the profile with its order and event aggregates (both tables, one BatchGetItem).
+    found = profiles_table.get_many(settings.profiles_table, customer_ids, activity_table=settings.activity_table)
+    profiles = list(found.values())
     if not profiles:
         return 0
     results = scoring.score_profiles(profiles, model, datetime.now(UTC))

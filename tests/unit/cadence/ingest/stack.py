@@ -49,7 +49,7 @@ def _deserialize(item: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class IngestStack:
-    """Bucket (versioned, as declared), profiles and ledger tables and the score queue, all in moto."""
+    """Bucket (versioned, as declared), profiles, activity and ledger tables and the score queue, all in moto."""
 
     bucket: str
     queue_url: str
@@ -61,13 +61,18 @@ class IngestStack:
         return clients.client(service)
 
     def wipe(self) -> None:
-        """Empty the bucket, both tables and the queue, so each test starts from nothing."""
+        """Empty the bucket, the tables and the queue, so each test starts from nothing."""
         s3 = self.client("s3")
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket):
             for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
                 s3.delete_object(Bucket=self.bucket, Key=entry["Key"], VersionId=entry["VersionId"])
         dynamodb = self.client("dynamodb")
-        for table, key in ((self.settings.profiles_table, "customer_id"), (LEDGER_TABLE, "record_key")):
+        tables = (
+            (self.settings.profiles_table, "customer_id"),
+            (self.settings.activity_table, "customer_id"),
+            (LEDGER_TABLE, "record_key"),
+        )
+        for table, key in tables:
             for item in dynamodb.scan(TableName=table, ProjectionExpression="#k", ExpressionAttributeNames={"#k": key})[
                 "Items"
             ]:
@@ -83,16 +88,18 @@ class IngestStack:
         versioning = template_resource("DataBucket")["Properties"]["VersioningConfiguration"]
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": versioning["Status"]})
         create_table("ProfilesTable", os.environ["PROFILES_TABLE"])
+        create_table("ActivityTable", os.environ["ACTIVITY_TABLE"])
         create_table("IngestLedgerTable", LEDGER_TABLE)
         queue_url = clients.client("sqs").create_queue(QueueName=os.environ["SCORE_QUEUE_URL"].rsplit("/", 1)[-1])[
             "QueueUrl"
         ]
         settings = IngestSettings(
             profiles_table=os.environ["PROFILES_TABLE"],
+            activity_table=os.environ["ACTIVITY_TABLE"],
             data_bucket=bucket,
             score_queue_url=queue_url,
             ingest_ledger_table=LEDGER_TABLE,
-            # moto's in-process DynamoDB is not thread-safe under concurrent transactions.
+            # moto's in-process DynamoDB is not thread-safe.
             ingest_write_workers=1,
             **overrides,
         )
@@ -133,6 +140,17 @@ class IngestStack:
             .get_item(Key={"customer_id": customer_id}, ConsistentRead=True)
         )
         return from_item(item["Item"]) if "Item" in item else None
+
+    def activity(self, customer_id: str) -> dict[str, Any] | None:
+        """A customer's order and event aggregates, without the table's bookkeeping (applied batch ids)."""
+        item = (
+            boto3.resource("dynamodb")
+            .Table(self.settings.activity_table)
+            .get_item(Key={"customer_id": customer_id}, ConsistentRead=True)
+        )
+        if "Item" not in item:
+            return None
+        return {k: v for k, v in from_item(item["Item"]).items() if not k.startswith("applied_batches_")}
 
     def profiles(self) -> dict[str, dict[str, Any]]:
         items = self.client("dynamodb").scan(TableName=self.settings.profiles_table)["Items"]

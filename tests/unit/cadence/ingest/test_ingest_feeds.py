@@ -144,13 +144,13 @@ ORDERS_CSV = (
 )
 
 
-def test_orders_add_aggregates_to_profiles(stack, ingest):
+def test_orders_add_aggregates_to_activity(stack, ingest):
     report = ingest("incoming/orders/o.csv", ORDERS_CSV)
 
     assert (report["rows_read"], report["rows_accepted"], report["rows_rejected"]) == (6, 4, 2)
     assert report["rejected_by_reason"] == {"invalid:order_date": 1, "invalid:amount": 1}
     assert report["duplicates_merged"] == 1
-    alice = stack.profile("007")
+    alice = stack.activity("007")
     assert alice == {
         "customer_id": "007",
         "order_count": 2,
@@ -158,7 +158,8 @@ def test_orders_add_aggregates_to_profiles(stack, ingest):
         "first_order_at": "2024-02-01T00:00:00Z",
         "last_order_at": "2024-03-01T10:00:00Z",
     }
-    assert stack.profile("008")["order_count"] == 1
+    assert stack.activity("008")["order_count"] == 1
+    assert stack.profile("007") is None  # the customer row has not arrived: activity waits beside it
     assert sorted(set(stack.queued_customer_ids())) == ["007", "008"]
 
 
@@ -170,8 +171,34 @@ def test_orders_count_once_when_event_is_redelivered_or_file_reuploaded(stack, i
 
     assert again["writes_applied"] == 0
     assert again["writes_skipped"] == 3  # A1, A2, A3 (A1 appears twice in the file)
-    alice = stack.profile("007")
+    assert (again["rows_read"], again["rows_accepted"]) == (6, 4)  # still read and reported in full
+    alice = stack.activity("007")
     assert (alice["order_count"], alice["total_spend"]) == (2, 1334.5)
+
+
+def test_orders_count_once_when_a_copy_arrives_before_the_first_upload_finished(stack, ingest):
+    # given a first upload whose counting stopped before its file was marked finished (a crash, or both at once)
+    ingest("incoming/orders/o.csv", ORDERS_CSV)
+    ledger = stack.client("dynamodb")
+    for item in ledger.scan(TableName=stack.settings.ingest_ledger_table)["Items"]:
+        ledger.delete_item(TableName=stack.settings.ingest_ledger_table, Key={"record_key": item["record_key"]})
+
+    # when the same bytes arrive under another key
+    again = ingest("incoming/orders/copy.csv", ORDERS_CSV)
+
+    # then every customer's batch was already applied
+    assert (again["writes_applied"], again["writes_skipped"]) == (0, 3)
+    alice = stack.activity("007")
+    assert (alice["order_count"], alice["total_spend"]) == (2, 1334.5)
+
+
+def test_same_order_id_in_a_later_chunk_of_the_file_counts_once(stack, ingest):
+    body = "order_id,customer_id,order_date,amount\n" + "".join(f"o{i % 12},1,2024-01-01,1\n" for i in range(25))
+
+    report = ingest("incoming/orders/repeats.csv", body, ingest_chunk_rows=10)
+
+    assert (report["rows_accepted"], report["duplicates_merged"]) == (25, 13)
+    assert stack.activity("1")["order_count"] == 12
 
 
 def test_new_orders_extend_aggregates_from_earlier_files(stack, ingest):
@@ -181,7 +208,7 @@ def test_new_orders_extend_aggregates_from_earlier_files(stack, ingest):
         "order_id,customer_id,order_date,amount\nB1,007,2023-12-31T00:00:00Z,10\nB2,007,2024-06-01T00:00:00Z,5\n",
     )
 
-    alice = stack.profile("007")
+    alice = stack.activity("007")
     assert (alice["order_count"], alice["total_spend"]) == (4, 1349.5)
     assert (alice["first_order_at"], alice["last_order_at"]) == ("2023-12-31T00:00:00Z", "2024-06-01T00:00:00Z")
 
@@ -210,14 +237,14 @@ def test_events_update_engagement_from_json_lines(stack, ingest):
     assert (report["rows_read"], report["rows_accepted"], report["rows_rejected"]) == (9, 6, 3)
     assert report["rejected_by_reason"] == {"malformed_json": 1, "not_an_object": 1, "missing:event_time": 1}
     assert report["duplicates_merged"] == 1
-    assert stack.profile("007") == {
+    assert stack.activity("007") == {
         "customer_id": "007",
         "event_count": 4,
         "last_visit_at": "2024-03-04T10:00:00Z",
         "last_open_at": "2024-03-02T10:00:00Z",
         "last_click_at": "2024-03-03T10:00:00Z",
     }
-    assert stack.profile("8") == {"customer_id": "8", "event_count": 1}
+    assert stack.activity("8") == {"customer_id": "8", "event_count": 1}
     assert [row["line"] for row in stack.rejected("incoming/events/e.jsonl")] == ["7", "8", "9"]
 
 
@@ -225,7 +252,16 @@ def test_events_count_once_when_the_file_is_uploaded_twice(stack, ingest):
     ingest("incoming/events/e.jsonl", EVENTS_JSONL)
     ingest("incoming/events/e.jsonl", EVENTS_JSONL)  # a new version of the same key
 
-    assert stack.profile("007")["event_count"] == 4
+    assert stack.activity("007")["event_count"] == 4
+
+
+def test_customers_file_leaves_activity_alone_and_activity_leaves_profiles_alone(stack, ingest):
+    ingest("incoming/orders/o.csv", ORDERS_CSV)
+    ingest("incoming/customers/crm.csv", CUSTOMERS_CSV)
+
+    assert stack.activity("007")["order_count"] == 2
+    assert "order_count" not in stack.profile("007")
+    assert stack.profile("007")["email"] == "alice@example.com"
 
 
 def test_gzipped_csv_is_read_when_suffix_is_gz(stack, ingest):

@@ -123,7 +123,7 @@ def test_json_lines_values_of_any_json_type_become_text(stack, ingest):
     report = ingest("incoming/orders/o.ndjson", json.dumps(line) + "\n")
 
     assert report["rows_accepted"] == 1
-    profile = stack.profile("7")
+    profile = stack.activity("7")
     assert (profile["order_count"], profile["total_spend"]) == (1, 12.5)
 
 

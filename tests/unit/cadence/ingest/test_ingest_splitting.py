@@ -75,7 +75,7 @@ def test_large_file_is_split_into_parts_that_add_up(stack, relay):
     ]
     assert (report["rows_read"], report["rows_accepted"], report["rows_rejected"]) == (35, 28, 7)
     assert report["duration_s"] == pytest.approx(sum(p["duration_s"] for p in report["parts"]), abs=0.01)
-    assert sum(stack.profile(f"c{i}")["event_count"] for i in range(3)) == 28
+    assert sum(stack.activity(f"c{i}")["event_count"] for i in range(3)) == 28
 
 
 def test_split_file_rejects_are_merged_into_one_csv(stack, relay):
@@ -104,7 +104,7 @@ def test_retried_continuation_counts_nothing_twice(stack, relay):
         relay.run_next()
 
     assert stack.report(KEY)["rows_read"] == 35
-    assert sum(stack.profile(f"c{i}")["event_count"] for i in range(3)) == 28
+    assert sum(stack.activity(f"c{i}")["event_count"] for i in range(3)) == 28
 
 
 def test_small_file_finishes_in_one_invocation_even_without_time_to_spare(stack, relay):

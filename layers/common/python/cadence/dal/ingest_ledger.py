@@ -1,8 +1,10 @@
-"""The ingest ledger: one item per counted order or event, and one per finished file.
+"""The ingest ledger: one item per finished file and one per finished file content.
 
-Orders and events are claimed here (inside the same transaction that adds them to a profile, see
-profiles_table.apply_deltas) so a repeated delivery counts nothing twice. A finished file's item lets a
-re-delivered S3 event skip the whole file.
+`file#<key>@<version>` lets a re-delivered S3 event skip the whole file at once (its report is already
+written). `content#<md5>` says a file with these bytes was counted in full, under whatever key: a later
+upload of the same bytes is still read and reported, but adds nothing to the activity table. Repeats
+inside the activity table's batch window (7-14 days) are caught there too; this marker covers the rest
+of `INGEST_LEDGER_TTL_DAYS`. Orders and events are no longer claimed one by one.
 """
 
 import time
@@ -18,25 +20,46 @@ def file_record_key(file_id: str) -> str:
     return f"file#{file_id}"
 
 
-def finished_file(table_name: str, file_id: str) -> dict[str, Any] | None:
-    """The summary stored when the file was finished, or None."""
+def content_record_key(content_id: str) -> str:
+    return f"content#{content_id}"
+
+
+def _get(table_name: str, record_key: str, action: str) -> dict[str, Any] | None:
     try:
-        response = clients.table(table_name).get_item(Key={"record_key": file_record_key(file_id)}, ConsistentRead=True)
+        response = clients.table(table_name).get_item(Key={"record_key": record_key}, ConsistentRead=True)
     except ClientError as exc:
-        raise clients.translate(exc, "ingest_ledger.finished_file") from exc
+        raise clients.translate(exc, action) from exc
     item = response.get("Item")
     return from_item(item) if item else None
 
 
-def mark_file_finished(table_name: str, file_id: str, summary: dict[str, Any], *, ttl_days: int) -> None:
-    item = to_item(
-        {
-            **summary,
-            "record_key": file_record_key(file_id),
-            "expires_at": int(time.time()) + ttl_days * 86400,
-        }
-    )
+def _put(table_name: str, record_key: str, values: dict[str, Any], *, ttl_days: int, action: str) -> None:
+    item = to_item({**values, "record_key": record_key, "expires_at": int(time.time()) + ttl_days * 86400})
     try:
         clients.table(table_name).put_item(Item=item)
     except ClientError as exc:
-        raise clients.translate(exc, "ingest_ledger.mark_file_finished") from exc
+        raise clients.translate(exc, action) from exc
+
+
+def finished_file(table_name: str, file_id: str) -> dict[str, Any] | None:
+    """The summary stored when the file was finished, or None."""
+    return _get(table_name, file_record_key(file_id), "ingest_ledger.finished_file")
+
+
+def mark_file_finished(table_name: str, file_id: str, summary: dict[str, Any], *, ttl_days: int) -> None:
+    _put(table_name, file_record_key(file_id), summary, ttl_days=ttl_days, action="ingest_ledger.mark_file_finished")
+
+
+def counted_content(table_name: str, content_id: str) -> dict[str, Any] | None:
+    """What was stored when a file with this content was finished (source_key), or None."""
+    return _get(table_name, content_record_key(content_id), "ingest_ledger.counted_content")
+
+
+def mark_content_counted(table_name: str, content_id: str, source_key: str, *, ttl_days: int) -> None:
+    _put(
+        table_name,
+        content_record_key(content_id),
+        {"source_key": source_key},
+        ttl_days=ttl_days,
+        action="ingest_ledger.mark_content_counted",
+    )

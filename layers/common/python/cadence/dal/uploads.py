@@ -1,6 +1,8 @@
 """Files in the data bucket: the dropped object as a stream, the reports and rejects written beside it."""
 
+import hashlib
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import IO, Any, BinaryIO
@@ -12,6 +14,8 @@ from cadence.errors import InvalidInputError
 from cadence.ingest.models import FileRef, ObjectInfo
 
 _MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+# A single-part upload's ETag under SSE-S3 (the bucket's encryption) is the MD5 of its bytes.
+_PLAIN_ETAG = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _version(ref: FileRef) -> dict[str, str]:
@@ -39,6 +43,22 @@ def open_object(ref: FileRef) -> tuple[ObjectInfo, BinaryIO]:
         version_id=response.get("VersionId") or ref.version_id,
     )
     return info, response["Body"]
+
+
+def content_id(ref: FileRef, info: ObjectInfo) -> str:
+    """The MD5 of the object's bytes, hex: its ETag when that is one, else computed by reading it once.
+
+    A multipart upload's ETag depends on its part size, so the same bytes uploaded another way would get
+    another ETag; hashing them keeps the id a function of the content alone.
+    """
+    if _PLAIN_ETAG.match(info.etag):
+        return info.etag
+    digest = hashlib.md5(usedforsecurity=False)
+    _, body = open_object(FileRef(ref.bucket, ref.key, info.version_id or ref.version_id))
+    with body:
+        while block := body.read(8 * 1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_json(bucket: str, key: str) -> dict[str, Any]:

@@ -3,21 +3,27 @@
 Duplicate rule for customers: rows of one customer_id are ordered by updated_at, then by line; for each
 column the latest non-empty value wins. So a later row that leaves a column empty keeps the earlier value,
 and across files a profile only takes values from a row at least as new as the one it holds.
-Orders are unique by order_id (the last row of an id in a file wins). Events are unique by
-(customer_id, event_type, event_time, attributes). Repeats across files are ignored by the ingest ledger.
+Orders are unique by order_id and events by (customer_id, event_type, event_time, attributes) within a
+file (the last row wins inside a chunk; a repeat in a later chunk is dropped). Orders and events are then
+summed per customer, vectorised: one ActivityDelta per customer and chunk. A re-delivered or re-uploaded file
+is recognised by its content (see cadence.dal.activity_table), not by order_id.
 """
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from cadence.ingest.cleaning import stable_hash
-from cadence.ingest.models import AggregateDelta, CountedRecord, CustomerUpsert
+from cadence.ingest.models import ActivityDelta, CustomerUpsert
 from cadence.ingest.schemas import CUSTOMERS
 from cadence.ingest.validation import LINE
 
 ENGAGEMENT = {"visit": "last_visit_at", "open": "last_open_at", "click": "last_click_at"}
+# Amounts are cleaned to 4 decimals: summed as integers of 1/10 000, totals are exact.
+_AMOUNT_SCALE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,55 +58,100 @@ def merge_customers(accepted: pd.DataFrame, *, default_updated_at: str) -> Merge
     return Merged(upserts, rows - len(upserts))
 
 
-def order_deltas(accepted: pd.DataFrame) -> Merged[AggregateDelta]:
-    """Per customer: the orders to claim, their amounts, and the earliest and latest order time."""
+def resolve_customer(upsert: CustomerUpsert, stored: Mapping[str, Any] | None) -> tuple[dict[str, Any], bool]:
+    """The whole item to write for a merged row against the stored one, and whether the row was new enough.
+
+    A row at least as new as the stored updated_at sets its non-empty columns; an older row only fills
+    attributes the profile lacks. Every other stored attribute (score, decile, ...) is carried over.
+    """
+    incoming = {"customer_id": upsert.customer_id, **upsert.fields, "updated_at": upsert.updated_at}
+    if stored is None:
+        return incoming, True
+    held = stored.get("updated_at")
+    if held is None or str(held) <= upsert.updated_at:
+        return {**stored, **incoming}, True
+    return {**incoming, **stored}, False
+
+
+@dataclass(slots=True)
+class SeenKeys:
+    """64-bit hashes of the order ids / event keys earlier chunks of this invocation counted."""
+
+    hashes: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+
+    def keep_new(self, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+        """The rows whose key no earlier chunk had, the last row of a key within this chunk; remembers them."""
+        keys = pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
+        last = ~pd.Series(keys).duplicated(keep="last").to_numpy()
+        fresh = last & ~np.isin(keys, self.hashes)
+        self.hashes = np.concatenate([self.hashes, keys[fresh]])
+        return frame[fresh]
+
+
+def _delta_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return frame.reset_index().to_dict("records")
+
+
+def order_deltas(accepted: pd.DataFrame, seen: SeenKeys | None = None) -> Merged[ActivityDelta]:
+    """Per customer: how many new orders, their total, and the earliest and latest order time."""
     if accepted.empty:
         return Merged([], 0)
-    orders = accepted.sort_values(LINE, kind="stable").drop_duplicates("order_id", keep="last")
-    deltas = []
-    for customer_id, group in orders.groupby("customer_id", sort=False):
-        records = tuple(
-            CountedRecord(record_key=f"order#{order_id}", amount=Decimal(repr(amount)))
-            for order_id, amount in zip(group["order_id"], group["amount"], strict=True)
+    orders = (seen or SeenKeys()).keep_new(accepted.sort_values(LINE, kind="stable"), ["order_id"])
+    if orders.empty:
+        return Merged([], len(accepted))
+    cents = (orders["amount"].astype("float64") * _AMOUNT_SCALE).round().astype("int64")
+    grouped = orders.assign(_units=cents).groupby("customer_id", sort=False)
+    summary = pd.DataFrame(
+        {
+            "count": grouped.size(),
+            "units": grouped["_units"].sum(),
+            "first": grouped["order_date"].min(),
+            "last": grouped["order_date"].max(),
+        }
+    )
+    deltas = [
+        ActivityDelta(
+            customer_id=str(row["customer_id"]),
+            added={
+                "order_count": int(row["count"]),
+                "total_spend": Decimal(int(row["units"])) / _AMOUNT_SCALE,
+            },
+            records=int(row["count"]),
+            earliest={"first_order_at": str(row["first"])},
+            latest={"last_order_at": str(row["last"])},
         )
-        deltas.append(
-            AggregateDelta(
-                customer_id=str(customer_id),
-                records=records,
-                counter="order_count",
-                total="total_spend",
-                earliest={"first_order_at": str(group["order_date"].min())},
-                latest={"last_order_at": str(group["order_date"].max())},
-            )
-        )
+        for row in _delta_rows(summary)
+    ]
     return Merged(deltas, len(accepted) - len(orders))
 
 
-def event_deltas(accepted: pd.DataFrame) -> Merged[AggregateDelta]:
-    """Per customer: the events to claim and the latest visit, open and click."""
+def event_deltas(accepted: pd.DataFrame, seen: SeenKeys | None = None) -> Merged[ActivityDelta]:
+    """Per customer: how many new events and the latest visit, open and click."""
     if accepted.empty:
         return Merged([], 0)
-    events = accepted.copy()
-    events["record_key"] = [
-        "event#" + stable_hash(*parts)
-        for parts in zip(
-            events["customer_id"], events["event_type"], events["event_time"], events["attributes"], strict=True
+    key = ["customer_id", "event_type", "event_time", "attributes"]
+    events = (seen or SeenKeys()).keep_new(accepted.sort_values(LINE, kind="stable"), key)
+    if events.empty:
+        return Merged([], len(accepted))
+    counts = events.groupby("customer_id", sort=False).size()
+    engaged = events[events["event_type"].isin(list(ENGAGEMENT))]
+    latest = (
+        engaged.groupby(["customer_id", "event_type"], sort=False)["event_time"].max().unstack("event_type")
+        if not engaged.empty
+        else pd.DataFrame(index=pd.Index([], name="customer_id"))
+    )
+    latest = latest.reindex(columns=list(ENGAGEMENT)).rename(columns=ENGAGEMENT)
+    latest_by_customer = {
+        str(customer_id): {name: str(value) for name, value in row.items() if isinstance(value, str)}
+        for customer_id, row in latest.to_dict("index").items()
+    }
+    deltas = [
+        ActivityDelta(
+            customer_id=str(customer_id),
+            added={"event_count": int(count)},
+            records=int(count),
+            latest=latest_by_customer.get(str(customer_id), {}),
         )
+        for customer_id, count in counts.items()
     ]
-    events = events.drop_duplicates("record_key", keep="last")
-    deltas = []
-    for customer_id, group in events.groupby("customer_id", sort=False):
-        latest = {
-            attribute: str(group.loc[group["event_type"] == event_type, "event_time"].max())
-            for event_type, attribute in ENGAGEMENT.items()
-            if (group["event_type"] == event_type).any()
-        }
-        deltas.append(
-            AggregateDelta(
-                customer_id=str(customer_id),
-                records=tuple(CountedRecord(record_key=key) for key in group["record_key"]),
-                counter="event_count",
-                latest=latest,
-            )
-        )
     return Merged(deltas, len(accepted) - len(events))

@@ -38,32 +38,24 @@ class CustomerUpsert:
 
 
 @dataclass(frozen=True, slots=True)
-class CountedRecord:
-    """One order or event, claimed once in the ingest ledger under `record_key` before it counts."""
+class ActivityDelta:
+    """What one chunk of orders or events adds to one customer's activity item.
 
-    record_key: str
-    amount: Decimal = Decimal(0)
-
-
-@dataclass(frozen=True, slots=True)
-class AggregateDelta:
-    """What a batch of orders or events adds to one customer's profile.
-
-    `counter` and `total` name the attributes ADDed per newly claimed record (`total` sums `amount`);
-    `earliest` and `latest` map attribute names to ISO times kept as min and max.
+    `added` maps attribute names to the amounts ADDed (order_count, total_spend, event_count);
+    `earliest` and `latest` map attribute names to ISO times kept as min and max; `records` is how many
+    rows the delta stands for (the report counts them as applied or skipped).
     """
 
     customer_id: str
-    records: tuple[CountedRecord, ...]
-    counter: str
-    total: str | None = None
+    added: dict[str, int | Decimal]
+    records: int
     earliest: dict[str, str] = field(default_factory=dict)
     latest: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class WriteOutcome:
-    """How many writes took effect and how many were repeats the ledger or a newer row had already covered."""
+    """How many rows took effect and how many were repeats (of a batch already applied, or older than the profile)."""
 
     applied: int = 0
     skipped: int = 0

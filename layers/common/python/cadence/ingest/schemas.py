@@ -87,7 +87,12 @@ ORDERS = Feed(
     name="orders",
     prefix="incoming/orders/",
     columns=(
-        Column("order_id", Kind.ID, required=True, description="Counted once, whichever file it arrives in."),
+        Column(
+            "order_id",
+            Kind.ID,
+            required=True,
+            description="Counted once within a file; send each order in one file only.",
+        ),
         Column("customer_id", Kind.ID, required=True),
         Column("order_date", Kind.DATETIME, required=True),
         Column("amount", Kind.DECIMAL, required=True, description="1,234.50 and 1234.5 both work; may be negative."),

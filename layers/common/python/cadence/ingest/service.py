@@ -6,6 +6,11 @@ reports/ingest/<key>.json. A file that cannot be read at all is moved to rejecte
 and raised as UnreadableFileError (an InvalidInputError) so the async retry and on-failure
 destination see it. Every write is safe to repeat, so a redelivered event changes nothing twice.
 
+Writes, per chunk: customers are read from the profiles table (BatchGetItem, 100 keys a call), merged with
+what is stored (merge.resolve_customer) and written back whole (BatchWriteItem, 25 a call). Orders and
+events are summed per customer (vectorised) and added to the activity table with one conditional
+UpdateItem per customer, guarded by the chunk's batch id: "<content md5>:<chunk index>".
+
 Large files: chunks are processed while the invocation has time; when less than the reserve (plus the
 slowest chunk so far) is left, the rest is handed to a new invocation as a continuation (the next
 chunk index and the report so far). That invocation reads past the finished chunks without building
@@ -20,14 +25,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
+
 from cadence.config import IngestSettings
-from cadence.dal import ingest_ledger, profiles_table, queues, uploads
+from cadence.dal import activity_table, ingest_ledger, profiles_table, queues, uploads
 from cadence.errors import InvalidInputError
 from cadence.ingest import merge
 from cadence.ingest.cleaning import Context
 from cadence.ingest.exceptions import UnreadableFileError
 from cadence.ingest.mapping import ColumnMapping, load_mapping
-from cadence.ingest.models import FileRef, ObjectInfo, WriteOutcome
+from cadence.ingest.models import FileRef, ObjectInfo
 from cadence.ingest.readers import TableReader, open_table
 from cadence.ingest.report import (
     IngestReport,
@@ -58,12 +65,24 @@ class Invocation:
     hand_off: Callable[[Mapping[str, Any]], None] | None = None
 
 
+@dataclass(slots=True)
+class _FileState:
+    """What every chunk of one file needs besides its rows."""
+
+    info: ObjectInfo
+    content_id: str
+    # The content was counted in full before (same bytes under any key): add nothing to the activity table.
+    counted_before: bool
+    seen: merge.SeenKeys = field(default_factory=merge.SeenKeys)
+
+
 @dataclass(frozen=True, slots=True)
 class Resume:
     """Where a continuation picks a file up."""
 
     ref: FileRef
     file_id: str
+    content_id: str
     start_chunk: int
     part: int
     # Chunk indexes only mean the same thing at the same chunk size, whatever the settings say by now.
@@ -76,6 +95,7 @@ class Resume:
             CONTINUATION: {
                 "file": ref,
                 "file_id": self.file_id,
+                "content_id": self.content_id,
                 "start_chunk": self.start_chunk,
                 "part": self.part,
                 "chunk_rows": self.chunk_rows,
@@ -91,6 +111,7 @@ class Resume:
             return cls(
                 ref=FileRef(bucket=str(ref["bucket"]), key=str(ref["key"]), version_id=ref.get("version_id")),
                 file_id=str(payload["file_id"]),
+                content_id=str(payload["content_id"]),
                 start_chunk=int(payload["start_chunk"]),
                 part=int(payload["part"]),
                 chunk_rows=int(payload["chunk_rows"]),
@@ -193,6 +214,11 @@ def ingest_file(
         try:
             if feed is None or sink is None:
                 raise UnreadableFileError("unknown_feed")
+            content_id = resume.content_id if resume else uploads.content_id(ref, info)
+            counted = feed is not CUSTOMERS and (
+                ingest_ledger.counted_content(settings.ingest_ledger_table, content_id) is not None
+            )
+            state = _FileState(info=info, content_id=content_id, counted_before=counted)
             reader = open_table(
                 body,
                 key=ref.key,
@@ -204,7 +230,7 @@ def ingest_file(
             _describe(report, reader)
             report.chunk_rows = resume.chunk_rows if resume else settings.ingest_chunk_rows
             next_chunk = _run_chunks(
-                reader, feed=feed, report=report, sink=sink, settings=settings, info=info, invocation=invocation,
+                reader, feed=feed, report=report, sink=sink, settings=settings, state=state, invocation=invocation,
                 start=resume.start_chunk if resume else 0,
             )  # fmt: skip
             report.ignored_columns = sorted(set(report.ignored_columns) | reader.ignored_columns)
@@ -221,6 +247,7 @@ def ingest_file(
         return _hand_off(
             ref,
             file_id=file_id,
+            content_id=state.content_id,
             report=report,
             sink=sink,
             started=started,
@@ -228,11 +255,15 @@ def ingest_file(
             hand_off=invocation.hand_off,
             next_chunk=next_chunk,
         )
-    _finish(report, sink, started, settings)
-    uploads.put_json(ref.bucket, report_key(ref.key), report.to_dict())
+    if not state.counted_before:
+        ingest_ledger.mark_content_counted(
+            settings.ingest_ledger_table, state.content_id, ref.key, ttl_days=settings.ingest_ledger_ttl_days
+        )
     ingest_ledger.mark_file_finished(
         settings.ingest_ledger_table, file_id, report.summary(), ttl_days=settings.ingest_ledger_ttl_days
     )
+    _finish(report, sink, started, settings)
+    uploads.put_json(ref.bucket, report_key(ref.key), report.to_dict())
     metrics.add_metric(name="FilesIngested", unit="Count", value=1)
     logger.info("file ingested", extra=report.summary())
     return report
@@ -262,7 +293,7 @@ def _run_chunks(
     report: IngestReport,
     sink: RejectSink,
     settings: IngestSettings,
-    info: ObjectInfo,
+    state: _FileState,
     invocation: Invocation,
     start: int,
 ) -> int | None:
@@ -275,9 +306,13 @@ def _run_chunks(
             return chunk.index
         began = time.monotonic()
         validated = validate(chunk, feed, context)
-        _apply(validated, feed=feed, report=report, settings=settings, info=info)
+        _apply(validated, feed=feed, report=report, settings=settings, state=state, chunk_index=chunk.index)
         sink.write(validated.rejected)
         slowest = max(slowest, time.monotonic() - began)
+        logger.info(
+            "chunk ingested",
+            extra={"source_key": report.source_key, "chunk": chunk.index, "rows_read": report.rows_read},
+        )
     return None
 
 
@@ -285,6 +320,7 @@ def _hand_off(
     ref: FileRef,
     *,
     file_id: str,
+    content_id: str,
     report: IngestReport,
     sink: RejectSink | None,
     started: float,
@@ -301,7 +337,8 @@ def _hand_off(
     report.parts[-1].duration_s = round(time.monotonic() - started, 3)
     report.duration_s = round(sum(p.duration_s for p in report.parts), 3)
     uploads.put_json(ref.bucket, report_key(ref.key), report.to_dict())
-    hand_off(Resume(ref, file_id, next_chunk, part + 1, report.chunk_rows, report.to_dict()).to_event())
+    resume = Resume(ref, file_id, content_id, next_chunk, part + 1, report.chunk_rows, report.to_dict())
+    hand_off(resume.to_event())
     metrics.add_metric(name="FilesSplit", unit="Count", value=1)
     logger.info("file continues in a new invocation", extra={**report.summary(), "next_chunk": next_chunk})
     return report
@@ -316,7 +353,13 @@ def _describe(report: IngestReport, reader: TableReader) -> None:
 
 
 def _apply(
-    validated: Validated, *, feed: Feed, report: IngestReport, settings: IngestSettings, info: ObjectInfo
+    validated: Validated,
+    *,
+    feed: Feed,
+    report: IngestReport,
+    settings: IngestSettings,
+    state: _FileState,
+    chunk_index: int,
 ) -> None:
     """Write one chunk's accepted rows and queue their customers for scoring."""
     report.add(validated)
@@ -326,29 +369,55 @@ def _apply(
     metrics.add_metric(name="RowsRejected", unit="Count", value=len(validated.rejected))
     if accepted.empty:
         return
-    outcome: WriteOutcome
     if feed is CUSTOMERS:
-        customers = merge.merge_customers(accepted, default_updated_at=info.last_modified)
-        report.duplicates_merged += customers.duplicates_merged
-        outcome = profiles_table.upsert_customers(
-            settings.profiles_table, customers.items, workers=settings.ingest_write_workers
-        )
+        _write_customers(accepted, report=report, settings=settings, info=state.info)
     else:
-        deltas = merge.order_deltas(accepted) if feed is ORDERS else merge.event_deltas(accepted)
-        report.duplicates_merged += deltas.duplicates_merged
-        outcome = profiles_table.apply_deltas(
-            settings.profiles_table,
-            settings.ingest_ledger_table,
-            deltas.items,
-            expires_at=int(time.time()) + settings.ingest_ledger_ttl_days * 86400,
-            source_key=report.source_key,
-            workers=settings.ingest_write_workers,
+        deltas = (
+            merge.order_deltas(accepted, state.seen) if feed is ORDERS else merge.event_deltas(accepted, state.seen)
         )
-    report.writes_applied += outcome.applied
-    report.writes_skipped += outcome.skipped
+        report.duplicates_merged += deltas.duplicates_merged
+        if state.counted_before:
+            report.writes_skipped += sum(delta.records for delta in deltas.items)
+        else:
+            outcome = activity_table.apply_deltas(
+                settings.activity_table,
+                deltas.items,
+                batch_id=f"{state.content_id}:{chunk_index}",
+                workers=settings.ingest_write_workers,
+            )
+            report.writes_applied += outcome.applied
+            report.writes_skipped += outcome.skipped
     customer_ids = list(dict.fromkeys(str(cid) for cid in accepted["customer_id"]))
     report.customers_queued += len(customer_ids)
+    # After the writes: a score the score function wrote between our read and our write of a profile is lost,
+    # and this re-scores the customer from what is now stored.
     report.score_messages += _queue_scoring(customer_ids, settings=settings, source_key=report.source_key)
+
+
+def _write_customers(
+    accepted: pd.DataFrame, *, report: IngestReport, settings: IngestSettings, info: ObjectInfo
+) -> None:
+    """Merge the chunk's customers with their stored profiles and write back the ones that change.
+
+    BatchWriteItem replaces whole items and takes no condition, so the stored items are read first
+    (consistently) and the latest-updated_at-wins rule is applied here; the score attributes are carried
+    over from what was read. A score written between that read and the write is lost, which heals itself:
+    every customer of the chunk is queued for scoring after the write.
+    """
+    customers = merge.merge_customers(accepted, default_updated_at=info.last_modified)
+    report.duplicates_merged += customers.duplicates_merged
+    stored = profiles_table.read_for_merge(settings.profiles_table, [c.customer_id for c in customers.items])
+    changed = []
+    for upsert in customers.items:
+        held = stored.get(upsert.customer_id)
+        item, newer = merge.resolve_customer(upsert, held)
+        if newer:
+            report.writes_applied += 1
+        else:
+            report.writes_skipped += 1
+        if item != held:
+            changed.append(item)
+    profiles_table.put_many(settings.profiles_table, changed)
 
 
 def _queue_scoring(customer_ids: Sequence[str], *, settings: IngestSettings, source_key: str) -> int:

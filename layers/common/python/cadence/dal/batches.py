@@ -1,0 +1,106 @@
+"""DynamoDB's batch APIs with their partial failures handled: unprocessed keys and items retried with backoff.
+
+BatchGetItem takes at most 100 keys a call across all the tables it names; BatchWriteItem 25 requests.
+Both report throttled work in the response (UnprocessedKeys / UnprocessedItems) instead of failing, so every
+call here loops until nothing is left, sleeping a little longer each round, and gives up with TransientError.
+"""
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from cadence.dal import clients
+from cadence.errors import TransientError
+
+GET_LIMIT = 100
+WRITE_LIMIT = 25
+_MAX_ROUNDS = 10
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(0.05 * 2**attempt, 2.0))
+
+
+def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _serializer.serialize(value) for name, value in item.items()}
+
+
+def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
+def get_items(
+    request: Mapping[str, Sequence[Mapping[str, Any]]],
+    *,
+    projections: Mapping[str, Sequence[str]] | None = None,
+    action: str,
+) -> dict[str, list[dict[str, Any]]]:
+    """Items (plain values, numbers as Decimal) by table for one BatchGetItem request of at most 100 keys.
+
+    `request` maps table names to their keys (plain values); `projections` optionally names the attributes
+    to read per table. Reads are strongly consistent.
+
+    Raises:
+        TransientError: keys stayed unprocessed after every retry, or DynamoDB throttled.
+        PermanentError: DynamoDB refused the request.
+    """
+    pending: dict[str, Any] = {}
+    for table, keys in request.items():
+        if not keys:
+            continue
+        entry: dict[str, Any] = {"Keys": [serialize(key) for key in keys], "ConsistentRead": True}
+        names = (projections or {}).get(table)
+        if names:
+            entry["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(names)))
+            entry["ExpressionAttributeNames"] = {f"#p{i}": name for i, name in enumerate(names)}
+        pending[table] = entry
+    found: dict[str, list[dict[str, Any]]] = {table: [] for table in request}
+    client = clients.client("dynamodb")
+    for attempt in range(_MAX_ROUNDS):
+        if not pending:
+            return found
+        try:
+            response = client.batch_get_item(RequestItems=pending)
+        except ClientError as exc:
+            raise clients.translate(exc, action) from exc
+        for table, items in response.get("Responses", {}).items():
+            found.setdefault(table, []).extend(deserialize(item) for item in items)
+        pending = response.get("UnprocessedKeys") or {}
+        if pending:
+            _backoff(attempt)
+    if pending:
+        raise TransientError(f"{action}: keys left unprocessed")
+    return found
+
+
+def put_items(table_name: str, items: Sequence[Mapping[str, Any]], *, action: str) -> None:
+    """Write whole items (plain values) with BatchWriteItem, 25 a call (keys must be unique).
+
+    Raises:
+        TransientError: items stayed unprocessed after every retry, or DynamoDB throttled.
+        PermanentError: DynamoDB refused an item.
+    """
+    client = clients.client("dynamodb")
+    for chunk in _chunks(items, WRITE_LIMIT):
+        pending: dict[str, Any] = {table_name: [{"PutRequest": {"Item": serialize(item)}} for item in chunk]}
+        for attempt in range(_MAX_ROUNDS):
+            try:
+                response = client.batch_write_item(RequestItems=pending)
+            except ClientError as exc:
+                raise clients.translate(exc, action) from exc
+            pending = response.get("UnprocessedItems") or {}
+            if not pending:
+                break
+            _backoff(attempt)
+        else:
+            raise TransientError(f"{action}: items left unprocessed")
+
+
+def _chunks[T](items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
