@@ -3,6 +3,7 @@
 Sections (each can be chosen with --only):
   sizes     unzipped size of every function with its layers, from `sam build`, against Lambda's 250 MB
   pipeline  the demo pipeline on a fresh local stack: time and AWS API calls per stage
+  scoring   onnxruntime vs scikit-learn rows/s by batch size and per customer, score cold start, sizes (bench_scoring)
 
 Speed is reported beside a baseline measured in the same run, never as an absolute threshold.
 """
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from samtranslator.yaml_helper import yaml_parse
+
+from infra.bench_scoring import bench_scoring
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / ".aws-sam" / "build"
@@ -90,7 +93,11 @@ def bench_pipeline() -> dict[str, Any]:
     return summary
 
 
-SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {"sizes": bench_sizes, "pipeline": bench_pipeline}
+SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
+    "sizes": bench_sizes,
+    "pipeline": bench_pipeline,
+    "scoring": bench_scoring,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
