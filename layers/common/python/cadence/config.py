@@ -33,12 +33,15 @@ class IngestSettings(_EnvSettings):
     default_timezone: str = Field(default="UTC", pattern=r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$")
     # Optional key in DATA_BUCKET of a JSON column mapping that extends the shipped one.
     ingest_mapping_key: str | None = None
-    ingest_chunk_rows: int = Field(default=10_000, ge=10, le=1_000_000)
+    # Orders and events are summed per customer and chunk (one activity update each): larger chunks, fewer calls.
+    ingest_chunk_rows: int = Field(default=50_000, ge=10, le=1_000_000)
     # Seconds of the invocation kept free: with less left, the rest of the file goes to a new invocation.
     ingest_reserve_seconds: int = Field(default=120, ge=10, le=600)
     # A file's content marker outlives every re-upload we expect; after it, the same bytes would count again.
     ingest_ledger_ttl_days: int = Field(default=400, ge=1)
-    # Concurrent activity updates per chunk (botocore's default pool holds 10 connections).
+    # How long one chunk of customers may hold the write lease (and another waits for it at most).
+    ingest_customers_lease_seconds: int = Field(default=600, ge=1, le=900)
+    # Concurrent DynamoDB calls per chunk: batch writes, activity updates (botocore's pool holds 10 connections).
     ingest_write_workers: int = Field(default=8, ge=1, le=10)
 
 

@@ -2,10 +2,11 @@
 
 import gzip
 import json
+import time
 
 import pytest
 
-from cadence.errors import InvalidInputError
+from cadence.errors import InvalidInputError, TransientError
 from cadence.ingest import service
 from cadence.ingest.models import FileRef
 
@@ -97,6 +98,35 @@ def test_customer_upsert_keeps_attributes_other_stages_own(stack, ingest):
     assert profile is not None
     assert (profile["score"], profile["decile"], profile["model_version"], profile["order_count"]) == (1, 3, "m1", 2)
     assert profile["email"] == "alice@example.com"
+
+
+def hold_customers_lease(stack, *, until: int) -> None:
+    stack.client("dynamodb").put_item(
+        TableName=stack.settings.ingest_ledger_table,
+        Item={"record_key": {"S": "lease#customers"}, "owner": {"S": "other"}, "lease_until": {"N": str(until)}},
+    )
+
+
+def test_customers_wait_while_another_file_holds_the_write_lease(stack):
+    key = "incoming/customers/crm.csv"
+    version = stack.put(key, CUSTOMERS_CSV)
+    hold_customers_lease(stack, until=int(time.time()) + 600)
+    settings = stack.settings.model_copy(update={"ingest_customers_lease_seconds": 1})
+
+    with pytest.raises(TransientError):
+        service.ingest_files([FileRef(stack.bucket, key, version)], settings=settings)
+
+    assert stack.profile("007") is None
+
+
+def test_customers_take_over_a_lease_its_holder_left_to_expire(stack, ingest):
+    hold_customers_lease(stack, until=int(time.time()) - 1)
+
+    ingest("incoming/customers/crm.csv", CUSTOMERS_CSV)
+
+    assert stack.profile("007")["email"] == "alice@example.com"
+    ledger = stack.client("dynamodb").scan(TableName=stack.settings.ingest_ledger_table)["Items"]
+    assert not [item for item in ledger if item["record_key"]["S"].startswith("lease#")]  # released after use
 
 
 def test_duplicate_customers_merge_latest_value_per_column(stack, ingest):

@@ -7,6 +7,7 @@ call here loops until nothing is left, sleeping a little longer each round, and 
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -78,15 +79,16 @@ def get_items(
     return found
 
 
-def put_items(table_name: str, items: Sequence[Mapping[str, Any]], *, action: str) -> None:
-    """Write whole items (plain values) with BatchWriteItem, 25 a call (keys must be unique).
+def put_items(table_name: str, items: Sequence[Mapping[str, Any]], *, action: str, workers: int = 1) -> None:
+    """Write whole items (plain values) with BatchWriteItem, 25 a call (keys must be unique), `workers` calls at once.
 
     Raises:
         TransientError: items stayed unprocessed after every retry, or DynamoDB throttled.
         PermanentError: DynamoDB refused an item.
     """
     client = clients.client("dynamodb")
-    for chunk in _chunks(items, WRITE_LIMIT):
+
+    def write(chunk: Sequence[Mapping[str, Any]]) -> None:
         pending: dict[str, Any] = {table_name: [{"PutRequest": {"Item": serialize(item)}} for item in chunk]}
         for attempt in range(_MAX_ROUNDS):
             try:
@@ -95,10 +97,18 @@ def put_items(table_name: str, items: Sequence[Mapping[str, Any]], *, action: st
                 raise clients.translate(exc, action) from exc
             pending = response.get("UnprocessedItems") or {}
             if not pending:
-                break
+                return
             _backoff(attempt)
-        else:
-            raise TransientError(f"{action}: items left unprocessed")
+        raise TransientError(f"{action}: items left unprocessed")
+
+    chunks = list(_chunks(items, WRITE_LIMIT))
+    if workers <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            write(chunk)
+        return
+    # The low-level client is thread-safe; a small pool overlaps the round trips.
+    with ThreadPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
+        list(pool.map(write, chunks))
 
 
 def _chunks[T](items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

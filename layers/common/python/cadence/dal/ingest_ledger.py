@@ -5,6 +5,10 @@ written). `content#<md5>` says a file with these bytes was counted in full, unde
 upload of the same bytes is still read and reported, but adds nothing to the activity table. Repeats
 inside the activity table's batch window (7-14 days) are caught there too; this marker covers the rest
 of `INGEST_LEDGER_TTL_DAYS`. Orders and events are no longer claimed one by one.
+
+`lease#customers` serialises the read-merge-write of customer chunks across concurrent invocations: a
+BatchWriteItem takes no condition, so two customers files written at the same moment could otherwise
+put an older row over a newer one. The lease is held for one chunk at a time and expires by itself.
 """
 
 import time
@@ -63,3 +67,47 @@ def mark_content_counted(table_name: str, content_id: str, source_key: str, *, t
         ttl_days=ttl_days,
         action="ingest_ledger.mark_content_counted",
     )
+
+
+def lease_record_key(name: str) -> str:
+    return f"lease#{name}"
+
+
+def take_lease(table_name: str, name: str, owner: str, *, seconds: int, now: float | None = None) -> bool:
+    """Hold the lease `name` for `seconds` unless another owner holds it unexpired; True when held.
+
+    Raises:
+        TransientError / PermanentError: DynamoDB failed (a lease held by another owner is not an error).
+    """
+    moment = int(time.time() if now is None else now)
+    try:
+        clients.table(table_name).put_item(
+            Item={
+                "record_key": lease_record_key(name),
+                "owner": owner,
+                "lease_until": moment + seconds,
+                "expires_at": moment + seconds + 86_400,
+            },
+            ConditionExpression="attribute_not_exists(record_key) OR lease_until < :now OR #owner = :owner",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={":now": moment, ":owner": owner},
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise clients.translate(exc, "ingest_ledger.take_lease") from exc
+    return True
+
+
+def release_lease(table_name: str, name: str, owner: str) -> None:
+    """Give the lease up if this owner still holds it."""
+    try:
+        clients.table(table_name).delete_item(
+            Key={"record_key": lease_record_key(name)},
+            ConditionExpression="#owner = :owner",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={":owner": owner},
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) != "ConditionalCheckFailedException":
+            raise clients.translate(exc, "ingest_ledger.release_lease") from exc

@@ -116,7 +116,7 @@ def read_for_merge(table_name: str, customer_ids: Sequence[str]) -> dict[str, di
     return found
 
 
-def put_many(table_name: str, profiles: Sequence[Mapping[str, Any]]) -> None:
+def put_many(table_name: str, profiles: Sequence[Mapping[str, Any]], *, workers: int = 1) -> None:
     """Write whole profiles with BatchWriteItem (25 a call, unprocessed items retried with backoff).
 
     A put replaces the item: callers pass the stored item merged with the new values (see read_for_merge).
@@ -124,4 +124,5 @@ def put_many(table_name: str, profiles: Sequence[Mapping[str, Any]]) -> None:
     Raises:
         TransientError: DynamoDB kept items unprocessed after every retry.
     """
-    batches.put_items(table_name, [to_item(profile) for profile in profiles], action="profiles.put_many")
+    items = [to_item(profile) for profile in profiles]
+    batches.put_items(table_name, items, action="profiles.put_many", workers=workers)

@@ -19,8 +19,10 @@ them and goes on; the report lists each part, and the last part merges the parts
 
 import math
 import time
+import uuid
 import zoneinfo
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +31,7 @@ import pandas as pd
 
 from cadence.config import IngestSettings
 from cadence.dal import activity_table, ingest_ledger, profiles_table, queues, uploads
-from cadence.errors import InvalidInputError
+from cadence.errors import InvalidInputError, TransientError
 from cadence.ingest import merge
 from cadence.ingest.cleaning import Context
 from cadence.ingest.exceptions import UnreadableFileError
@@ -406,18 +408,40 @@ def _write_customers(
     """
     customers = merge.merge_customers(accepted, default_updated_at=info.last_modified)
     report.duplicates_merged += customers.duplicates_merged
-    stored = profiles_table.read_for_merge(settings.profiles_table, [c.customer_id for c in customers.items])
-    changed = []
-    for upsert in customers.items:
-        held = stored.get(upsert.customer_id)
-        item, newer = merge.resolve_customer(upsert, held)
-        if newer:
-            report.writes_applied += 1
-        else:
-            report.writes_skipped += 1
-        if item != held:
-            changed.append(item)
-    profiles_table.put_many(settings.profiles_table, changed)
+    # Another customers file's read-merge-write between ours would put its rows over ours unmerged.
+    with _customers_lease(settings):
+        stored = profiles_table.read_for_merge(settings.profiles_table, [c.customer_id for c in customers.items])
+        changed = []
+        for upsert in customers.items:
+            held = stored.get(upsert.customer_id)
+            item, newer = merge.resolve_customer(upsert, held)
+            if newer:
+                report.writes_applied += 1
+            else:
+                report.writes_skipped += 1
+            if item != held:
+                changed.append(item)
+        profiles_table.put_many(settings.profiles_table, changed, workers=settings.ingest_write_workers)
+
+
+@contextmanager
+def _customers_lease(settings: IngestSettings, poll_seconds: float = 0.5) -> Iterator[None]:
+    """Hold the customers write lease for the block, waiting at most the lease's length for another holder.
+
+    Raises:
+        TransientError: another invocation held the lease all along (the async retry tries again).
+    """
+    owner = uuid.uuid4().hex
+    seconds = settings.ingest_customers_lease_seconds
+    deadline = time.monotonic() + seconds
+    while not ingest_ledger.take_lease(settings.ingest_ledger_table, "customers", owner, seconds=seconds):
+        if time.monotonic() > deadline:
+            raise TransientError("ingest: the customers write lease stayed taken")
+        time.sleep(poll_seconds)
+    try:
+        yield
+    finally:
+        ingest_ledger.release_lease(settings.ingest_ledger_table, "customers", owner)
 
 
 def _queue_scoring(customer_ids: Sequence[str], *, settings: IngestSettings, source_key: str) -> int:
