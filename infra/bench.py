@@ -3,6 +3,7 @@
 Sections (each can be chosen with --only):
   sizes     unzipped size of every function with its layers, from `sam build`, against Lambda's 250 MB
   pipeline  the demo pipeline on a fresh local stack: time and AWS API calls per stage
+  ingest    a generated customers file (INGEST_BENCH_ROWS, 1,000,000) cleaned alone and ingested on a local stack
   scoring   onnxruntime vs scikit-learn rows/s by batch size and per customer, score cold start, sizes (bench_scoring)
 
 Speed is reported beside a baseline measured in the same run, never as an absolute threshold.
@@ -20,6 +21,7 @@ from typing import Any
 
 from samtranslator.yaml_helper import yaml_parse
 
+from infra.bench_ingest import bench_ingest
 from infra.bench_scoring import bench_scoring
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +99,7 @@ SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "sizes": bench_sizes,
     "pipeline": bench_pipeline,
     "scoring": bench_scoring,
+    "ingest": bench_ingest,
 }
 
 

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     from infra.clients import Clients
     from infra.moto_patches import InProcessMoto
@@ -62,7 +62,9 @@ class LocalStack:
         work_dir: str | Path | None = None,
         verbose: bool = False,
         async_retry_delays: Sequence[float] = (1.0, 2.0),
+        paused_functions: Collection[str] = (),
     ) -> None:
+        """``paused_functions``: logical ids whose queues are not polled (messages wait), e.g. to time one stage."""
         self._port = port
         self._template = _find_template(Path(template))
         self._requested_parameters = dict(parameters or {})
@@ -72,6 +74,7 @@ class LocalStack:
         self._work_dir = Path(work_dir) if work_dir is not None else DEFAULT_WORK_DIR
         self._verbose = verbose
         self._retry_delays = tuple(async_retry_delays)
+        self._paused = frozenset(paused_functions)
         self._server: Any = None
         self._clients: Clients | None = None
         self._moto: InProcessMoto | None = None
@@ -129,7 +132,8 @@ class LocalStack:
             routed_arns = {spec.function_arn for spec in functions.values()}
             for queue in self._moto.detach_event_source_mappings(routed_arns):
                 log.debug("moto's own consumer of %s detached; the router polls it", queue)
-            self._router.start(self._sqs_sources(self._deployment, routed_arns))
+            sources = self._sqs_sources(self._deployment, routed_arns)
+            self._router.start([source for source in sources if source.function not in self._paused])
         except BaseException:
             self.close()
             raise
