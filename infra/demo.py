@@ -131,7 +131,7 @@ def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
 
         reports = ingest_reports(stack, bucket, dropped)
         profiles = scan_all(stack, outputs["ProfilesTableName"])
-        scored = [item for item in profiles if "score" in item]
+        scored = scan_all(stack, outputs["ScoresTableName"])
 
         done = stage("storing and firing the demo campaign")
         definition = campaigns.load_definition(DEMO_CAMPAIGN)

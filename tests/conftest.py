@@ -38,6 +38,7 @@ os.environ.update(
         "ACTIVITY_TABLE": "test-activity",
         "CAMPAIGNS_TABLE": "test-campaigns",
         "SENDS_TABLE": "test-sends",
+        "SCORES_TABLE": "test-scores",
         "INGEST_LEDGER_TABLE": "test-ingest-ledger",
         "DATA_BUCKET": "test-data-bucket",
         "MODEL_BUCKET": "test-data-bucket",
@@ -118,6 +119,7 @@ def tables(aws: None) -> dict[str, str]:
         "ActivityTable": os.environ["ACTIVITY_TABLE"],
         "CampaignsTable": os.environ["CAMPAIGNS_TABLE"],
         "SendsTable": os.environ["SENDS_TABLE"],
+        "ScoresTable": os.environ["SCORES_TABLE"],
         "IngestLedgerTable": os.environ["INGEST_LEDGER_TABLE"],
     }
     for logical_id, name in names.items():

@@ -14,25 +14,12 @@ import pandas as pd
 import pytest
 
 from cadence.campaigns import CampaignDefinition
+from cadence.ingest import schemas
 from infra import campaigns
 from infra.local_stack import LocalStack
 from model_build.cli import main as model_build_main
 
-CSV_COLUMNS = [
-    "customer_id",
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "country",
-    "city",
-    "timezone",
-    "language",
-    "signup_date",
-    "consent_email",
-    "consent_sms",
-    "updated_at",
-]
+CSV_COLUMNS = list(schemas.CUSTOMERS.names)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60) -> Any:
@@ -106,9 +93,9 @@ def drop(stack: LocalStack, frame: pd.DataFrame, key: str, tmp_path: Path) -> di
     return json.loads(report["Body"].read())
 
 
-def profile(stack: LocalStack, customer_id: str) -> dict[str, Any]:
+def profile(stack: LocalStack, customer_id: str, table: str = "ProfilesTableName") -> dict[str, Any]:
     item = stack.client("dynamodb").get_item(
-        TableName=stack.outputs["ProfilesTableName"], Key={"customer_id": {"S": customer_id}}, ConsistentRead=True
+        TableName=stack.outputs[table], Key={"customer_id": {"S": customer_id}}, ConsistentRead=True
     )
     return item.get("Item", {})
 
@@ -128,19 +115,12 @@ def test_a_dropped_customers_file_becomes_scored_profiles(
     first = profile(local_stack, f"{prefix}-000")
     assert first["email"]["S"] == "person.0@example.com"
     assert first["phone"]["S"] == "+8613800130000"
-    assert int(activity(local_stack, f"{prefix}-000")["order_count"]["N"]) == 2
-    assert "order_count" not in first  # aggregates live in ActivityTable, scored beside the profile
-    assert first["model_version"]["S"] == published_model["version"]
-    assert 0.0 <= float(first["score"]["N"]) <= 1.0
-    assert 1 <= int(first["decile"]["N"]) <= 10
+    assert int(profile(local_stack, f"{prefix}-000", "ActivityTableName")["order_count"]["N"]) == 2
+    score = profile(local_stack, f"{prefix}-000", "ScoresTableName")
+    assert score["model_version"]["S"] == published_model["version"]
+    assert 0.0 <= float(score["score"]["N"]) <= 1.0
+    assert 1 <= int(score["decile"]["N"]) <= 10
     assert profile(local_stack, f"{prefix}-bad") == {}
-
-
-def activity(stack: LocalStack, customer_id: str) -> dict[str, Any]:
-    item = stack.client("dynamodb").get_item(
-        TableName=stack.outputs["ActivityTableName"], Key={"customer_id": {"S": customer_id}}, ConsistentRead=True
-    )
-    return item.get("Item", {})
 
 
 def test_a_fired_campaign_sends_each_message_once(

@@ -1,4 +1,5 @@
 import json
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -23,22 +24,26 @@ CAMPAIGN = {
 @pytest.fixture
 def scored_customers(tables: dict[str, str]) -> list[str]:
     """200 scored customers, deciles 1..10 in turn, all consenting to both channels."""
-    table = boto3.resource("dynamodb").Table(tables["ProfilesTable"])
+    dynamodb = boto3.resource("dynamodb")
     ids = []
-    with table.batch_writer() as writer:
+    with (
+        dynamodb.Table(tables["ProfilesTable"]).batch_writer() as profiles,
+        dynamodb.Table(tables["ScoresTable"]).batch_writer() as scores,
+    ):
         for i in range(200):
             customer_id = f"C{i:04d}"
             ids.append(customer_id)
-            writer.put_item(
+            profiles.put_item(
                 Item={
                     "customer_id": customer_id,
                     "email": f"{customer_id}@example.com",
                     "phone": "+8613800138000",
                     "consent_email": True,
                     "consent_sms": True,
-                    "decile": i % 10 + 1,
-                    "score": "0.5",
                 }
+            )
+            scores.put_item(
+                Item={"customer_id": customer_id, "decile": i % 10 + 1, "score": Decimal("0.5"), "model_version": "m1"}
             )
     return ids
 

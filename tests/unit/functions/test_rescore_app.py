@@ -50,8 +50,12 @@ def batch_size(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
 
 
 def put_profiles(tables: dict[str, str], versions: dict[str, str | None]) -> None:
-    table = boto3.resource("dynamodb").Table(tables["ProfilesTable"])
-    with table.batch_writer() as writer:
+    """Profiles, and for those with a version the score that version wrote."""
+    dynamodb = boto3.resource("dynamodb")
+    with (
+        dynamodb.Table(tables["ProfilesTable"]).batch_writer() as writer,
+        dynamodb.Table(tables["ScoresTable"]).batch_writer() as scores,
+    ):
         for customer_id, version in versions.items():
             item: dict[str, Any] = {
                 "customer_id": customer_id,
@@ -60,9 +64,11 @@ def put_profiles(tables: dict[str, str], versions: dict[str, str | None]) -> Non
                 "total_spend": 150,
                 "last_order_at": "2026-05-20T10:00:00+00:00",
             }
-            if version is not None:
-                item |= {"model_version": version, "score": "0.5", "decile": 5}
             writer.put_item(Item=item)
+            if version is not None:
+                scores.put_item(
+                    Item={"customer_id": customer_id, "model_version": version, "score": "0.5", "decile": 5}
+                )
 
 
 def mixed_profiles(count: int) -> dict[str, str | None]:
@@ -142,7 +148,9 @@ def test_a_rerun_queues_nothing_when_the_score_function_has_scored_the_queue(
     # then every customer carries the deployed version and nothing is queued
     assert drain(queues["SCORE_QUEUE_URL"]) == []
     assert outcome["customers_queued"] == outcome["messages_sent"] == 0
-    assert {v.model_version for v in profile_ids.scan_model_versions(tables["ProfilesTable"])} == {DEPLOYED}
+    assert {
+        v.model_version for v in profile_ids.scan_model_versions(tables["ProfilesTable"], tables["ScoresTable"])
+    } == {DEPLOYED}
 
 
 def test_an_empty_table_queues_nothing(tables: dict[str, str], queues: dict[str, str], lambda_context: Any) -> None:
@@ -152,10 +160,10 @@ def test_an_empty_table_queues_nothing(tables: dict[str, str], queues: dict[str,
     assert outcome["profiles_scanned"] == outcome["customers_queued"] == 0
 
 
-def test_the_scan_reads_every_page_with_only_the_id_and_version_when_pages_are_small(tables: dict[str, str]) -> None:
+def test_the_scan_reads_every_page_and_each_ids_version_when_pages_are_small(tables: dict[str, str]) -> None:
     put_profiles(tables, mixed_profiles(50))
 
-    seen = list(profile_ids.scan_model_versions(tables["ProfilesTable"], page_size=7))
+    seen = list(profile_ids.scan_model_versions(tables["ProfilesTable"], tables["ScoresTable"], page_size=7))
 
     assert sorted(v.customer_id for v in seen) == sorted(mixed_profiles(50))
     assert {v.customer_id: v.model_version for v in seen} == mixed_profiles(50)

@@ -75,9 +75,12 @@ def score_event(load_event: Any, *batches: list[str]) -> dict[str, Any]:
     }
 
 
-def item(tables: dict[str, str], customer_id: str) -> dict[str, Any]:
-    table = boto3.resource("dynamodb").Table(tables["ProfilesTable"])
-    return table.get_item(Key={"customer_id": customer_id}).get("Item", {})
+def item(tables: dict[str, str], customer_id: str, table: str = "ProfilesTable") -> dict[str, Any]:
+    return boto3.resource("dynamodb").Table(tables[table]).get_item(Key={"customer_id": customer_id}).get("Item", {})
+
+
+def score(tables: dict[str, str], customer_id: str) -> dict[str, Any]:
+    return item(tables, customer_id, "ScoresTable")
 
 
 def test_scores_are_written_beside_the_profile_without_touching_it(
@@ -89,15 +92,15 @@ def test_scores_are_written_beside_the_profile_without_touching_it(
 
     assert response == {"batchItemFailures": []}
     for customer_id in ids:
-        scored = item(tables, customer_id)
+        scored = score(tables, customer_id)
         assert 0 <= float(scored["score"]) <= 1
         assert 1 <= int(scored["decile"]) <= 10
         assert scored["model_version"] == published["version"] == "test-model"
-        assert scored["email"] == f"{customer_id}@example.com"
+        profile = item(tables, customer_id)
+        assert profile["email"] == f"{customer_id}@example.com"
+        assert "score" not in profile  # the profile is ingest's: scores live beside it
     # Customers differ only in their activity: the scores tell it was read beside the profile.
-    high, low = item(tables, ids[-1]), item(tables, ids[0])
-    assert float(high["score"]) != float(low["score"])
-    assert "order_count" not in high
+    assert float(score(tables, ids[-1])["score"]) != float(score(tables, ids[0])["score"])
 
 
 def test_a_redelivered_message_changes_nothing_but_the_score_time(
@@ -105,7 +108,7 @@ def test_a_redelivered_message_changes_nothing_but_the_score_time(
 ) -> None:
     ids = put_profiles(tables, 3)
     app.lambda_handler(score_event(load_event, ids), lambda_context)
-    first = item(tables, ids[0])
+    first = score(tables, ids[0])
     # meanwhile ingest updates the profile
     boto3.resource("dynamodb").Table(tables["ProfilesTable"]).update_item(
         Key={"customer_id": ids[0]},
@@ -115,11 +118,9 @@ def test_a_redelivered_message_changes_nothing_but_the_score_time(
 
     app.lambda_handler(score_event(load_event, ids), lambda_context)
 
-    again = item(tables, ids[0])
-    assert again["email"] == "new@example.com"
-    assert {k: v for k, v in again.items() if k not in {"scored_at", "email"}} == {
-        k: v for k, v in first.items() if k not in {"scored_at", "email"}
-    }
+    again = score(tables, ids[0])
+    assert item(tables, ids[0])["email"] == "new@example.com"
+    assert {k: v for k, v in again.items() if k != "scored_at"} == {k: v for k, v in first.items() if k != "scored_at"}
 
 
 def test_activity_without_a_profile_is_not_scored(
@@ -132,7 +133,7 @@ def test_activity_without_a_profile_is_not_scored(
     response = app.lambda_handler(score_event(load_event, ["orders-only"]), lambda_context)
 
     assert response == {"batchItemFailures": []}
-    assert item(tables, "orders-only") == {}
+    assert score(tables, "orders-only") == {}
 
 
 def test_more_customers_than_one_batch_get_call_holds_are_all_scored(
@@ -143,10 +144,10 @@ def test_more_customers_than_one_batch_get_call_holds_are_all_scored(
     response = app.lambda_handler(score_event(load_event, ids), lambda_context)
 
     assert response == {"batchItemFailures": []}
-    assert all("score" in item(tables, customer_id) for customer_id in ids)
+    assert all("score" in score(tables, customer_id) for customer_id in ids)
 
 
-def test_an_unknown_customer_gets_no_profile(
+def test_an_unknown_customer_gets_no_profile_and_no_score(
     tables: dict[str, str], published: dict[str, Any], load_event: Any, lambda_context: Any
 ) -> None:
     known = put_profiles(tables, 1)
@@ -154,8 +155,8 @@ def test_an_unknown_customer_gets_no_profile(
     response = app.lambda_handler(score_event(load_event, [*known, "never-ingested"]), lambda_context)
 
     assert response == {"batchItemFailures": []}
-    assert item(tables, "never-ingested") == {}
-    assert "score" in item(tables, known[0])
+    assert item(tables, "never-ingested") == score(tables, "never-ingested") == {}
+    assert "score" in score(tables, known[0])
 
 
 def test_a_model_whose_manifest_does_not_match_fails_every_record(
@@ -170,4 +171,4 @@ def test_a_model_whose_manifest_does_not_match_fails_every_record(
     with pytest.raises(BatchProcessingError, match="All records failed"):
         app.lambda_handler(score_event(load_event, ids), lambda_context)
 
-    assert "score" not in item(tables, ids[0])
+    assert score(tables, ids[0]) == {}

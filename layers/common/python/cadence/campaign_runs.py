@@ -1,5 +1,6 @@
 """Running campaigns: claim the run, plan it from the profiles, fan the sends out to the dispatch queue."""
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -7,10 +8,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from cadence.campaigns import CampaignDefinition, plan_run, run_id_for
 from cadence.config import CampaignSettings
-from cadence.dal import campaigns_table, profiles_table, queues
+from cadence.dal import campaigns_table, profiles_table, queues, scores_table
 from cadence.errors import InvalidInputError
 from cadence.events import CampaignTrigger
 from cadence.observability import logger, metrics
+
+_PROFILES_PER_READ = 1000
 
 
 @dataclass
@@ -48,6 +51,17 @@ def _validated(stored: dict[str, Any]) -> CampaignDefinition:
         raise InvalidInputError(f"stored campaign {stored.get('campaign_id')} is invalid") from exc
 
 
+def scored_profiles(max_decile: int, settings: CampaignSettings) -> Iterator[dict[str, Any]]:
+    """Profiles with their scores, for the customers scored into deciles 1..max_decile.
+
+    Reading the scores first keeps the profile reads to the customers a campaign can pick.
+    """
+    for page in queues.chunked(scores_table.scan(settings.scores_table, max_decile), _PROFILES_PER_READ):
+        scores = {score["customer_id"]: score for score in page}
+        for customer_id, profile in profiles_table.get_many(settings.profiles_table, list(scores)).items():
+            yield {**profile, **scores[customer_id]}
+
+
 def run_campaign(definition: CampaignDefinition, trigger: CampaignTrigger, settings: CampaignSettings) -> RunOutcome:
     """One run of one campaign; a repeated trigger for the same firing queues nothing new."""
     run_id = run_id_for(definition.campaign_id, trigger.scheduled_time)
@@ -58,7 +72,7 @@ def run_campaign(definition: CampaignDefinition, trigger: CampaignTrigger, setti
         return RunOutcome(definition.campaign_id, run_id, status="duplicate")
     # A run left in PLANNING by a crashed attempt is planned again: the plan is deterministic
     # and the send ledger makes re-queued sends harmless.
-    plan = plan_run(definition, run_id, profiles_table.scan(settings.profiles_table))
+    plan = plan_run(definition, run_id, scored_profiles(definition.audience.max_decile, settings))
     queued = queues.send_json_batches(settings.dispatch_queue_url, (send.to_message() for send in plan.sends))
     outcome = RunOutcome(
         campaign_id=definition.campaign_id,

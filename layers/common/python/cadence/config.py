@@ -48,12 +48,14 @@ class IngestSettings(_EnvSettings):
 class ScoreSettings(_EnvSettings):
     profiles_table: str
     activity_table: str
+    scores_table: str
     model_bucket: str
     model_version: str
 
 
 class CampaignSettings(_EnvSettings):
     profiles_table: str
+    scores_table: str
     campaigns_table: str
     dispatch_queue_url: str
 
@@ -88,6 +90,7 @@ def dispatch_settings() -> DispatchSettings:
 
 class RescoreSettings(_EnvSettings):
     profiles_table: str
+    scores_table: str
     score_queue_url: str
     # The version the score function loads: profiles scored by any other version are queued again.
     model_version: str

@@ -46,7 +46,7 @@ def queue_stale_customers(settings: RescoreSettings) -> RescoreOutcome:
         TransientError: a scan page or some messages failed after retries; the whole run may be repeated.
         PermanentError: the table or queue rejected the request.
     """
-    scanned = _Counter(profile_ids.scan_model_versions(settings.profiles_table))
+    scanned = _Counter(profile_ids.scan_model_versions(settings.profiles_table, settings.scores_table))
     stale = _Counter(stale_customer_ids(scanned, settings.model_version))
     sent = queues.send_json_batches(settings.score_queue_url, score_request_bodies(stale, settings.rescore_batch_size))
     outcome = RescoreOutcome(settings.model_version, scanned.count, stale.count, sent)

@@ -8,7 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from cadence import scoring
 from cadence.config import ScoreSettings
-from cadence.dal import models, profiles_table
+from cadence.dal import models, profiles_table, scores_table
 from cadence.observability import logger, metrics
 
 
@@ -22,10 +22,7 @@ def loaded_model(bucket: str, version: str) -> scoring.ScoringModel:
 
 
 def score_customers(customer_ids: Sequence[str], settings: ScoreSettings) -> int:
-    """Score the customers that exist and write score, decile, model version and time; returns how many.
-
-    Only the score attributes are written, so concurrent profile updates from ingest are kept.
-    """
+    """Score the customers that have a profile and write their scores in batches; returns how many."""
     model = loaded_model(settings.model_bucket, settings.model_version)
     # One dict per customer: the profile with its order and event aggregates (both tables, one BatchGetItem).
     found = profiles_table.get_many(settings.profiles_table, customer_ids, activity_table=settings.activity_table)
@@ -33,20 +30,19 @@ def score_customers(customer_ids: Sequence[str], settings: ScoreSettings) -> int
     if not profiles:
         return 0
     results = scoring.score_profiles(profiles, model, datetime.now(UTC))
-    written = profiles_table.update_fields(
-        settings.profiles_table,
-        (
-            (
-                result.customer_id,
-                {
-                    "score": result.score,
-                    "decile": result.decile,
-                    "model_version": result.model_version,
-                    "scored_at": result.scored_at,
-                },
-            )
+    scores_table.put_many(
+        settings.scores_table,
+        [
+            {
+                "customer_id": result.customer_id,
+                "score": result.score,
+                "decile": result.decile,
+                "model_version": result.model_version,
+                "scored_at": result.scored_at,
+            }
             for result in results
-        ),
+        ],
     )
+    written = len(results)
     metrics.add_metric(name="CustomersScored", unit=MetricUnit.Count, value=written)
     return written

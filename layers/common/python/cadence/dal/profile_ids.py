@@ -1,7 +1,8 @@
-"""Which model scored each profile: customer_id and model_version only, read with a paginated projection Scan.
+"""Which model scored each profile: ids from a paginated projection Scan of the profiles, versions from the scores.
 
-A Scan still reads (and is billed for) whole items, but returns two attributes, so a page carries thousands of
-ids and the caller can stream them without holding the table in memory.
+A Scan still reads (and is billed for) whole items, but returns one attribute, so a page carries thousands of
+ids and the caller can stream them without holding the table in memory; each page's versions come from the
+scores table in BatchGetItem calls of 100 keys.
 """
 
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from cadence.dal import clients
+from cadence.dal import clients, scores_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +22,9 @@ class ScoredVersion:
     model_version: str | None
 
 
-def scan_model_versions(table_name: str, page_size: int | None = None) -> Iterator[ScoredVersion]:
+def scan_model_versions(
+    table_name: str, scores_table_name: str, page_size: int | None = None
+) -> Iterator[ScoredVersion]:
     """Every profile's id and model version, page by page (``page_size`` items a page; default: 1 MB pages).
 
     Raises:
@@ -29,8 +32,8 @@ def scan_model_versions(table_name: str, page_size: int | None = None) -> Iterat
         PermanentError: DynamoDB rejected the scan (e.g. the table does not exist, or access is denied).
     """
     kwargs: dict[str, Any] = {
-        "ProjectionExpression": "#id, #version",
-        "ExpressionAttributeNames": {"#id": "customer_id", "#version": "model_version"},
+        "ProjectionExpression": "#id",
+        "ExpressionAttributeNames": {"#id": "customer_id"},
     }
     if page_size is not None:
         kwargs["Limit"] = page_size
@@ -40,9 +43,10 @@ def scan_model_versions(table_name: str, page_size: int | None = None) -> Iterat
             page = table.scan(**kwargs)
         except ClientError as exc:
             raise clients.translate(exc, "profiles.scan_model_versions") from exc
-        for item in page.get("Items", []):
-            version = item.get("model_version")
-            yield ScoredVersion(str(item["customer_id"]), version if isinstance(version, str) else None)
+        ids = [str(item["customer_id"]) for item in page.get("Items", [])]
+        versions = scores_table.model_versions(scores_table_name, ids)
+        for customer_id in ids:
+            yield ScoredVersion(customer_id, versions.get(customer_id))
         if "LastEvaluatedKey" not in page:
             return
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,11 +1,11 @@
 """The profiles table: one item per customer, keyed on customer_id.
 
-Two writers own its attributes: ingest the customer columns (customer_id ... consent_sms, updated_at),
-written as whole items in batches, and the score function the score attributes (score, decile,
-model_version, scored_at), set with UpdateItem. Order and event aggregates live in the activity table.
+Ingest owns it: the customer columns (customer_id ... consent_sms, updated_at), written as whole items in
+batches. Order and event aggregates live in the activity table, scores in the scores table, so no other
+writer can be overwritten by those batch writes.
 """
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -50,55 +50,6 @@ def get_many(
             profile = from_item({**item, **activity.get(item["customer_id"], {})})
             found[profile["customer_id"]] = profile
     return found
-
-
-def scan(table_name: str) -> Iterator[dict[str, Any]]:
-    """Every profile, page by page."""
-    table = clients.table(table_name)
-    kwargs: dict[str, Any] = {}
-    while True:
-        try:
-            page = table.scan(**kwargs)
-        except ClientError as exc:
-            raise clients.translate(exc, "profiles.scan") from exc
-        for item in page.get("Items", []):
-            yield from_item(item)
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def update_fields(table_name: str, updates: Iterable[tuple[str, dict[str, Any]]]) -> int:
-    """SET the given attributes on existing profiles only, leaving every other attribute as it is.
-
-    Returns how many profiles were updated; customers without a profile (e.g. erased) are skipped.
-    """
-    table = clients.table(table_name)
-    updated = 0
-    for customer_id, fields in updates:
-        item = to_item(fields)
-        if not item:
-            continue
-        names = {f"#f{i}": name for i, name in enumerate(item)}
-        values = {f":v{i}": value for i, value in enumerate(item.values())}
-        expression = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(item)))
-        try:
-            table.update_item(
-                Key={"customer_id": customer_id},
-                UpdateExpression=expression,
-                ConditionExpression="attribute_exists(customer_id)",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if clients.error_code(exc) == "ConditionalCheckFailedException":
-                continue
-            raise clients.translate(exc, "profiles.update_fields") from exc
-        updated += 1
-    return updated
-
-
-# ---------- ingest's writes ----------
 
 
 def read_for_merge(table_name: str, customer_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

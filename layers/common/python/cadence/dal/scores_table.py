@@ -1,0 +1,59 @@
+"""The scores table: one item per customer, written whole by the score function and by nobody else.
+
+Scores live apart from the profiles so that the score function can write them with BatchWriteItem
+(25 a call) without ever overwriting what ingest writes to a profile at the same moment.
+"""
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from cadence.dal import batches, clients
+from cadence.dal.items import from_item, to_item
+
+ATTRIBUTES = ("score", "decile", "model_version", "scored_at")
+
+
+def put_many(table_name: str, scores: Sequence[Mapping[str, Any]], *, workers: int = 4) -> None:
+    """Write each customer's latest score ({customer_id, *ATTRIBUTES}) whole, in batches of 25.
+
+    Raises:
+        TransientError: items stayed unprocessed after every retry, or DynamoDB throttled.
+    """
+    # Keys must be unique within a BatchWriteItem call: the last score of a customer wins.
+    items = [to_item(score) for score in {score["customer_id"]: score for score in scores}.values()]
+    batches.put_items(table_name, items, action="scores.put_many", workers=workers)
+
+
+def scan(table_name: str, max_decile: int = 10) -> Iterator[dict[str, Any]]:
+    """Every score with a decile up to `max_decile` (1 is the most likely to buy), page by page."""
+    table = clients.table(table_name)
+    kwargs: dict[str, Any] = {
+        "FilterExpression": "#decile <= :max_decile",
+        "ExpressionAttributeNames": {"#decile": "decile"},
+        "ExpressionAttributeValues": {":max_decile": max_decile},
+    }
+    while True:
+        try:
+            page = table.scan(**kwargs)
+        except ClientError as exc:
+            raise clients.translate(exc, "scores.scan") from exc
+        for item in page.get("Items", []):
+            yield from_item(item)
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def model_versions(table_name: str, customer_ids: Sequence[str]) -> dict[str, str]:
+    """The model version that last scored each of the customers (absent: never scored)."""
+    versions: dict[str, str] = {}
+    unique_ids = list(dict.fromkeys(customer_ids))
+    for start in range(0, len(unique_ids), batches.GET_LIMIT):
+        keys: list[Mapping[str, Any]] = [{"customer_id": cid} for cid in unique_ids[start : start + batches.GET_LIMIT]]
+        items = batches.get_items(
+            {table_name: keys}, projections={table_name: ("customer_id", "model_version")}, action="scores.versions"
+        )
+        versions.update({str(item["customer_id"]): str(item["model_version"]) for item in items[table_name]})
+    return versions
