@@ -120,3 +120,30 @@ def test_small_file_finishes_in_one_invocation_even_without_time_to_spare(stack,
 def test_malformed_continuation_is_refused(stack):
     with pytest.raises(InvalidInputError):
         service.continue_file({"file": {"bucket": stack.bucket}}, settings=stack.settings)
+
+
+def test_a_duplicated_event_for_a_split_file_leaves_one_finished_report(stack, relay):
+    # given the same S3 event delivered twice: two runs of one file
+    version = stack.put(KEY, events_file(35))
+    relay.start(version)
+    relay.start(version)
+    first_chain, second_chain = relay.events
+    relay.events[:] = [first_chain]
+
+    def first_chain_finishes_meanwhile() -> float:
+        while relay.events:
+            relay.run_next()
+        return 0.0
+
+    # when the first run finishes while a part of the second is under way
+    late: list = []
+    second = service.Invocation(time_left=first_chain_finishes_meanwhile, hand_off=late.append)
+    service.continue_file(second_chain[service.CONTINUATION], settings=relay.settings, invocation=second)
+
+    # then the finished report stands, rejects are whole, no part file is left, nothing counts twice
+    assert late == []
+    report = stack.report(KEY)
+    assert (report["status"], report["rows_read"]) == ("ok", 35)
+    assert [row["line"] for row in stack.rejected(KEY)] == [str(i) for i in range(5, 36, 5)]
+    assert not [key for key in stack.keys("rejected/") if ".part-" in key]
+    assert sum(stack.activity(f"c{i}")["event_count"] for i in range(3)) == 28

@@ -31,8 +31,9 @@ def quarantine_key(source_key: str) -> str:
     return f"rejected/{source_key}"
 
 
-def rejected_part_key(source_key: str, part: int) -> str:
-    return f"rejected/{source_key}.part-{part:04d}.csv"
+def rejected_part_key(source_key: str, first_chunk: int, next_chunk: int) -> str:
+    """Named by the chunks it covers: two runs of one file (a duplicated S3 event) never share a part's key."""
+    return f"rejected/{source_key}.part-{first_chunk:06d}-{next_chunk - 1:06d}.csv"
 
 
 @dataclass(slots=True)

@@ -113,7 +113,7 @@ class Resume:
             return cls(
                 ref=FileRef(bucket=str(ref["bucket"]), key=str(ref["key"]), version_id=ref.get("version_id")),
                 file_id=str(payload["file_id"]),
-                content_id=str(payload["content_id"]),
+                content_id=str(payload.get("content_id", "")),
                 start_chunk=int(payload["start_chunk"]),
                 part=int(payload["part"]),
                 chunk_rows=int(payload["chunk_rows"]),
@@ -205,9 +205,7 @@ def ingest_file(
     info, body = uploads.open_object(ref)
     file_id = resume.file_id if resume else f"{ref.key}@{info.version_id or info.etag}"
     with body:
-        if ingest_ledger.finished_file(settings.ingest_ledger_table, file_id) is not None:
-            logger.info("file already ingested", extra={"source_key": ref.key, "file_id": file_id})
-            metrics.add_metric(name="FilesAlreadyIngested", unit="Count", value=1)
+        if _finished_elsewhere(settings, file_id, resume.report.get("rejected_parts", []) if resume else []):
             return IngestReport(
                 source_key=ref.key, feed=feed.name if feed else "", bucket=ref.bucket, status="already_ingested"
             )
@@ -216,7 +214,8 @@ def ingest_file(
         try:
             if feed is None or sink is None:
                 raise UnreadableFileError("unknown_feed")
-            content_id = resume.content_id if resume else uploads.content_id(ref, info)
+            # A continuation written before content ids existed has none: hash the pinned version again.
+            content_id = (resume.content_id if resume else "") or uploads.content_id(ref, info)
             counted = feed is not CUSTOMERS and (
                 ingest_ledger.counted_content(settings.ingest_ledger_table, content_id) is not None
             )
@@ -257,6 +256,12 @@ def ingest_file(
             hand_off=invocation.hand_off,
             next_chunk=next_chunk,
         )
+    if _finished_elsewhere(settings, file_id, report.rejected_parts):
+        report.status = "already_ingested"
+        return report
+    _finish(report, sink, started, settings)
+    uploads.put_json(ref.bucket, report_key(ref.key), report.to_dict())
+    # Markers last: a failure before them leaves the file to a retry, which the batch ids keep harmless.
     if not state.counted_before:
         ingest_ledger.mark_content_counted(
             settings.ingest_ledger_table, state.content_id, ref.key, ttl_days=settings.ingest_ledger_ttl_days
@@ -264,8 +269,6 @@ def ingest_file(
     ingest_ledger.mark_file_finished(
         settings.ingest_ledger_table, file_id, report.summary(), ttl_days=settings.ingest_ledger_ttl_days
     )
-    _finish(report, sink, started, settings)
-    uploads.put_json(ref.bucket, report_key(ref.key), report.to_dict())
     metrics.add_metric(name="FilesIngested", unit="Count", value=1)
     logger.info("file ingested", extra=report.summary())
     return report
@@ -331,8 +334,11 @@ def _hand_off(
     next_chunk: int,
 ) -> IngestReport:
     part = report.parts[-1].part
+    if _finished_elsewhere(settings, file_id, report.rejected_parts):
+        report.status = "already_ingested"
+        return report
     if sink is not None and sink.rows:
-        key = rejected_part_key(ref.key, part)
+        key = rejected_part_key(ref.key, report.parts[-1].first_chunk, next_chunk)
         uploads.put_file(settings.data_bucket, key, sink.finish(), "text/csv; charset=utf-8")
         report.rejected_parts.append(key)
     report.status = "in_progress"
@@ -344,6 +350,20 @@ def _hand_off(
     metrics.add_metric(name="FilesSplit", unit="Count", value=1)
     logger.info("file continues in a new invocation", extra={**report.summary(), "next_chunk": next_chunk})
     return report
+
+
+def _finished_elsewhere(settings: IngestSettings, file_id: str, own_parts: Sequence[str]) -> bool:
+    """Whether another run of this file (a duplicated S3 event) finished it; if so, drop this run's part files.
+
+    Such a run's writes were harmless repeats; only its report must not replace the finished one.
+    """
+    if ingest_ledger.finished_file(settings.ingest_ledger_table, file_id) is None:
+        return False
+    for key in own_parts:
+        uploads.delete(settings.data_bucket, key)
+    logger.info("file already ingested", extra={"file_id": file_id, "parts_dropped": len(own_parts)})
+    metrics.add_metric(name="FilesAlreadyIngested", unit="Count", value=1)
+    return True
 
 
 def _describe(report: IngestReport, reader: TableReader) -> None:
