@@ -411,8 +411,7 @@ def _apply(
             report.writes_skipped += outcome.skipped
     customer_ids = list(dict.fromkeys(str(cid) for cid in accepted["customer_id"]))
     report.customers_queued += len(customer_ids)
-    # After the writes: a score the score function wrote between our read and our write of a profile is lost,
-    # and this re-scores the customer from what is now stored.
+    # After the writes, so scoring reads what is now stored.
     report.score_messages += _queue_scoring(customer_ids, settings=settings, source_key=report.source_key)
 
 
@@ -422,9 +421,10 @@ def _write_customers(
     """Merge the chunk's customers with their stored profiles and write back the ones that change.
 
     BatchWriteItem replaces whole items and takes no condition, so the stored items are read first
-    (consistently) and the latest-updated_at-wins rule is applied here; the score attributes are carried
-    over from what was read. A score written between that read and the write is lost, which heals itself:
-    every customer of the chunk is queued for scoring after the write.
+    (consistently) and the latest-updated_at-wins rule is applied here; every stored attribute the rows do
+    not set is carried over. Scores live in their own table, so ingest is the only writer of these items
+    (concurrent customers files take turns through a lease); a score attribute an item still holds from
+    before that split could be lost to a concurrent write, which heals: the customer is re-scored next.
     """
     customers = merge.merge_customers(accepted, default_updated_at=info.last_modified)
     report.duplicates_merged += customers.duplicates_merged
