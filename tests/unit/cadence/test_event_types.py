@@ -103,7 +103,6 @@ def test_a_valid_normalised_name_is_a_fixed_point(raw: str) -> None:
 
 @given(st.lists(raw_type, min_size=1, max_size=30))
 def test_ingest_cleans_event_types_as_this_module_does(raw: list[str]) -> None:
-    # Guards ingest's own alias table until ingest calls cadence.event_types itself.
     cleaned = clean_event_type(pd.Series(raw, dtype=object), Context())
 
     assert [None if pd.isna(value) else value for value in cleaned.values] == served_event_types(raw)

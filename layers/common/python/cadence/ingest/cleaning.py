@@ -22,6 +22,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
+from cadence.event_types import EVENT_TYPE_PATTERN, normalise_event_type
 from cadence.ingest.schemas import Kind
 
 
@@ -209,23 +210,13 @@ def clean_currency(series: pd.Series, _: Context) -> Cleaned:
     return _result(text, codes, _matches(codes, r"[A-Z]{3}"))
 
 
-_EVENT_ALIASES = {
-    "page_view": "visit",
-    "pageview": "visit",
-    "visited": "visit",
-    "email_open": "open",
-    "opened": "open",
-    "email_click": "click",
-    "clicked": "click",
-}
-
-
 def clean_event_type(series: pd.Series, _: Context) -> Cleaned:
-    """snake_case; visit/open/click feed engagement (page_view, email_open, ... are aliases)."""
+    """snake_case with aliases resolved by cadence.event_types, the definition model_build trains with."""
     text = _text(series)
-    types = text.str.lower().str.replace(r"[\s\-]+", "_", regex=True).astype(object)
-    types = types.replace(_EVENT_ALIASES).astype(object)
-    return _result(text, types, _matches(types, r"[a-z][a-z0-9_]{0,63}"))
+    # Few distinct types in many rows: normalise each distinct value once.
+    names = {value: normalise_event_type(value) for value in text.dropna().unique()}
+    types = text.map(names).astype(object)
+    return _result(text, types, _matches(types, EVENT_TYPE_PATTERN.pattern))
 
 
 # ---------- values ----------

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cadence.event_types import ENGAGEMENT_ATTRIBUTES
 from cadence.ingest.models import ActivityDelta, CustomerUpsert
 from cadence.ingest.schemas import CUSTOMERS
 from cadence.ingest.validation import LINE
 
-ENGAGEMENT = {"visit": "last_visit_at", "open": "last_open_at", "click": "last_click_at"}
 # Amounts are cleaned to 4 decimals: summed as integers of 1/10 000, totals are exact.
 _AMOUNT_SCALE = 10_000
 
@@ -134,13 +134,13 @@ def event_deltas(accepted: pd.DataFrame, seen: SeenKeys | None = None) -> Merged
     if events.empty:
         return Merged([], len(accepted))
     counts = events.groupby("customer_id", sort=False).size()
-    engaged = events[events["event_type"].isin(list(ENGAGEMENT))]
+    engaged = events[events["event_type"].isin(list(ENGAGEMENT_ATTRIBUTES))]
     latest = (
         engaged.groupby(["customer_id", "event_type"], sort=False)["event_time"].max().unstack("event_type")
         if not engaged.empty
         else pd.DataFrame(index=pd.Index([], name="customer_id"))
     )
-    latest = latest.reindex(columns=list(ENGAGEMENT)).rename(columns=ENGAGEMENT)
+    latest = latest.reindex(columns=list(ENGAGEMENT_ATTRIBUTES)).rename(columns=ENGAGEMENT_ATTRIBUTES)
     latest_by_customer = {
         str(customer_id): {name: str(value) for name, value in row.items() if isinstance(value, str)}
         for customer_id, row in latest.to_dict("index").items()
