@@ -25,20 +25,7 @@ from model_build.synthetic import CUSTOMER_COLUMNS, EVENT_COLUMNS, ORDER_COLUMNS
 
 REQUIRED_ORDER_COLUMNS: Final = ("customer_id", "order_date", "amount")
 REQUIRED_EVENT_COLUMNS: Final = ("customer_id", "event_type", "event_time")
-_PROFILE_CUSTOMER_FIELDS: Final = (
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "country",
-    "city",
-    "timezone",
-    "language",
-    "signup_date",
-    "consent_email",
-    "consent_sms",
-    "updated_at",
-)
+_PROFILE_CUSTOMER_FIELDS: Final = tuple(name for name in CUSTOMER_COLUMNS if name != "customer_id")
 
 
 @dataclass(frozen=True)

@@ -19,23 +19,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-CUSTOMER_COLUMNS: Final = (
-    "customer_id",
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "country",
-    "city",
-    "timezone",
-    "language",
-    "signup_date",
-    "consent_email",
-    "consent_sms",
-    "updated_at",
-)
-ORDER_COLUMNS: Final = ("order_id", "customer_id", "order_date", "amount", "currency", "items", "channel")
-EVENT_COLUMNS: Final = ("customer_id", "event_type", "event_time", "attributes")
+from cadence.ingest import schemas
+
+# The feeds' columns as ingest declares them: generated files follow the contract upstream systems get.
+CUSTOMER_COLUMNS: Final = schemas.CUSTOMERS.names
+ORDER_COLUMNS: Final = schemas.ORDERS.names
+EVENT_COLUMNS: Final = schemas.EVENTS.names
 
 HISTORY_DAYS: Final = 365
 BAD_ROW_REASONS: Final = (
