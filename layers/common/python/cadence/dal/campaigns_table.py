@@ -51,18 +51,10 @@ def get_definition(table_name: str, campaign_id: str) -> dict[str, Any] | None:
 
 def active_definitions(table_name: str) -> Iterator[dict[str, Any]]:
     """Every active campaign's definition."""
-    table = clients.table(table_name)
-    kwargs: dict[str, Any] = {"FilterExpression": Attr("record_key").eq(DEFINITION) & Attr("active").eq(True)}
-    while True:
-        try:
-            page = table.scan(**kwargs)
-        except ClientError as exc:
-            raise clients.translate(exc, "campaigns.active_definitions") from exc
-        for item in page.get("Items", []):
+    active = Attr("record_key").eq(DEFINITION) & Attr("active").eq(True)
+    for page in clients.scan_pages(table_name, "campaigns.active_definitions", FilterExpression=active):
+        for item in page:
             yield json.loads(item["definition"])
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def claim_run(table_name: str, campaign_id: str, run_id: str) -> RunStatus | None:

@@ -3,6 +3,7 @@
 The endpoint comes from AWS_ENDPOINT_URL when set (the local stack), which boto3 reads itself.
 """
 
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -40,6 +41,25 @@ def client(service: str) -> Any:
 def table(name: str) -> Any:
     """The container's one DynamoDB Table resource for a table name."""
     return boto3.session.Session().resource("dynamodb", config=_CONFIG).Table(name)
+
+
+def scan_pages(table_name: str, action: str, **scan_arguments: Any) -> Iterator[list[dict[str, Any]]]:
+    """The items of a Scan, one page (at most 1 MB, or `Limit` items) at a time, following LastEvaluatedKey.
+
+    Raises:
+        TransientError: DynamoDB throttled or timed out after the client's retries.
+        PermanentError: DynamoDB rejected the scan.
+    """
+    resource = table(table_name)
+    while True:
+        try:
+            page = resource.scan(**scan_arguments)
+        except ClientError as exc:
+            raise translate(exc, action) from exc
+        yield page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        scan_arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def error_code(exc: ClientError) -> str:

@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from cadence.dal import clients, scores_table
 
 
@@ -37,16 +35,8 @@ def scan_model_versions(
     }
     if page_size is not None:
         kwargs["Limit"] = page_size
-    table = clients.table(table_name)
-    while True:
-        try:
-            page = table.scan(**kwargs)
-        except ClientError as exc:
-            raise clients.translate(exc, "profiles.scan_model_versions") from exc
-        ids = [str(item["customer_id"]) for item in page.get("Items", [])]
+    for page in clients.scan_pages(table_name, "profiles.scan_model_versions", **kwargs):
+        ids = [str(item["customer_id"]) for item in page]
         versions = scores_table.model_versions(scores_table_name, ids)
         for customer_id in ids:
             yield ScoredVersion(customer_id, versions.get(customer_id))
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

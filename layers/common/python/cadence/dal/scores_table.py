@@ -7,8 +7,6 @@ Scores live apart from the profiles so that the score function can write them wi
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from cadence.dal import batches, clients
 from cadence.dal.items import from_item, to_item
 
@@ -28,22 +26,15 @@ def put_many(table_name: str, scores: Sequence[Mapping[str, Any]], *, workers: i
 
 def scan(table_name: str, max_decile: int = 10) -> Iterator[dict[str, Any]]:
     """Every score with a decile up to `max_decile` (1 is the most likely to buy), page by page."""
-    table = clients.table(table_name)
-    kwargs: dict[str, Any] = {
-        "FilterExpression": "#decile <= :max_decile",
-        "ExpressionAttributeNames": {"#decile": "decile"},
-        "ExpressionAttributeValues": {":max_decile": max_decile},
-    }
-    while True:
-        try:
-            page = table.scan(**kwargs)
-        except ClientError as exc:
-            raise clients.translate(exc, "scores.scan") from exc
-        for item in page.get("Items", []):
-            yield from_item(item)
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    pages = clients.scan_pages(
+        table_name,
+        "scores.scan",
+        FilterExpression="#decile <= :max_decile",
+        ExpressionAttributeNames={"#decile": "decile"},
+        ExpressionAttributeValues={":max_decile": max_decile},
+    )
+    for page in pages:
+        yield from (from_item(item) for item in page)
 
 
 def model_versions(table_name: str, customer_ids: Sequence[str]) -> dict[str, str]:
