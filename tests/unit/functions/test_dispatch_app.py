@@ -1,6 +1,7 @@
 import io
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -10,8 +11,10 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
 from cadence.campaigns import CampaignDefinition
-from cadence.dal import campaigns_table
+from cadence.dal import campaigns_table, clients
 from functions.dispatch import app
+from tests.unit.functions import provider_faults
+from tests.unit.functions.provider_faults import ProviderFaults
 
 CAMPAIGN = CampaignDefinition.model_validate(
     {
@@ -28,6 +31,15 @@ CAMPAIGN = CampaignDefinition.model_validate(
 def stored_campaign(tables: dict[str, str]) -> CampaignDefinition:
     campaigns_table.put_definition(tables["CampaignsTable"], CAMPAIGN.campaign_id, CAMPAIGN.model_dump(), active=True)
     return CAMPAIGN
+
+
+@pytest.fixture
+def provider(aws: None) -> Iterator[ProviderFaults]:
+    """SES and SNS as moto answers them, unless a test plans a fault; counts every HTTP attempt."""
+    with provider_faults.injected() as faults:
+        clients.client.cache_clear()  # the DAL's clients are built after the faults are in place
+        yield faults
+    clients.client.cache_clear()
 
 
 def put_profile(tables: dict[str, str], customer_id: str, **overrides: Any) -> None:
@@ -177,3 +189,72 @@ def test_logs_never_carry_the_address_or_phone(
     assert "C7" in logged  # the ids are there, so the check below looks at real log output
     assert "private.person" not in logged
     assert "13700000007" not in logged
+
+
+@pytest.mark.parametrize(
+    ("operation", "code", "status"),
+    [
+        ("sns.Publish", "Throttled", 429),  # SNS's throttling code, not "Throttling"
+        ("sns.Publish", "InternalError", 500),
+        ("sns.Publish", "KMSThrottling", 400),  # transient by its code alone
+        ("ses.SendEmail", "SomethingNew", 503),  # an unknown code: transient by its status alone
+    ],
+)
+def test_a_throttled_or_failing_provider_is_retried_via_sqs_not_rejected_when_it_answers_429_or_5xx(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
+    operation: str,
+    code: str,
+    status: int,
+) -> None:
+    # given the provider of one channel keeps failing while the other works
+    put_profile(tables, "T1")
+    service = operation.partition(".")[0]
+    channel, other = ("sms", "email") if service == "sns" else ("email", "sms")
+    provider.always(operation, provider_faults.error(service, code, status))
+    event = dispatch_event(load_event, request("T1", channel), request("T1", other))
+
+    response = app.lambda_handler(event, lambda_context)
+
+    # then that send is left for SQS to redeliver, and a redelivery sends it once the provider recovers
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    assert ledger(tables, "T1")[f"winback@2026-11-23T02:00:00Z#{channel}"]["status"] == "FAILED"
+    provider.clear()
+    assert app.lambda_handler(dispatch_event(load_event, request("T1", channel)), lambda_context) == {
+        "batchItemFailures": []
+    }
+    assert ledger(tables, "T1")[f"winback@2026-11-23T02:00:00Z#{channel}"]["status"] == "SENT"
+    assert emails_sent() == 1
+    assert len(sms_sent()) == 1
+
+
+@pytest.mark.parametrize(
+    ("operation", "code", "status"),
+    [("sns.Publish", "InvalidParameter", 400), ("ses.SendEmail", "MessageRejected", 400)],
+)
+def test_a_provider_refusal_is_still_a_rejection_when_it_answers_4xx(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
+    operation: str,
+    code: str,
+    status: int,
+) -> None:
+    put_profile(tables, "T2")
+    service = operation.partition(".")[0]
+    channel = "sms" if service == "sns" else "email"
+    provider.always(operation, provider_faults.error(service, code, status))
+
+    response = app.lambda_handler(dispatch_event(load_event, request("T2", channel)), lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    entry = ledger(tables, "T2")[f"winback@2026-11-23T02:00:00Z#{channel}"]
+    assert entry["status"] == "REJECTED"
+    assert code in entry["reason"]

@@ -15,20 +15,35 @@ from cadence.errors import PermanentError, TransientError
 
 _CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
 
+# Each service spells throttling and outages its own way (SNS: Throttled, InternalError; SES v2 and Lambda:
+# TooManyRequestsException); some say so with a 4xx status (SNS KMSThrottling is a 400), hence the codes.
 _TRANSIENT_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException",
         "ThrottlingException",
         "Throttling",
+        "Throttled",
+        "ThrottledException",
+        "KMSThrottling",
+        "KMSThrottlingException",
+        "TooManyRequestsException",
         "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
         "InternalServerError",
         "InternalFailure",
+        "InternalError",
+        "InternalServiceErrorException",
         "ServiceUnavailable",
+        "ServiceUnavailableException",
         "SlowDown",
         "RequestTimeout",
+        "RequestTimeoutException",
         "TransactionConflictException",
     }
 )
+_TOO_MANY_REQUESTS = 429
+_SERVER_ERROR = 500
 
 
 @cache
@@ -66,9 +81,19 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def http_status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def is_transient(exc: ClientError) -> bool:
+    """Throttling or an outage: a 429 or 5xx status, or a code that means either."""
+    status = http_status(exc)
+    return status == _TOO_MANY_REQUESTS or status >= _SERVER_ERROR or error_code(exc) in _TRANSIENT_CODES
+
+
 def translate(exc: ClientError, action: str) -> TransientError | PermanentError:
-    """Map a ClientError onto the domain's error tree by its code (never by its message)."""
+    """Map a ClientError onto the domain's error tree by its HTTP status and code (never by its message)."""
     code = error_code(exc)
-    if code in _TRANSIENT_CODES:
+    if is_transient(exc):
         return TransientError(f"{action}: {code}")
     return PermanentError(f"{action}: {code}")

@@ -5,7 +5,7 @@ from botocore.exceptions import ClientError
 from cadence.dal import clients
 from cadence.errors import PermanentError
 
-# SES refusals that no retry fixes; everything else is treated by error code in clients.translate.
+# SES refusals that no retry fixes, checked before clients.translate so they stay refusals whatever their status.
 _REJECTIONS = frozenset({"MessageRejected", "MailFromDomainNotVerifiedException", "InvalidParameterValue"})
 
 
