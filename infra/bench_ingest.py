@@ -12,7 +12,6 @@
 Rows are set with --ingest-rows / --ingest-orders-rows or INGEST_BENCH_ROWS / INGEST_BENCH_ORDERS.
 """
 
-import json
 import math
 import os
 import re
@@ -26,6 +25,8 @@ import numpy as np
 import pandas as pd
 from boto3.s3.transfer import TransferConfig
 from tqdm import tqdm
+
+from infra.ingest_reports import latest_report
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK_DIR = ROOT / "build" / "bench" / "ingest"
@@ -175,7 +176,7 @@ def ingest_on_stack(stack: Any, path: Path, key: str, rows: int, timeout: float)
                     raise
         _follow_progress(log_path, key, offset, progress)
     seconds = time.perf_counter() - started
-    report = json.loads(s3.get_object(Bucket=bucket, Key=f"reports/ingest/{key}.json")["Body"].read())
+    report = latest_report(s3, bucket, key)
     invocations = stack.invocations("IngestFunction")[invocations_before:]
     calls: Counter[str] = Counter()
     for invocation in invocations:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import campaigns
+from infra.ingest_reports import latest_report
 from infra.local_stack import LocalStack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,9 +93,7 @@ def scan_all(stack: LocalStack, table: str) -> list[dict[str, Any]]:
 
 def ingest_reports(stack: LocalStack, bucket: str, keys: list[str]) -> dict[str, dict[str, Any]]:
     s3 = stack.client("s3")
-    return {
-        key: json.loads(s3.get_object(Bucket=bucket, Key=f"reports/ingest/{key}.json")["Body"].read()) for key in keys
-    }
+    return {key: latest_report(s3, bucket, key) for key in keys}
 
 
 def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import pytest
 from cadence.campaigns import CampaignDefinition
 from cadence.ingest import schemas
 from infra import campaigns
+from infra.ingest_reports import latest_report
 from infra.local_stack import LocalStack
 from model_build.cli import main as model_build_main
 
@@ -89,8 +90,7 @@ def drop(stack: LocalStack, frame: pd.DataFrame, key: str, tmp_path: Path) -> di
     bucket = stack.outputs["DataBucketName"]
     stack.client("s3").upload_file(str(path), bucket, key)
     stack.wait_idle(timeout=120)
-    report = stack.client("s3").get_object(Bucket=bucket, Key=f"reports/ingest/{key}.json")
-    return json.loads(report["Body"].read())
+    return latest_report(stack.client("s3"), bucket, key)
 
 
 def profile(stack: LocalStack, customer_id: str, table: str = "ProfilesTableName") -> dict[str, Any]:

@@ -43,6 +43,11 @@ class IngestSettings(_EnvSettings):
     ingest_customers_lease_seconds: int = Field(default=600, ge=1, le=900)
     # Concurrent DynamoDB calls per chunk: batch writes, activity updates (botocore's pool holds 10 connections).
     ingest_write_workers: int = Field(default=8, ge=1, le=10)
+    # A file that decompresses past this is unreadable (a gzip bomb); it also bounds a Parquet file's spool in
+    # /tmp, so keep it below the function's ephemeral storage.
+    ingest_max_uncompressed_bytes: int = Field(default=3 * 1024**3, ge=1024)
+    # A longer JSON Lines line makes the file unreadable (one line is held in memory whole).
+    ingest_max_line_chars: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
 
 
 class ScoreSettings(_EnvSettings):

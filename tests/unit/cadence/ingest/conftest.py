@@ -30,6 +30,6 @@ def ingest(stack: IngestStack) -> Callable[..., dict[str, Any]]:
         version = stack.put(key, body, metadata)
         settings = stack.settings.model_copy(update=overrides) if overrides else stack.settings
         service.ingest_files([FileRef(stack.bucket, key, version)], settings=settings)
-        return stack.report(key)
+        return stack.report(key, version)
 
     return run

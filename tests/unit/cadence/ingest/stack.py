@@ -126,11 +126,20 @@ class IngestStack:
     def read(self, key: str) -> bytes:
         return self.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
-    def report(self, source_key: str) -> dict[str, Any]:
-        return json.loads(self.read(f"reports/ingest/{source_key}.json"))
+    def version_tag(self, source_key: str, version: str | None) -> str:
+        """The folder ingest writes one upload's outputs under: its version id (the only one, when None)."""
+        if version is not None:
+            return version
+        tags = [key.removesuffix(".json").rsplit("/", 1)[-1] for key in self.keys(f"reports/ingest/{source_key}/")]
+        assert len(tags) == 1, f"expected one report for {source_key}, found {tags}"
+        return tags[0]
 
-    def rejected(self, source_key: str) -> list[dict[str, str]]:
-        text = self.read(f"rejected/{source_key}.csv").decode("utf-8-sig")
+    def report(self, source_key: str, version: str | None = None) -> dict[str, Any]:
+        return json.loads(self.read(f"reports/ingest/{source_key}/{self.version_tag(source_key, version)}.json"))
+
+    def rejected(self, source_key: str, version: str | None = None) -> list[dict[str, str]]:
+        tag = self.version_tag(source_key, version)
+        text = self.read(f"rejected/{source_key}/{tag}/rejected-rows.csv").decode("utf-8-sig")
         return list(csv.DictReader(io.StringIO(text, newline="")))
 
     def profile(self, customer_id: str) -> dict[str, Any] | None:

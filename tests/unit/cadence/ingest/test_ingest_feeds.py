@@ -317,8 +317,8 @@ def test_unreadable_file_is_moved_aside_reported_and_raised(stack):
 
     report = stack.report(key)
     assert (report["status"], report["reason"]) == ("unreadable", "missing_columns:customer_id")
-    assert report["quarantined_key"] == f"rejected/{key}"
-    assert stack.read(f"rejected/{key}") == b"email,phone\na@example.com,13800138000\n"
+    assert report["quarantined_key"] == f"rejected/{key}/{version}/no-id.csv"
+    assert stack.read(report["quarantined_key"]) == b"email,phone\na@example.com,13800138000\n"
     assert not stack.exists(key)
 
 

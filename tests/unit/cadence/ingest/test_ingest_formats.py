@@ -21,17 +21,18 @@ from cadence.ingest.schemas import CUSTOMERS
 
 def test_semicolon_bom_crlf_and_quoted_newlines_keep_line_numbers(stack, ingest):
     body = (
-        "\ufeffcustomer_id;email;first_name\r\n"
-        '1;a@example.com;"Multi\r\nline; with ""quotes"""\r\n'
-        "2;not-an-email;Bob\r\n"
+        "\ufeffcustomer_id;event_type;event_time;attributes\r\n"
+        '1;visit;2024-03-01T10:00:00Z;"{""note"": ""multi\r\nline; with quotes""}"\r\n'
+        "2;visit;not a time;\r\n"
     ).encode()
-    report = ingest("incoming/customers/semi.csv", body)
+    report = ingest("incoming/events/semi.csv", body)
 
     assert (report["delimiter"], report["encoding"]) == (";", "utf-8-sig")
     assert (report["rows_read"], report["rows_accepted"], report["rows_rejected"]) == (2, 1, 1)
-    assert stack.profile("1")["first_name"] == 'Multi line; with "quotes"'
+    assert (report["lines_read"], report["multiline_records"]) == (4, 1)
+    assert stack.activity("1")["event_count"] == 1
     # The second record starts on physical line 4, after the two-line quoted field.
-    assert [row["line"] for row in stack.rejected("incoming/customers/semi.csv")] == ["4"]
+    assert [row["line"] for row in stack.rejected("incoming/events/semi.csv")] == ["4"]
 
 
 @pytest.mark.parametrize(
@@ -75,8 +76,9 @@ def test_undeclared_legacy_encoding_is_refused_not_guessed(stack):
     with pytest.raises(InvalidInputError):
         service.ingest_files([FileRef(stack.bucket, key, version)], settings=stack.settings)
 
-    assert stack.report(key)["reason"] == "undeclared_encoding"
-    assert stack.read(f"rejected/{key}") == GBK_CSV
+    report = stack.report(key, version)
+    assert report["reason"] == "undeclared_encoding"
+    assert stack.read(report["quarantined_key"]) == GBK_CSV
 
 
 def test_utf16_with_bom_is_read(stack, ingest):
@@ -152,10 +154,10 @@ def test_unreadable_files_are_reported_with_their_reason(stack, key, body, reaso
     with pytest.raises(InvalidInputError):
         service.ingest_files([FileRef(stack.bucket, key, version)], settings=stack.settings)
 
-    report = stack.report(key)
+    report = stack.report(key, version)
     assert (report["status"], report["reason"]) == ("unreadable", reason)
     assert report["rows_read"] == report["rows_accepted"] + report["rows_rejected"]
-    assert stack.exists(f"rejected/{key}")
+    assert stack.exists(report["quarantined_key"])
 
 
 def parquet_bytes(frame: pd.DataFrame, engine: str) -> bytes:

@@ -81,7 +81,7 @@ def as_text(frame: pd.DataFrame, feed: Feed) -> pd.DataFrame:
     """Accepted values written back as text, the way a later file would carry them."""
     text = frame[list(feed.names)].astype(object).copy()
     for column in feed.columns:
-        if column.kind is Kind.BOOL:
+        if column.kind in {Kind.BOOL, Kind.CONSENT}:
             text[column.name] = text[column.name].map(lambda v: None if v is None else str(v).lower())
         elif column.kind in {Kind.DECIMAL, Kind.INT}:
             text[column.name] = text[column.name].map(lambda v: None if v is None else repr(v))

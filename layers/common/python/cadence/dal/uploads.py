@@ -45,14 +45,19 @@ def open_object(ref: FileRef) -> tuple[ObjectInfo, BinaryIO]:
     return info, response["Body"]
 
 
+def plain_md5(info: ObjectInfo) -> str | None:
+    """The MD5 of the object's bytes when its ETag is one (a single-part upload), else None."""
+    return info.etag if _PLAIN_ETAG.match(info.etag) else None
+
+
 def content_id(ref: FileRef, info: ObjectInfo) -> str:
     """The MD5 of the object's bytes, hex: its ETag when that is one, else computed by reading it once.
 
     A multipart upload's ETag depends on its part size, so the same bytes uploaded another way would get
     another ETag; hashing them keeps the id a function of the content alone.
     """
-    if _PLAIN_ETAG.match(info.etag):
-        return info.etag
+    if (md5 := plain_md5(info)) is not None:
+        return md5
     digest = hashlib.md5(usedforsecurity=False)
     _, body = open_object(FileRef(ref.bucket, ref.key, info.version_id or ref.version_id))
     with body:
@@ -76,6 +81,24 @@ def read_json(bucket: str, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidInputError(f"uploads.read_json: {key} is not a JSON object ({info.size} bytes)")
     return value
+
+
+def read_bytes(bucket: str, key: str) -> bytes:
+    """A small object's bytes.
+
+    Raises:
+        InvalidInputError: the object is missing.
+    """
+    _, body = open_object(FileRef(bucket=bucket, key=key))
+    with body:
+        return bytes(body.read())
+
+
+def put_bytes(bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+    try:
+        clients.client("s3").put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+    except ClientError as exc:
+        raise clients.translate(exc, "uploads.put_bytes") from exc
 
 
 def put_json(bucket: str, key: str, body: Mapping[str, Any]) -> None:

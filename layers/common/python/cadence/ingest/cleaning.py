@@ -30,6 +30,8 @@ from cadence.ingest.schemas import Kind
 class Cleaned:
     values: pd.Series
     invalid: pd.Series
+    # Rows whose unreadable value was replaced by a safe one rather than cleared (consent: no).
+    coerced: pd.Series | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +234,16 @@ def clean_bool(series: pd.Series, _: Context) -> Cleaned:
     return _result(text, values, values.notna())
 
 
+def clean_consent(series: pd.Series, context: Context) -> Cleaned:
+    """A yes only when the value clearly says yes; any other value (unsubscribed, opt-out, N/A) is no.
+
+    An empty cell says nothing and leaves the profile's consent as it is.
+    """
+    read = clean_bool(series, context)
+    values = read.values.where(~read.invalid, False).astype(object)
+    return Cleaned(values, pd.Series(False, index=series.index), coerced=read.invalid)
+
+
 def _numbers(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Floats from text such as '1,234.50', '¥ 99', '-3'; comma groups thousands, dot is the decimal point."""
     text = _text(series)
@@ -332,6 +344,7 @@ CLEANERS: dict[Kind, Callable[[pd.Series, Context], Cleaned]] = {
     Kind.DATE: clean_date,
     Kind.DATETIME: clean_datetime,
     Kind.BOOL: clean_bool,
+    Kind.CONSENT: clean_consent,
     Kind.DECIMAL: clean_decimal,
     Kind.INT: clean_int,
     Kind.CURRENCY: clean_currency,

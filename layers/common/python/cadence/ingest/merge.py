@@ -2,7 +2,9 @@
 
 Duplicate rule for customers: rows of one customer_id are ordered by updated_at, then by line; for each
 column the latest non-empty value wins. So a later row that leaves a column empty keeps the earlier value,
-and across files a profile only takes values from a row at least as new as the one it holds.
+and across files a profile only takes values from a row at least as new as the one it holds. Consent
+fails closed: a row whose updated_at the file did not carry (the upload time stands in) may withdraw
+consent but never turns a stored no into yes, so re-uploading an old export cannot undo a withdrawal.
 Orders are unique by order_id and events by (customer_id, event_type, event_time, attributes) within a
 file (the last row wins inside a chunk; a repeat in a later chunk is dropped). Orders and events are then
 summed per customer, vectorised: one ActivityDelta per customer and chunk. A re-delivered or re-uploaded file
@@ -19,11 +21,13 @@ import pandas as pd
 
 from cadence.event_types import ENGAGEMENT_ATTRIBUTES
 from cadence.ingest.models import ActivityDelta, CustomerUpsert
-from cadence.ingest.schemas import CUSTOMERS
+from cadence.ingest.schemas import CUSTOMERS, Kind
 from cadence.ingest.validation import LINE
 
 # Amounts are cleaned to 4 decimals: summed as integers of 1/10 000, totals are exact.
 _AMOUNT_SCALE = 10_000
+_CARRIED = "_updated_at_carried"
+CONSENT_COLUMNS = tuple(column.name for column in CUSTOMERS.columns if column.kind is Kind.CONSENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +41,15 @@ def merge_customers(accepted: pd.DataFrame, *, default_updated_at: str) -> Merge
     if accepted.empty:
         return Merged([], 0)
     frame = accepted.copy()
-    frame["updated_at"] = frame["updated_at"].where(frame["updated_at"].notna(), default_updated_at)
+    frame[_CARRIED] = frame["updated_at"].notna()
+    frame["updated_at"] = frame["updated_at"].where(frame[_CARRIED], default_updated_at)
     frame = frame.sort_values(["updated_at", LINE], kind="stable")
     rows = len(frame)
     if frame["customer_id"].duplicated().any():
         frame = frame.groupby("customer_id", sort=False).last().reset_index()
     fields = [name for name in CUSTOMERS.names if name not in {"customer_id", "updated_at"}]
     # Plain lists, not iterrows: building a Series per row costs more than the rest of ingest together.
-    columns = {name: frame[name].tolist() for name in ("customer_id", "updated_at", *fields)}
+    columns = {name: frame[name].tolist() for name in ("customer_id", "updated_at", _CARRIED, *fields)}
     upserts = [
         CustomerUpsert(
             customer_id=str(customer_id),
@@ -52,6 +57,7 @@ def merge_customers(accepted: pd.DataFrame, *, default_updated_at: str) -> Merge
             fields={
                 name: value for name in fields if (value := columns[name][index]) is not None and not pd.isna(value)
             },
+            updated_at_carried=bool(columns[_CARRIED][index]),
         )
         for index, customer_id in enumerate(columns["customer_id"])
     ]
@@ -62,15 +68,20 @@ def resolve_customer(upsert: CustomerUpsert, stored: Mapping[str, Any] | None) -
     """The whole item to write for a merged row against the stored one, and whether the row was new enough.
 
     A row at least as new as the stored updated_at sets its non-empty columns; an older row only fills
-    attributes the profile lacks. Every other stored attribute (score, decile, ...) is carried over.
+    attributes the profile lacks. Every other stored attribute (score, decile, ...) is carried over. A
+    stored no-consent stays no unless the row carried its own updated_at.
     """
     incoming = {"customer_id": upsert.customer_id, **upsert.fields, "updated_at": upsert.updated_at}
     if stored is None:
         return incoming, True
     held = stored.get("updated_at")
-    if held is None or str(held) <= upsert.updated_at:
-        return {**stored, **incoming}, True
-    return {**incoming, **stored}, False
+    newer = held is None or str(held) <= upsert.updated_at
+    item = {**stored, **incoming} if newer else {**incoming, **stored}
+    if not upsert.updated_at_carried:
+        for name in CONSENT_COLUMNS:
+            if name in stored and stored[name] is not True:
+                item[name] = stored[name]
+    return item, newer
 
 
 @dataclass(slots=True)
@@ -78,6 +89,14 @@ class SeenKeys:
     """64-bit hashes of the order ids / event keys earlier chunks of this invocation counted."""
 
     hashes: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+
+    def to_bytes(self) -> bytes:
+        """The hashes as little-endian uint64s, for the next part of a split file."""
+        return self.hashes.astype("<u8").tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "SeenKeys":
+        return cls(np.frombuffer(data, dtype="<u8").astype(np.uint64))
 
     def keep_new(self, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         """The rows whose key no earlier chunk had, the last row of a key within this chunk; remembers them."""

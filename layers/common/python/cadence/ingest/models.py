@@ -35,6 +35,8 @@ class CustomerUpsert:
     customer_id: str
     updated_at: str  # ISO-8601 UTC; decides which of two deliveries wins
     fields: dict[str, Any]
+    # False when the file did not carry updated_at and the upload time stands in for it.
+    updated_at_carried: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,15 +12,21 @@ How a file is recognised:
   (``customers.gbk.csv``), then a byte-order mark, else UTF-8. GBK and GB2312 decode as GB18030, their
   superset. A file that is not valid UTF-8 and declares nothing is refused, never guessed.
 - CSV delimiter: the one of , ; TAB | that occurs most often in the header line (TAB for .tsv).
+
+Limits (see `Limits`): the decompressed bytes of a file (a gzip bomb, or a Parquet spool larger than the
+local disk) and the length of a JSON Lines line are capped; past a cap the file is unreadable, with a
+reason, before anything of it is applied (the caller scans the whole file first, see `TableReader.scan`).
 """
 
 import codecs
 import csv
 import gzip
+import hashlib
 import importlib
 import io
 import json
 import re
+import sys
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -68,6 +74,25 @@ SUFFIX_ENCODINGS = {
 _SUPERSETS = {"gbk": "gb18030", "gb2312": "gb18030", "big5": "big5hkscs"}
 
 csv.field_size_limit(MAX_FIELD_CHARS)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Caps that make a file unreadable rather than let it exhaust time, memory or disk."""
+
+    # Bytes after decompression (a Parquet file is spooled to /tmp whole, so this also bounds the spool).
+    max_uncompressed_bytes: int = 4 * 1024**3
+    # Characters in one JSON Lines line (a CSV field is capped at MAX_FIELD_CHARS by the csv module).
+    max_line_chars: int = MAX_FIELD_CHARS
+
+
+@dataclass(slots=True)
+class Tally:
+    """What a pass over a file has seen so far: records, physical lines (header included), multi-line records."""
+
+    records: int = 0
+    lines: int = 0
+    multiline_records: int = 0
 
 
 class Format(StrEnum):
@@ -123,27 +148,41 @@ class FileShape:
 class TableReader:
     """A file opened for reading: its shape, its header mapping and an iterator of chunks.
 
-    `ignored_columns` grows while a JSON Lines file is read, as keys appear line by line.
+    `ignored_columns` grows while a JSON Lines file is read, as keys appear line by line; `tally` counts
+    what the current pass has read (chunks read past included).
     """
 
-    def __init__(self, shape: FileShape, header: HeaderMap, chunks: Callable[[int], Iterator[RawChunk]]) -> None:
+    def __init__(self, shape: FileShape, header: HeaderMap, chunks: Callable[[int, Tally], Iterator[RawChunk]]) -> None:
         self.shape = shape
         self.header = header
         self.ignored_columns: set[str] = set(header.ignored)
+        self.tally = Tally()
         self._chunks = chunks
 
     def chunks(self, start: int = 0) -> Iterator[RawChunk]:
         """Chunks in file order from chunk `start` on; earlier chunks are read past but not built.
 
         Raises:
-            UnreadableFileError: the file turns out to be corrupt part-way (truncated gzip, broken CSV quoting).
+            UnreadableFileError: the file turns out to be corrupt part-way (truncated gzip, broken CSV
+                quoting) or breaks a limit.
         """
+        self.tally = Tally()
         try:
-            yield from self._chunks(start)
+            yield from self._chunks(start, self.tally)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise UnreadableFileError("corrupt_gzip") from exc
         except csv.Error as exc:
             raise UnreadableFileError("csv_error") from exc
+
+    def scan(self) -> Tally:
+        """Read the whole file without building a row, so framing, gzip CRC and size are checked up front.
+
+        Raises:
+            UnreadableFileError: as `chunks`.
+        """
+        for _ in self.chunks(start=sys.maxsize):
+            pass
+        return self.tally
 
 
 def open_table(
@@ -155,6 +194,7 @@ def open_table(
     mapping: ColumnMapping,
     chunk_rows: int,
     parquet_engine: str | None = None,
+    limits: Limits | None = None,
 ) -> TableReader:
     """Recognise the file's compression, format, encoding and delimiter and map its header.
 
@@ -162,8 +202,10 @@ def open_table(
     one installed.
 
     Raises:
-        UnreadableFileError: the file is empty, corrupt, of an undeclared encoding or lacks required columns.
+        UnreadableFileError: the file is empty, corrupt, of an undeclared encoding, lacks required columns
+            or breaks a limit.
     """
+    limits = limits or Limits()
     name = key.rsplit("/", 1)[-1].lower()
     head, stream = _read_head(stream)
     compression = None
@@ -173,9 +215,11 @@ def open_table(
         compression = "gzip"
         name = name.removesuffix(".gz").removesuffix(".gzip")
         try:
-            head, stream = _read_head(gzip.GzipFile(fileobj=stream, mode="rb"))
+            head, stream = _read_head(_Capped(gzip.GzipFile(fileobj=stream, mode="rb"), limits.max_uncompressed_bytes))
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise UnreadableFileError("corrupt_gzip") from exc
+    else:
+        head, stream = _read_head(_Capped(stream, limits.max_uncompressed_bytes))
     if not head.strip():
         raise UnreadableFileError("empty_file")
     file_format = _format(name, head)
@@ -189,7 +233,9 @@ def open_table(
         # Universal newlines: JSON strings cannot hold a raw line break, so every line is a record.
         text = io.TextIOWrapper(stream, encoding=encoding, errors="replace")
         shape = FileShape(Format.JSONL, compression, encoding, None)
-        return _jsonl_reader(text, shape=shape, feed=feed, mapping=mapping, chunk_rows=chunk_rows)
+        return _jsonl_reader(
+            text, shape=shape, feed=feed, mapping=mapping, chunk_rows=chunk_rows, max_line_chars=limits.max_line_chars
+        )
     # errors="replace": a stray undecodable byte marks its row (rejected as invalid_encoding), not the file.
     text = io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="")
     head_text = head.decode(encoding, errors="replace")
@@ -208,6 +254,48 @@ def sniff_delimiter(head_text: str) -> str:
 
 
 # ---------- recognising the file ----------
+
+
+class _Capped(io.RawIOBase):
+    """`stream` that refuses to yield more than `limit` bytes: a gzip bomb stops at the cap, not at the disk."""
+
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
+        self._stream = stream
+        self._left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(len(buffer))
+        self._left -= len(data)
+        if self._left < 0:
+            raise UnreadableFileError("too_large_uncompressed")
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class HashingReader(io.RawIOBase):
+    """A stream that keeps the MD5 of every byte read through it (the content id of a multipart upload)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self.digest = hashlib.md5(usedforsecurity=False)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(len(buffer))
+        self.digest.update(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> str:
+        """Read what is left and return the hex MD5 of the whole stream."""
+        while self.read(1024 * 1024):
+            pass
+        return self.digest.hexdigest()
 
 
 class _Chained(io.RawIOBase):
@@ -363,13 +451,17 @@ def _csv_reader(text: io.TextIOWrapper, *, shape: FileShape, feed: Feed, mapping
     positions = {canonical: header.index(source) for source, canonical in resolved.columns.items()}
     width = len(header)
 
-    def chunks(start: int) -> Iterator[RawChunk]:
+    def chunks(start: int, tally: Tally) -> Iterator[RawChunk]:
         chunker = _Chunker(feed, positions, chunk_rows, start)
-        previous = reader.line_num
+        previous = tally.lines = reader.line_num
         for record in reader:
             line, previous = previous + 1, reader.line_num
+            tally.lines = previous
             if not record:
                 continue  # a blank line is not a record
+            tally.records += 1
+            if previous > line:
+                tally.multiline_records += 1
             if len(record) != width:
                 chunk = chunker.malformed(Malformed(line, "wrong_field_count", (shape.delimiter or ",").join(record)))
             else:
@@ -398,7 +490,13 @@ def _json_text(value: Any) -> str | None:
 
 
 def _jsonl_reader(
-    text: io.TextIOWrapper, *, shape: FileShape, feed: Feed, mapping: ColumnMapping, chunk_rows: int
+    text: io.TextIOWrapper,
+    *,
+    shape: FileShape,
+    feed: Feed,
+    mapping: ColumnMapping,
+    chunk_rows: int,
+    max_line_chars: int,
 ) -> TableReader:
     # JSON Lines has no header: keys map line by line, and a missing required key rejects that row.
     positions = {name: i for i, name in enumerate(feed.names)}
@@ -426,12 +524,21 @@ def _jsonl_reader(
                 row[positions[name]] = _json_text(item)
         return row
 
-    def chunks(start: int) -> Iterator[RawChunk]:
+    def lines() -> Iterator[str]:
+        # readline with a limit: one endless line must not be read into memory whole.
+        while line := text.readline(max_line_chars + 1):
+            if len(line) > max_line_chars and not line.endswith("\n"):
+                raise UnreadableFileError("line_too_long")
+            yield line
+
+    def chunks(start: int, tally: Tally) -> Iterator[RawChunk]:
         chunker = _Chunker(feed, positions, chunk_rows, start)
-        for number, line in enumerate(text, 1):
+        for number, line in enumerate(lines(), 1):
+            tally.lines = number
             stripped = line.strip()
             if not stripped:
                 continue
+            tally.records += 1
             if chunker.skipping:
                 chunk = chunker.skip()
             else:
@@ -543,8 +650,16 @@ def _parquet_reader(
     # Parquet needs random access to its footer: spool the (decompressed) bytes to local disk first,
     # which bounds memory by one row group rather than the file.
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed when the last chunk is read
-    while data := stream.read(1024 * 1024):
-        spool.write(data)
+    try:
+        # The stream is capped (Limits.max_uncompressed_bytes, sized below the function's /tmp).
+        while data := stream.read(1024 * 1024):
+            spool.write(data)
+    except OSError as exc:
+        spool.close()
+        raise UnreadableFileError("spool_failed") from exc
+    except UnreadableFileError:
+        spool.close()
+        raise
     spool.seek(0)
     try:
         source = _ParquetSource(spool, engine)
@@ -554,11 +669,13 @@ def _parquet_reader(
     resolved = _resolve(feed, mapping, source.columns)
     shape = FileShape(Format.PARQUET, compression, None, None)
 
-    def chunks(start: int) -> Iterator[RawChunk]:
+    def chunks(start: int, tally: Tally) -> Iterator[RawChunk]:
         index = 0
         line = 1
         try:
             for part in source.frames(list(resolved.columns), chunk_rows):
+                tally.records += len(part)
+                tally.lines = tally.records
                 if index < start:
                     index, line = index + 1, line + len(part)
                     continue

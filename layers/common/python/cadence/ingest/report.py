@@ -19,21 +19,52 @@ from cadence.ingest.validation import Validated, rejected_columns
 FORMULA_START = r"^[=+\-@\t\r]"
 
 
-def report_key(source_key: str) -> str:
-    return f"reports/ingest/{source_key}.json"
+# A report lists at most this many ignored column names (a JSON Lines file may invent a key per line).
+IGNORED_COLUMNS_LISTED = 100
 
 
-def rejected_key(source_key: str) -> str:
-    return f"rejected/{source_key}.csv"
+def report_folder(source_key: str) -> str:
+    """The prefix under which every upload of `source_key` gets its report."""
+    return f"reports/ingest/{source_key}/"
 
 
-def quarantine_key(source_key: str) -> str:
-    return f"rejected/{source_key}"
+def file_tag(version_id: str | None, etag: str) -> str:
+    """What tells two uploads under one key apart: the S3 version id, or the ETag in an unversioned bucket."""
+    return version_id if version_id and version_id != "null" else etag
 
 
-def rejected_part_key(source_key: str, first_chunk: int, next_chunk: int) -> str:
-    """Named by the chunks it covers: two runs of one file (a duplicated S3 event) never share a part's key."""
-    return f"rejected/{source_key}.part-{first_chunk:06d}-{next_chunk - 1:06d}.csv"
+@dataclass(frozen=True, slots=True)
+class OutputKeys:
+    """Where ingest writes about one version of one file: a folder per version, so two uploads under one key
+    (a fix uploaded while the first still runs) never share a report, a rejected-rows file or a part."""
+
+    source_key: str
+    tag: str
+
+    @property
+    def report(self) -> str:
+        return f"{report_folder(self.source_key)}{self.tag}.json"
+
+    @property
+    def _rejected(self) -> str:
+        return f"rejected/{self.source_key}/{self.tag}"
+
+    @property
+    def rejected_rows(self) -> str:
+        return f"{self._rejected}/rejected-rows.csv"
+
+    @property
+    def quarantine(self) -> str:
+        """The unreadable file itself, under its own name."""
+        return f"{self._rejected}/{self.source_key.rsplit('/', 1)[-1]}"
+
+    def rejected_part(self, first_chunk: int, next_chunk: int) -> str:
+        """Named by the chunks it covers: two runs of one file (a duplicated S3 event) never share a part's key."""
+        return f"{self._rejected}/part-{first_chunk:06d}-{next_chunk - 1:06d}.csv"
+
+    def hand_off_state(self, next_chunk: int) -> str:
+        """What a continuation needs beyond its small event: the report so far and the keys already counted."""
+        return f"ingest-state/{self.source_key}/{self.tag}/from-chunk-{next_chunk:06d}"
 
 
 @dataclass(slots=True)
@@ -60,11 +91,16 @@ class IngestReport:
     compression: str | None = None
     encoding: str | None = None
     delimiter: str | None = None
+    # Physical lines (CSV: header and blank lines included), beside records: a quote left open swallows
+    # lines into one record, and the gap shows it. Parquet: rows.
+    lines_read: int = 0
+    multiline_records: int = 0
     rows_read: int = 0
     rows_accepted: int = 0
     rows_rejected: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     values_cleared: dict[str, int] = field(default_factory=dict)
+    values_coerced: dict[str, int] = field(default_factory=dict)
     duplicates_merged: int = 0
     writes_applied: int = 0
     writes_skipped: int = 0
@@ -72,6 +108,7 @@ class IngestReport:
     score_messages: int = 0
     column_map: dict[str, str] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
+    ignored_columns_truncated: bool = False
     rejected_key: str | None = None
     # Rejected rows of earlier parts of a split file, merged into rejected_key by the last part.
     rejected_parts: list[str] = field(default_factory=list)
@@ -89,9 +126,16 @@ class IngestReport:
         self.rows_rejected += rejected
         self.rejected_by_reason = dict(Counter(self.rejected_by_reason) + validated.rejected_by_reason)
         self.values_cleared = dict(Counter(self.values_cleared) + validated.values_cleared)
+        self.values_coerced = dict(Counter(self.values_coerced) + validated.values_coerced)
         if self.parts:
             self.parts[-1].rows_read += accepted + rejected
             self.parts[-1].chunks += 1
+
+    def ignore(self, columns: set[str]) -> None:
+        """Note columns nobody maps: at most IGNORED_COLUMNS_LISTED names, and whether there were more."""
+        names = sorted(set(self.ignored_columns) | columns)
+        self.ignored_columns = names[:IGNORED_COLUMNS_LISTED]
+        self.ignored_columns_truncated = self.ignored_columns_truncated or len(names) > IGNORED_COLUMNS_LISTED
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +152,7 @@ class IngestReport:
             "source_key": self.source_key,
             "status": self.status,
             "reason": self.reason,
+            "lines_read": self.lines_read,
             "rows_read": self.rows_read,
             "rows_accepted": self.rows_accepted,
             "rows_rejected": self.rows_rejected,

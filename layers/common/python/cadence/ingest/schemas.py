@@ -20,6 +20,8 @@ class Kind(StrEnum):
     DATE = "date"
     DATETIME = "datetime"
     BOOL = "bool"
+    # Fails closed: a value that is neither a clear yes nor a clear no is read as no.
+    CONSENT = "consent"
     DECIMAL = "decimal"
     INT = "int"
     CURRENCY = "currency"
@@ -39,6 +41,9 @@ class Column:
     kind: Kind
     required: bool = False
     description: str = ""
+    # Only free-form columns may hold a line break; in any other a break rejects the record, because it is
+    # how a stray quote swallows the records after it (another customer's email in this one's name).
+    multiline: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +77,19 @@ CUSTOMERS = Feed(
         Column("timezone", Kind.TIMEZONE, description="IANA name, e.g. Asia/Shanghai."),
         Column("language", Kind.LANGUAGE, description="BCP 47 tag, e.g. zh-CN."),
         Column("signup_date", Kind.DATE, description="A calendar date; stored as YYYY-MM-DD."),
-        Column("consent_email", Kind.BOOL, description="true/false, yes/no, 1/0, y/n, 是/否."),
-        Column("consent_sms", Kind.BOOL),
+        Column(
+            "consent_email",
+            Kind.CONSENT,
+            description="true/false, yes/no, 1/0, y/n, 是/否; any other value (unsubscribed, N/A, ...) is no.",
+        ),
+        Column("consent_sms", Kind.CONSENT),
         Column(
             "updated_at",
             Kind.DATETIME,
-            description="When the source last changed the row; the newest wins. Defaults to the upload time.",
+            description=(
+                "When the source last changed the row; the newest wins. Defaults to the upload time, which "
+                "never turns a stored no-consent into yes."
+            ),
         ),
     ),
     any_of=("email", "phone"),
@@ -114,7 +126,7 @@ EVENTS = Feed(
             description="visit, open, click, add_to_cart, ...: lower-case letters, digits and _.",
         ),
         Column("event_time", Kind.DATETIME, required=True),
-        Column("attributes", Kind.JSON, description="Free-form JSON object or text, at most 4 KiB."),
+        Column("attributes", Kind.JSON, description="Free-form JSON object or text, at most 4 KiB.", multiline=True),
     ),
 )
 

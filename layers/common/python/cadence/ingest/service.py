@@ -11,10 +11,17 @@ what is stored (merge.resolve_customer) and written back whole (BatchWriteItem, 
 events are summed per customer (vectorised) and added to the activity table with one conditional
 UpdateItem per customer, guarded by the chunk's batch id: "<content md5>:<chunk index>".
 
+Nothing is applied before the whole file has been read once (`_verify`): a truncated gzip, broken
+framing or a file past a limit is quarantined with nothing of it written, so a fixed upload counts once.
+
 Large files: chunks are processed while the invocation has time; when less than the reserve (plus the
-slowest chunk so far) is left, the rest is handed to a new invocation as a continuation (the next
-chunk index and the report so far). That invocation reads past the finished chunks without building
+slowest chunk so far) is left, the rest is handed to a new invocation as a continuation. Its event is
+small (the file, the next chunk index, a state key); the report so far and the order ids / event keys
+already counted sit in S3 under the state key, so de-duplication spans the parts and the event never
+nears Lambda's 256 KB async limit. The continuation reads past the finished chunks without building
 them and goes on; the report lists each part, and the last part merges the parts' rejected rows.
+Everything written about a file sits under its version (see OutputKeys), so two versions of one key
+never touch each other's outputs.
 """
 
 import math
@@ -22,7 +29,7 @@ import time
 import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,16 +44,8 @@ from cadence.ingest.cleaning import Context
 from cadence.ingest.exceptions import UnreadableFileError
 from cadence.ingest.mapping import ColumnMapping, load_mapping
 from cadence.ingest.models import FileRef, ObjectInfo
-from cadence.ingest.readers import TableReader, open_table
-from cadence.ingest.report import (
-    IngestReport,
-    Part,
-    RejectSink,
-    quarantine_key,
-    rejected_key,
-    rejected_part_key,
-    report_key,
-)
+from cadence.ingest.readers import HashingReader, Limits, TableReader, open_table
+from cadence.ingest.report import IngestReport, OutputKeys, Part, RejectSink, file_tag
 from cadence.ingest.schemas import CUSTOMERS, ORDERS, Feed, feed_for_key
 from cadence.ingest.validation import Validated, validate
 from cadence.observability import logger, metrics
@@ -89,6 +88,9 @@ class Resume:
     part: int
     # Chunk indexes only mean the same thing at the same chunk size, whatever the settings say by now.
     chunk_rows: int
+    # Where the report so far and the keys counted so far were written (see OutputKeys.hand_off_state).
+    state_key: str = ""
+    # Continuations written before the state moved to S3 carry the report inline.
     report: dict[str, Any] = field(default_factory=dict)
 
     def to_event(self) -> dict[str, Any]:
@@ -101,7 +103,7 @@ class Resume:
                 "start_chunk": self.start_chunk,
                 "part": self.part,
                 "chunk_rows": self.chunk_rows,
-                "report": self.report,
+                "state_key": self.state_key,
             }
         }
 
@@ -117,7 +119,8 @@ class Resume:
                 start_chunk=int(payload["start_chunk"]),
                 part=int(payload["part"]),
                 chunk_rows=int(payload["chunk_rows"]),
-                report=dict(payload["report"]),
+                state_key=str(payload.get("state_key", "")),
+                report=dict(payload.get("report", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError("malformed ingest continuation") from exc
@@ -196,6 +199,7 @@ def ingest_file(
     Raises:
         UnreadableFileError: the file cannot be read; it was moved aside and reported first.
         TransientError: a dependency kept failing; a retry repeats the file harmlessly.
+        InvalidInputError: a continuation's hand-off state is gone while the file is unfinished.
     """
     feed = feed_for_key(ref.key)
     if ref.key.endswith("/"):
@@ -203,52 +207,52 @@ def ingest_file(
         return IngestReport(source_key=ref.key, feed="", bucket=ref.bucket, status="skipped", reason="folder_marker")
     started = time.monotonic()
     info, body = uploads.open_object(ref)
+    pinned = FileRef(ref.bucket, ref.key, info.version_id or ref.version_id)
+    keys = OutputKeys(ref.key, file_tag(info.version_id, info.etag))
     file_id = resume.file_id if resume else f"{ref.key}@{info.version_id or info.etag}"
-    with body:
-        if _finished_elsewhere(settings, file_id, resume.report.get("rejected_parts", []) if resume else []):
+    with ExitStack() as streams:
+        streams.enter_context(body)
+        loaded = _load_hand_off(settings, resume, file_id) if resume else None
+        if _finished_elsewhere(settings, file_id, loaded[0].rejected_parts if loaded else []):
             return IngestReport(
                 source_key=ref.key, feed=feed.name if feed else "", bucket=ref.bucket, status="already_ingested"
             )
-        report = _start_report(ref, feed, info, resume)
+        report = _start_report(ref, feed, info, resume, loaded[0] if loaded else None)
         sink = RejectSink(feed) if feed else None
         try:
             if feed is None or sink is None:
                 raise UnreadableFileError("unknown_feed")
-            # A continuation written before content ids existed has none: hash the pinned version again.
-            content_id = (resume.content_id if resume else "") or uploads.content_id(ref, info)
+            if resume is None:
+                content_id = _verify(
+                    body, ref=ref, info=info, feed=feed, mapping=mapping, settings=settings, report=report
+                )
+                body = streams.enter_context(uploads.open_object(pinned)[1])
+            else:
+                # A continuation written before content ids existed has none: hash the pinned version again.
+                content_id = resume.content_id or uploads.content_id(ref, info)
             counted = feed is not CUSTOMERS and (
                 ingest_ledger.counted_content(settings.ingest_ledger_table, content_id) is not None
             )
-            state = _FileState(info=info, content_id=content_id, counted_before=counted)
-            reader = open_table(
-                body,
-                key=ref.key,
-                metadata=info.metadata,
-                feed=feed,
-                mapping=mapping,
-                chunk_rows=resume.chunk_rows if resume else settings.ingest_chunk_rows,
-            )
-            _describe(report, reader)
-            report.chunk_rows = resume.chunk_rows if resume else settings.ingest_chunk_rows
-            next_chunk = _run_chunks(
-                reader, feed=feed, report=report, sink=sink, settings=settings, state=state, invocation=invocation,
-                start=resume.start_chunk if resume else 0,
+            state = _FileState(info, content_id, counted, loaded[1] if loaded else merge.SeenKeys())
+            next_chunk = _read_and_apply(
+                body, ref=ref, feed=feed, mapping=mapping, report=report, sink=sink, settings=settings, state=state,
+                invocation=invocation, resume=resume,
             )  # fmt: skip
-            report.ignored_columns = sorted(set(report.ignored_columns) | reader.ignored_columns)
         except UnreadableFileError as exc:
             report.status, report.reason = "unreadable", exc.reason
-            _finish(report, sink, started, settings)
-            uploads.move_aside(ref, quarantine_key(ref.key))
-            report.quarantined_key = quarantine_key(ref.key)
-            uploads.put_json(ref.bucket, report_key(ref.key), report.to_dict())
+            _finish(report, sink, started, settings, keys)
+            uploads.move_aside(ref, keys.quarantine)
+            report.quarantined_key = keys.quarantine
+            uploads.put_json(ref.bucket, keys.report, report.to_dict())
             metrics.add_metric(name="FilesUnreadable", unit="Count", value=1)
             logger.warning("file unreadable", extra={"source_key": ref.key, "reason": exc.reason})
             raise
     if next_chunk is not None and invocation.hand_off is not None:
         return _hand_off(
             ref,
+            keys=keys,
             file_id=file_id,
-            content_id=state.content_id,
+            state=state,
             report=report,
             sink=sink,
             started=started,
@@ -259,8 +263,8 @@ def ingest_file(
     if _finished_elsewhere(settings, file_id, report.rejected_parts):
         report.status = "already_ingested"
         return report
-    _finish(report, sink, started, settings)
-    uploads.put_json(ref.bucket, report_key(ref.key), report.to_dict())
+    _finish(report, sink, started, settings, keys)
+    uploads.put_json(ref.bucket, keys.report, report.to_dict())
     # Markers last: a failure before them leaves the file to a retry, which the batch ids keep harmless.
     if not state.counted_before:
         ingest_ledger.mark_content_counted(
@@ -269,17 +273,90 @@ def ingest_file(
     ingest_ledger.mark_file_finished(
         settings.ingest_ledger_table, file_id, report.summary(), ttl_days=settings.ingest_ledger_ttl_days
     )
+    _drop_hand_off_states(settings, keys, report)
     metrics.add_metric(name="FilesIngested", unit="Count", value=1)
     logger.info("file ingested", extra=report.summary())
     return report
 
 
-def _start_report(ref: FileRef, feed: Feed | None, info: ObjectInfo, resume: Resume | None) -> IngestReport:
-    if resume is not None:
-        report = IngestReport.from_dict(resume.report)
-        report.status = "ok"
-        report.parts.append(Part(part=resume.part, first_chunk=resume.start_chunk))
-        return report
+def _read_and_apply(
+    body: Any,
+    *,
+    ref: FileRef,
+    feed: Feed,
+    mapping: ColumnMapping,
+    report: IngestReport,
+    sink: RejectSink,
+    settings: IngestSettings,
+    state: _FileState,
+    invocation: Invocation,
+    resume: Resume | None,
+) -> int | None:
+    """Read the file's chunks from where this part starts and apply them; returns the chunk to continue from."""
+    chunk_rows = resume.chunk_rows if resume else settings.ingest_chunk_rows
+    reader = open_table(
+        body, key=ref.key, metadata=state.info.metadata, feed=feed, mapping=mapping, chunk_rows=chunk_rows,
+        limits=_limits(settings),
+    )  # fmt: skip
+    _describe(report, reader)
+    report.chunk_rows = chunk_rows
+    next_chunk = _run_chunks(
+        reader, feed=feed, report=report, sink=sink, settings=settings, state=state, invocation=invocation,
+        start=resume.start_chunk if resume else 0,
+    )  # fmt: skip
+    report.ignore(reader.ignored_columns)
+    return next_chunk
+
+
+def _limits(settings: IngestSettings) -> Limits:
+    return Limits(
+        max_uncompressed_bytes=settings.ingest_max_uncompressed_bytes, max_line_chars=settings.ingest_max_line_chars
+    )
+
+
+def _verify(
+    body: Any,
+    *,
+    ref: FileRef,
+    info: ObjectInfo,
+    feed: Feed,
+    mapping: ColumnMapping,
+    settings: IngestSettings,
+    report: IngestReport,
+) -> str:
+    """Read the whole file once, building nothing, before any of it is applied; returns its content id.
+
+    A file that breaks part-way (truncated gzip, CRC or size mismatch, broken framing, a limit) would
+    otherwise keep the chunks applied before the break, and its fixed upload (other bytes, other batch
+    ids) would count them again. The pass also counts physical lines and takes the MD5 a multipart
+    upload's ETag does not give.
+
+    Raises:
+        UnreadableFileError: the file cannot be read to its end.
+    """
+    hashing = HashingReader(body)
+    reader = open_table(
+        hashing,  # type: ignore[arg-type]
+        key=ref.key,
+        metadata=info.metadata,
+        feed=feed,
+        mapping=mapping,
+        chunk_rows=settings.ingest_chunk_rows,
+        limits=_limits(settings),
+    )
+    tally = reader.scan()
+    report.lines_read, report.multiline_records = tally.lines, tally.multiline_records
+    digest = hashing.drain()
+    return uploads.plain_md5(info) or digest
+
+
+def _start_report(
+    ref: FileRef, feed: Feed | None, info: ObjectInfo, resume: Resume | None, carried: IngestReport | None
+) -> IngestReport:
+    if resume is not None and carried is not None:
+        carried.status = "ok"
+        carried.parts.append(Part(part=resume.part, first_chunk=resume.start_chunk))
+        return carried
     return IngestReport(
         source_key=ref.key,
         feed=feed.name if feed else "",
@@ -289,6 +366,26 @@ def _start_report(ref: FileRef, feed: Feed | None, info: ObjectInfo, resume: Res
         started_at=_now(),
         parts=[Part(part=1, first_chunk=0)],
     )
+
+
+def _load_hand_off(
+    settings: IngestSettings, resume: Resume, file_id: str
+) -> tuple[IngestReport, merge.SeenKeys] | None:
+    """The report so far and the keys counted so far, as the previous part left them; None if finished since.
+
+    Raises:
+        InvalidInputError: the state is gone although the file is not finished.
+    """
+    if not resume.state_key:
+        return IngestReport.from_dict(resume.report), merge.SeenKeys()
+    try:
+        report = IngestReport.from_dict(uploads.read_json(settings.data_bucket, f"{resume.state_key}/report.json"))
+        seen = merge.SeenKeys.from_bytes(uploads.read_bytes(settings.data_bucket, f"{resume.state_key}/seen.bin"))
+    except InvalidInputError:
+        if ingest_ledger.finished_file(settings.ingest_ledger_table, file_id) is not None:
+            return None  # a duplicate continuation of a file another run finished (and tidied)
+        raise
+    return report, seen
 
 
 def _run_chunks(
@@ -324,8 +421,9 @@ def _run_chunks(
 def _hand_off(
     ref: FileRef,
     *,
+    keys: OutputKeys,
     file_id: str,
-    content_id: str,
+    state: _FileState,
     report: IngestReport,
     sink: RejectSink | None,
     started: float,
@@ -338,18 +436,28 @@ def _hand_off(
         report.status = "already_ingested"
         return report
     if sink is not None and sink.rows:
-        key = rejected_part_key(ref.key, report.parts[-1].first_chunk, next_chunk)
+        key = keys.rejected_part(report.parts[-1].first_chunk, next_chunk)
         uploads.put_file(settings.data_bucket, key, sink.finish(), "text/csv; charset=utf-8")
         report.rejected_parts.append(key)
     report.status = "in_progress"
     report.parts[-1].duration_s = round(time.monotonic() - started, 3)
     report.duration_s = round(sum(p.duration_s for p in report.parts), 3)
-    uploads.put_json(ref.bucket, report_key(ref.key), report.to_dict())
-    resume = Resume(ref, file_id, content_id, next_chunk, part + 1, report.chunk_rows, report.to_dict())
+    uploads.put_json(ref.bucket, keys.report, report.to_dict())
+    state_key = keys.hand_off_state(next_chunk)
+    uploads.put_json(settings.data_bucket, f"{state_key}/report.json", report.to_dict())
+    uploads.put_bytes(settings.data_bucket, f"{state_key}/seen.bin", state.seen.to_bytes())
+    resume = Resume(ref, file_id, state.content_id, next_chunk, part + 1, report.chunk_rows, state_key)
     hand_off(resume.to_event())
     metrics.add_metric(name="FilesSplit", unit="Count", value=1)
     logger.info("file continues in a new invocation", extra={**report.summary(), "next_chunk": next_chunk})
     return report
+
+
+def _drop_hand_off_states(settings: IngestSettings, keys: OutputKeys, report: IngestReport) -> None:
+    for part in report.parts[1:]:
+        state_key = keys.hand_off_state(part.first_chunk)
+        uploads.delete(settings.data_bucket, f"{state_key}/report.json")
+        uploads.delete(settings.data_bucket, f"{state_key}/seen.bin")
 
 
 def _finished_elsewhere(settings: IngestSettings, file_id: str, own_parts: Sequence[str]) -> bool:
@@ -475,16 +583,18 @@ def _queue_scoring(customer_ids: Sequence[str], *, settings: IngestSettings, sou
     return sent
 
 
-def _finish(report: IngestReport, sink: RejectSink | None, started: float, settings: IngestSettings) -> None:
+def _finish(
+    report: IngestReport, sink: RejectSink | None, started: float, settings: IngestSettings, keys: OutputKeys
+) -> None:
     """Write the rejected rows (merging earlier parts' files) and close the report's timing."""
     if report.rejected_parts or (sink is not None and sink.rows):
         parts = [uploads.open_object(FileRef(settings.data_bucket, key))[1] for key in report.rejected_parts]
         merged = RejectSink.merge(parts, sink)
-        uploads.put_file(settings.data_bucket, rejected_key(report.source_key), merged, "text/csv; charset=utf-8")
+        uploads.put_file(settings.data_bucket, keys.rejected_rows, merged, "text/csv; charset=utf-8")
         for key in report.rejected_parts:
             uploads.delete(settings.data_bucket, key)
         report.rejected_parts = []
-        report.rejected_key = rejected_key(report.source_key)
+        report.rejected_key = keys.rejected_rows
     report.finished_at = _now()
     if report.parts:
         report.parts[-1].duration_s = round(time.monotonic() - started, 3)

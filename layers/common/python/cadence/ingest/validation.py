@@ -22,6 +22,8 @@ class Validated:
     rejected: pd.DataFrame
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     values_cleared: Counter[str] = field(default_factory=Counter)
+    # Unreadable values replaced by a safe one, e.g. "unreadable_as_no:consent_email".
+    values_coerced: Counter[str] = field(default_factory=Counter)
 
 
 def rejected_columns(feed: Feed) -> list[str]:
@@ -31,14 +33,19 @@ def rejected_columns(feed: Feed) -> list[str]:
 def validate(chunk: RawChunk, feed: Feed, context: Context) -> Validated:
     """Clean every column; a row is rejected for its first failing rule, counted once under that reason.
 
-    Rules in order: undecodable bytes, then each column in schema order (required: missing or invalid),
-    then `any_of` (customers need a valid email or phone). Invalid optional values are cleared and counted.
+    Rules in order: a line break in a single-line column, undecodable bytes, then each column in schema
+    order (required: missing or invalid), then `any_of` (customers need a valid email or phone). Invalid
+    optional values are cleared and counted; unreadable consent is read as no and counted.
     """
     raw = chunk.frame.reset_index(drop=True)
     reasons = pd.Series("", index=raw.index, dtype=object)
 
     def mark(mask: pd.Series, code: str) -> None:
         reasons.loc[mask] = reasons.loc[mask] + code + ";"
+
+    for column in feed.columns:
+        if not column.multiline:
+            mark(raw[column.name].str.contains(r"[\r\n]", regex=True).isin([True]), f"line_break:{column.name}")
 
     garbled = pd.Series(False, index=raw.index)
     for name in feed.names:
@@ -47,9 +54,12 @@ def validate(chunk: RawChunk, feed: Feed, context: Context) -> Validated:
 
     clean: dict[str, pd.Series] = {}
     cleared_masks: dict[str, pd.Series] = {}
+    coerced_masks: dict[str, pd.Series] = {}
     for column in feed.columns:
         result = CLEANERS[column.kind](raw[column.name], context)
         clean[column.name] = result.values
+        if result.coerced is not None:
+            coerced_masks[column.name] = result.coerced
         if column.required:
             mark(result.values.isna() & ~result.invalid, f"missing:{column.name}")
             mark(result.invalid, f"invalid:{column.name}")
@@ -69,6 +79,7 @@ def validate(chunk: RawChunk, feed: Feed, context: Context) -> Validated:
     accepted = pd.DataFrame(clean, columns=list(feed.names), dtype=object)[~bad]
     accepted.insert(0, LINE, [line for line, is_bad in zip(chunk.lines, bad, strict=True) if not is_bad])
     cleared = Counter({f"invalid:{name}": int((mask & ~bad).sum()) for name, mask in cleared_masks.items()})
+    coerced = Counter({f"unreadable_as_no:{name}": int((mask & ~bad).sum()) for name, mask in coerced_masks.items()})
 
     rejected = raw[bad].copy()
     rejected.insert(0, LINE, [line for line, is_bad in zip(chunk.lines, bad, strict=True) if is_bad])
@@ -84,4 +95,4 @@ def validate(chunk: RawChunk, feed: Feed, context: Context) -> Validated:
     )
     rejected = rejected[rejected_columns(feed)].sort_values(LINE, kind="stable").reset_index(drop=True)
     by_reason = Counter(rejected[REASON].str.split(";").str[0].tolist())
-    return Validated(accepted.reset_index(drop=True), rejected, by_reason, +cleared)
+    return Validated(accepted.reset_index(drop=True), rejected, by_reason, +cleared, +coerced)
