@@ -91,12 +91,13 @@ def aws() -> Iterator[None]:
     """moto's in-process AWS; boto3 clients cached by the DAL are dropped so they bind to it."""
     from cadence.dal import clients  # noqa: PLC0415 - project code loads after the env above is set
 
-    clients.client.cache_clear()
-    clients.table.cache_clear()
+    caches = (clients.client, clients.send_client, clients.table)
+    for cached in caches:
+        cached.cache_clear()
     with mock_aws():
         yield
-    clients.client.cache_clear()
-    clients.table.cache_clear()
+    for cached in caches:
+        cached.cache_clear()
 
 
 def _create_table_from_template(dynamodb: Any, logical_id: str, name: str) -> None:

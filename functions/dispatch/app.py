@@ -10,8 +10,10 @@ from cadence.observability import logger, metrics, tracer
 processor = BatchProcessor(event_type=EventType.SQS, model=events.DispatchSqsRecord)
 
 
-def handle_record(record: events.DispatchSqsRecord) -> None:
-    dispatch.send_once(record.body, config.dispatch_settings())
+def handle_record(record: events.DispatchSqsRecord, lambda_context: LambdaContext) -> None:
+    # The batch processor passes the context to a record handler that asks for it by this name.
+    settings = config.dispatch_settings()
+    dispatch.send_once(record.body, settings, time_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,7 +1,7 @@
 import io
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -37,8 +37,10 @@ def stored_campaign(tables: dict[str, str]) -> CampaignDefinition:
 def provider(aws: None) -> Iterator[ProviderFaults]:
     """SES and SNS as moto answers them, unless a test plans a fault; counts every HTTP attempt."""
     with provider_faults.injected() as faults:
-        clients.client.cache_clear()  # the DAL's clients are built after the faults are in place
+        clients.send_client.cache_clear()  # the DAL's clients are built after the faults are in place
+        clients.client.cache_clear()
         yield faults
+    clients.send_client.cache_clear()
     clients.client.cache_clear()
 
 
@@ -258,3 +260,135 @@ def test_a_provider_refusal_is_still_a_rejection_when_it_answers_4xx(
     entry = ledger(tables, "T2")[f"winback@2026-11-23T02:00:00Z#{channel}"]
     assert entry["status"] == "REJECTED"
     assert code in entry["reason"]
+
+
+def metrics_emitted(capsys: pytest.CaptureFixture[str]) -> dict[str, float]:
+    """The metrics the invocations so far flushed (Powertools prints EMF documents to stdout)."""
+    totals: dict[str, float] = {}
+    for line in capsys.readouterr().out.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        document = json.loads(line)
+        for definition in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+            name = definition["Name"]
+            totals[name] = totals.get(name, 0.0) + sum(document[name])
+    return totals
+
+
+def test_a_send_whose_answer_never_came_is_recorded_uncertain_and_not_sent_again_when_redelivered(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
+    captured_logs: io.StringIO,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given SNS took the request but its answer never arrived (it may well have sent the SMS)
+    put_profile(tables, "U1", phone="+8613700000042")
+    provider.always("sns.Publish", provider_faults.read_timeout)
+
+    response = app.lambda_handler(dispatch_event(load_event, request("U1", "sms")), lambda_context)
+
+    # then it was tried once, is not retried by SQS either, and the ledger says the outcome is unknown
+    assert response == {"batchItemFailures": []}
+    assert provider.attempts["sns.Publish"] == 1
+    entry = ledger(tables, "U1")["winback@2026-11-23T02:00:00Z#sms"]
+    assert entry["status"] == "UNCERTAIN"
+    assert entry["reason"].endswith("read_timeout")
+    assert metrics_emitted(capsys).get("SendsUncertain") == 1
+
+    # when the same send is delivered again, with SNS answering now
+    provider.clear()
+    again = app.lambda_handler(dispatch_event(load_event, request("U1", "sms")), lambda_context)
+
+    # then nothing is published: a second SMS is worse than a missing one
+    assert again == {"batchItemFailures": []}
+    assert provider.attempts["sns.Publish"] == 1
+    assert sms_sent() == []
+    assert ledger(tables, "U1")["winback@2026-11-23T02:00:00Z#sms"]["status"] == "UNCERTAIN"
+    logged = captured_logs.getvalue()
+    assert "U1" in logged
+    assert "13700000042" not in logged
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        provider_faults.connect_timeout,
+        provider_faults.no_endpoint,
+        provider_faults.error("ses", "Throttling", 400),
+        provider_faults.error("ses", "ServiceUnavailable", 503),
+    ],
+    ids=["connect-timeout", "no-endpoint", "throttled", "unavailable"],
+)
+def test_a_send_is_attempted_once_per_delivery_and_left_to_sqs_when_it_provably_failed(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
+    fault: provider_faults.Fault,
+) -> None:
+    # given SES keeps failing in a way that shows the email was not sent
+    put_profile(tables, "U2")
+    provider.always("ses.SendEmail", fault)
+    event = dispatch_event(load_event, request("U2", "email"), request("U2", "sms"))
+
+    response = app.lambda_handler(event, lambda_context)
+
+    # then the SDK did not retry within the invocation (SQS redelivers instead) and the ledger lets the retry in
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    assert provider.attempts["ses.SendEmail"] == 1
+    assert ledger(tables, "U2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "FAILED"
+    provider.clear()
+    assert app.lambda_handler(dispatch_event(load_event, request("U2", "email")), lambda_context) == {
+        "batchItemFailures": []
+    }
+    assert emails_sent() == 1
+    assert ledger(tables, "U2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
+
+
+class ClockedContext:
+    """The test context, with the invocation's remaining time computed by the test."""
+
+    def __init__(self, context: Any, remaining_ms: Callable[[], int]) -> None:
+        self._context = context
+        self._remaining_ms = remaining_ms
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._remaining_ms()
+
+
+def test_records_are_left_unclaimed_for_redelivery_when_the_invocation_is_running_out_of_time(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given a batch of three where the first send leaves only 15 of the function's 60 seconds
+    for customer_id in ("R1", "R2", "R3"):
+        put_profile(tables, customer_id)
+    event = dispatch_event(load_event, *(request(customer_id, "email") for customer_id in ("R1", "R2", "R3")))
+    context = ClockedContext(lambda_context, lambda: 60_000 - 45_000 * emails_sent())
+
+    response = app.lambda_handler(event, context)
+
+    # then the two records not started are reported, so SQS redelivers them, and nothing claims them meanwhile
+    assert response == {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"][1:]]}
+    assert emails_sent() == 1
+    assert ledger(tables, "R1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
+    assert ledger(tables, "R2") == ledger(tables, "R3") == {}
+    assert metrics_emitted(capsys).get("SendsDeferred") == 2
+    # and a redelivery with time to spare sends them
+    assert app.lambda_handler(
+        dispatch_event(load_event, *(request(c, "email") for c in ("R2", "R3"))), lambda_context
+    ) == {"batchItemFailures": []}
+    assert emails_sent() == 3

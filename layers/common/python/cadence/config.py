@@ -7,7 +7,7 @@ the tenth record, and domain code receives settings as arguments instead of read
 import os
 from functools import cache
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _EnvSettings(BaseModel):
@@ -71,6 +71,19 @@ class DispatchSettings(_EnvSettings):
     sends_table: str
     sender_email: str
     sms_sender_id: str
+    # One attempt per SES/SNS send: connect quickly (a failure to connect is retried through SQS) and wait a few
+    # seconds for the answer (SendEmail and SMS Publish answer in well under a second).
+    send_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=10)
+    send_read_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    # A record is started only with this much of the invocation left: one record's worst case is a send that times
+    # out plus its ledger and profile calls, so twice the send timeouts and a margin.
+    dispatch_reserve_seconds: float = Field(default=20.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _reserve_covers_a_send(self) -> "DispatchSettings":
+        if self.dispatch_reserve_seconds < self.send_connect_timeout_seconds + self.send_read_timeout_seconds:
+            raise ValueError("dispatch_reserve_seconds must cover at least one send's connect and read timeouts")
+        return self
 
 
 @cache

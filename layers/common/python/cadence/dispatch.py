@@ -1,16 +1,16 @@
 """Sending one planned message exactly once: claim it in the ledger, check consent, send, record the outcome."""
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cadence.campaigns import CampaignDefinition, is_reachable
 from cadence.config import DispatchSettings
-from cadence.dal import campaigns_table, email, profiles_table, sends_table, sms
+from cadence.dal import campaigns_table, clients, email, profiles_table, sends_table, sms
 from cadence.dal.sends_table import SendStatus
-from cadence.errors import InvalidInputError, PermanentError
+from cadence.errors import InvalidInputError, PermanentError, TransientError, UncertainOutcomeError
 from cadence.events import DispatchRequest
 from cadence.observability import logger, metrics
 
@@ -22,15 +22,25 @@ def render(template: str, profile: Mapping[str, Any]) -> str:
     return _PLACEHOLDER.sub(lambda match: str(profile.get(match.group(1)) or "").strip(), template)
 
 
-def send_once(request: DispatchRequest, settings: DispatchSettings) -> SendStatus | None:
+def send_once(
+    request: DispatchRequest, settings: DispatchSettings, time_left: Callable[[], float]
+) -> SendStatus | None:
     """Send the requested message unless an earlier delivery did; returns the outcome, None for a duplicate.
 
+    `time_left` gives the seconds left in the invocation: with less than the reserve, the send is not started.
+
     Raises:
-        TransientError: the provider failed in a retryable way; the claim is released for the retry.
+        TransientError: too little time is left (nothing was claimed), or the provider failed in a way that
+            shows nothing was sent; the claim is released for the retry.
         InvalidInputError: the campaign no longer exists.
     """
-    definition = _definition(settings.campaigns_table, request.campaign_id)
     log_ids = {"run_id": request.run_id, "customer_id": request.customer_id, "channel": request.channel}
+    if time_left() < settings.dispatch_reserve_seconds:
+        # A send started now might be cut off by the function's timeout after the provider accepted it, leaving
+        # its outcome unrecorded: leave it unclaimed for SQS to redeliver.
+        metrics.add_metric(name="SendsDeferred", unit=MetricUnit.Count, value=1)
+        raise TransientError("dispatch: too little time left in the invocation to start a send")
+    definition = _definition(settings.campaigns_table, request.campaign_id)
     if not sends_table.claim(
         settings.sends_table, request.customer_id, request.run_id, request.channel, request.campaign_id
     ):
@@ -50,6 +60,12 @@ def send_once(request: DispatchRequest, settings: DispatchSettings) -> SendStatu
         logger.warning("provider rejected send", extra={**log_ids, "reason": str(exc)})
         metrics.add_metric(name="SendsRejected", unit=MetricUnit.Count, value=1)
         return SendStatus.REJECTED
+    except UncertainOutcomeError as exc:
+        # Not raised: a redelivery could send the message twice. The ledger keeps it for an operator to check.
+        _record(settings, request, SendStatus.UNCERTAIN, reason=str(exc))
+        logger.warning("send outcome unknown, not sent again", extra={**log_ids, "reason": str(exc)})
+        metrics.add_metric(name="SendsUncertain", unit=MetricUnit.Count, value=1)
+        return SendStatus.UNCERTAIN
     except Exception:
         _record(settings, request, SendStatus.FAILED, reason="transient")
         raise
@@ -61,6 +77,7 @@ def send_once(request: DispatchRequest, settings: DispatchSettings) -> SendStatu
 def _deliver(
     request: DispatchRequest, definition: CampaignDefinition, profile: Mapping[str, Any], settings: DispatchSettings
 ) -> str:
+    timeouts = clients.SendTimeouts(settings.send_connect_timeout_seconds, settings.send_read_timeout_seconds)
     if request.channel == "email":
         if definition.email is None:
             raise PermanentError("campaign has no email message")
@@ -69,10 +86,11 @@ def _deliver(
             recipient=str(profile["email"]),
             subject=render(definition.email.subject, profile),
             text_body=render(definition.email.body, profile),
+            timeouts=timeouts,
         )
     if definition.sms is None:
         raise PermanentError("campaign has no sms message")
-    return sms.send_sms(str(profile["phone"]), render(definition.sms.text, profile), settings.sms_sender_id)
+    return sms.send_sms(str(profile["phone"]), render(definition.sms.text, profile), settings.sms_sender_id, timeouts)
 
 
 def _record(

@@ -17,5 +17,12 @@ class PermanentError(CadenceError):
     """A dependency rejected the request; retrying the same request will fail again."""
 
 
+class UncertainOutcomeError(CadenceError):
+    """The request reached a dependency but no answer came (a read timeout): it may have taken effect.
+
+    Repeating a request that is not idempotent (an email, an SMS) could do it twice, so nothing repeats it.
+    """
+
+
 class ModelMismatchError(CadenceError):
     """The model artefact does not match its manifest or the feature specification."""

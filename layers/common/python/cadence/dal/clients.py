@@ -4,16 +4,30 @@ The endpoint comes from AWS_ENDPOINT_URL when set (the local stack), which boto3
 """
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    ProxyConnectionError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from cadence.errors import PermanentError, TransientError
+from cadence.errors import PermanentError, TransientError, UncertainOutcomeError
 
 _CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
+
+# Failures raised before any byte of the request left: the provider cannot have acted on it.
+_NEVER_SENT = (ConnectTimeoutError, EndpointConnectionError, ProxyConnectionError)
+# What a network failure of a call that must not be repeated can be caught as.
+NETWORK_ERRORS = (BotoConnectionError, HTTPClientError)
 
 # Each service spells throttling and outages its own way (SNS: Throttled, InternalError; SES v2 and Lambda:
 # TooManyRequestsException); some say so with a 4xx status (SNS KMSThrottling is a 400), hence the codes.
@@ -50,6 +64,30 @@ _SERVER_ERROR = 500
 def client(service: str) -> Any:
     """The container's one client for an AWS service."""
     return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class SendTimeouts:
+    """Seconds to connect and to wait for the answer of one provider send."""
+
+    connect_seconds: float
+    read_seconds: float
+
+
+@cache
+def send_client(service: str, timeouts: SendTimeouts) -> Any:
+    """The container's client for calls that are not idempotent (SES and SNS sends): one attempt, short timeouts.
+
+    botocore would repeat a send after a read timeout (the provider may have sent it already), and its retry
+    budget (attempts x timeouts) would outlast the function; a failed send is retried through SQS instead.
+    """
+    config = Config(
+        # total_max_attempts counts the first attempt; botocore's max_attempts counts retries (1 would mean two).
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=timeouts.connect_seconds,
+        read_timeout=timeouts.read_seconds,
+    )
+    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
 
 
 @cache
@@ -89,6 +127,17 @@ def is_transient(exc: ClientError) -> bool:
     """Throttling or an outage: a 429 or 5xx status, or a code that means either."""
     status = http_status(exc)
     return status == _TOO_MANY_REQUESTS or status >= _SERVER_ERROR or error_code(exc) in _TRANSIENT_CODES
+
+
+def translate_network_error(
+    exc: BotoConnectionError | HTTPClientError, action: str
+) -> TransientError | UncertainOutcomeError:
+    """A send that provably never reached the provider may be retried; any other network failure may have sent."""
+    if isinstance(exc, _NEVER_SENT):
+        reason = "connect_timeout" if isinstance(exc, ConnectTimeoutError) else "unreachable"
+        return TransientError(f"{action}: {reason}")
+    reason = "read_timeout" if isinstance(exc, ReadTimeoutError) else "connection_lost"
+    return UncertainOutcomeError(f"{action}: {reason}")
 
 
 def translate(exc: ClientError, action: str) -> TransientError | PermanentError:

@@ -9,15 +9,16 @@ from cadence.errors import PermanentError
 _REJECTIONS = frozenset({"MessageRejected", "MailFromDomainNotVerifiedException", "InvalidParameterValue"})
 
 
-def send_email(sender: str, recipient: str, subject: str, text_body: str) -> str:
-    """Send one email; returns SES's message id.
+def send_email(sender: str, recipient: str, subject: str, text_body: str, timeouts: clients.SendTimeouts) -> str:
+    """Send one email (one attempt); returns SES's message id.
 
     Raises:
         PermanentError: SES refused the message.
-        TransientError: throttling or an SES outage.
+        TransientError: throttling, an SES outage, or SES could not be reached (nothing was sent).
+        UncertainOutcomeError: SES got the request but its answer never came (it may have sent).
     """
     try:
-        response = clients.client("ses").send_email(
+        response = clients.send_client("ses", timeouts).send_email(
             Source=sender,
             Destination={"ToAddresses": [recipient]},
             Message={
@@ -29,4 +30,6 @@ def send_email(sender: str, recipient: str, subject: str, text_body: str) -> str
         if clients.error_code(exc) in _REJECTIONS:
             raise PermanentError(f"ses.send_email: {clients.error_code(exc)}") from exc
         raise clients.translate(exc, "ses.send_email") from exc
+    except clients.NETWORK_ERRORS as exc:
+        raise clients.translate_network_error(exc, "ses.send_email") from exc
     return str(response["MessageId"])

@@ -19,7 +19,10 @@ class SendStatus(StrEnum):
     SENT = "SENT"
     FAILED = "FAILED"  # transient failure: a retry may claim it again
     REJECTED = "REJECTED"  # the provider refused it for good
-    SUPPRESSED = "SUPPRESSED"  # no consent or no address at send time
+    SUPPRESSED = "SUPPRESSED"  # not sent on purpose: no consent or address, or the campaign was stopped
+    # The provider got the request but never answered: it may have sent. Never claimed again (only FAILED is), so
+    # no redelivery sends it a second time; an operator can check the provider's delivery logs.
+    UNCERTAIN = "UNCERTAIN"
 
 
 def send_key(run_id: str, channel: str) -> str:

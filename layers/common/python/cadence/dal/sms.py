@@ -5,15 +5,16 @@ from botocore.exceptions import ClientError
 from cadence.dal import clients
 
 
-def send_sms(phone_e164: str, text: str, sender_id: str) -> str:
-    """Send one promotional SMS; returns SNS's message id.
+def send_sms(phone_e164: str, text: str, sender_id: str, timeouts: clients.SendTimeouts) -> str:
+    """Send one promotional SMS (one attempt); returns SNS's message id.
 
     Raises:
         PermanentError: SNS refused the number or the message.
-        TransientError: throttling or an SNS outage.
+        TransientError: throttling, an SNS outage, or SNS could not be reached (nothing was sent).
+        UncertainOutcomeError: SNS got the request but its answer never came (it may have sent).
     """
     try:
-        response = clients.client("sns").publish(
+        response = clients.send_client("sns", timeouts).publish(
             PhoneNumber=phone_e164,
             Message=text,
             MessageAttributes={
@@ -23,4 +24,6 @@ def send_sms(phone_e164: str, text: str, sender_id: str) -> str:
         )
     except ClientError as exc:
         raise clients.translate(exc, "sns.publish") from exc
+    except clients.NETWORK_ERRORS as exc:
+        raise clients.translate_network_error(exc, "sns.publish") from exc
     return str(response["MessageId"])

@@ -1,0 +1,54 @@
+"""template.yaml against the rules the code relies on (env vars the settings read, timeouts, permissions)."""
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from cadence.config import DispatchSettings
+from tests.conftest import load_template
+
+TEMPLATE = load_template()
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+
+
+def function(logical_id: str) -> dict[str, Any]:
+    properties: dict[str, Any] = RESOURCES[logical_id]["Properties"]
+    return properties
+
+
+def test_the_dispatch_function_starts_sends_only_well_inside_its_timeout_and_its_queue_outlasts_it() -> None:
+    variables = function("DispatchFunction")["Environment"]["Variables"]
+    settings = DispatchSettings.model_validate(
+        {
+            **{key.lower(): "x" for key in ("PROFILES_TABLE", "CAMPAIGNS_TABLE", "SENDS_TABLE")},
+            "sender_email": "x",
+            "sms_sender_id": "x",
+            **{key.lower(): value for key, value in variables.items() if isinstance(value, str)},
+        }
+    )
+    timeout = function("DispatchFunction")["Timeout"]
+    one_send = settings.send_connect_timeout_seconds + settings.send_read_timeout_seconds
+    batch_size = function("DispatchFunction")["Events"]["SendRequests"]["Properties"]["BatchSize"]
+
+    # the template sets the values (not the defaults), and a batch has time for several sends before the reserve
+    assert {"SEND_CONNECT_TIMEOUT_SECONDS", "SEND_READ_TIMEOUT_SECONDS", "DISPATCH_RESERVE_SECONDS"} <= set(variables)
+    assert settings.dispatch_reserve_seconds >= 2 * one_send
+    assert timeout - settings.dispatch_reserve_seconds >= batch_size / 2 * one_send
+    assert RESOURCES["DispatchQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout
+
+
+def test_dispatch_settings_refuse_a_reserve_shorter_than_one_send() -> None:
+    values = {
+        "profiles_table": "p",
+        "campaigns_table": "c",
+        "sends_table": "s",
+        "sender_email": "e",
+        "sms_sender_id": "i",
+        "send_connect_timeout_seconds": "2",
+        "send_read_timeout_seconds": "5",
+    }
+
+    with pytest.raises(ValidationError, match="dispatch_reserve_seconds"):
+        DispatchSettings.model_validate({**values, "dispatch_reserve_seconds": "6"})
+    assert DispatchSettings.model_validate({**values, "dispatch_reserve_seconds": "7"}).dispatch_reserve_seconds == 7
