@@ -133,7 +133,8 @@ def test_a_fired_campaign_sends_each_message_once(
         {
             "campaign_id": campaign_id,
             "name": "integration",
-            "active": False,  # fired by hand only, so other tests' schedules never pick it up
+            # An inactive campaign sends nothing, even fired by hand (the stack-wide cron does not fire during tests).
+            "active": True,
             "channels": ["email", "sms"],
             "audience": {"max_decile": 10},
             "holdout_percent": 10,

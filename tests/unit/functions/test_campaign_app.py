@@ -91,14 +91,29 @@ def test_a_scheduled_firing_fans_out_every_active_campaign_once(
     assert stored_run["holdout_size"] == run["holdout_size"]
 
 
-def test_a_named_campaign_runs_even_if_not_in_the_daily_sweep(
+def test_a_named_campaign_runs_when_its_own_schedule_fires(
     tables: dict[str, str], queues: dict[str, str], scored_customers: list[str], lambda_context: Any
 ) -> None:
-    campaigns_table.put_definition(tables["CampaignsTable"], "winback", CAMPAIGN, active=False)
+    campaigns_table.put_definition(tables["CampaignsTable"], "winback", CAMPAIGN, active=True)
 
     result = app.lambda_handler({"campaign_id": "winback", "scheduled_time": "2026-11-23T11:00:00Z"}, lambda_context)
 
-    assert result["runs"][0]["sends_queued"] > 0
+    assert result["runs"][0]["sends_queued"] == len(queued_sends(queues)) > 0
+
+
+def test_a_named_campaign_queues_nothing_when_it_is_inactive(
+    tables: dict[str, str], queues: dict[str, str], scored_customers: list[str], lambda_context: Any
+) -> None:
+    # given a campaign switched off (its stored flag), though its own schedule still fires
+    campaigns_table.put_definition(tables["CampaignsTable"], "winback", {**CAMPAIGN, "active": True}, active=False)
+
+    result = app.lambda_handler({"campaign_id": "winback", "scheduled_time": "2026-11-23T11:00:00Z"}, lambda_context)
+
+    assert [(run["campaign_id"], run["status"], run["sends_queued"]) for run in result["runs"]] == [
+        ("winback", "inactive", 0)
+    ]
+    assert queued_sends(queues) == []
+    assert campaigns_table.get_run(tables["CampaignsTable"], "winback", result["runs"][0]["run_id"]) is None
 
 
 def test_an_unknown_campaign_is_an_error(tables: dict[str, str], queues: dict[str, str], lambda_context: Any) -> None:

@@ -13,6 +13,7 @@ from moto.sns.models import sns_backends
 from cadence.campaigns import CampaignDefinition
 from cadence.dal import campaigns_table, clients
 from functions.dispatch import app
+from infra import campaigns
 from tests.unit.functions import provider_faults
 from tests.unit.functions.provider_faults import ProviderFaults
 
@@ -150,29 +151,38 @@ def test_a_malformed_record_is_reported_as_a_batch_item_failure(
     assert emails_sent() == 1
 
 
-def test_an_unknown_campaign_fails_its_record_and_sends_nothing_for_it(
+def test_a_queued_send_of_a_deleted_or_unknown_campaign_is_recorded_and_not_sent(
     tables: dict[str, str], ses_sender: str, stored_campaign: CampaignDefinition, load_event: Any, lambda_context: Any
 ) -> None:
     put_profile(tables, "C6")
-    unknown = {**request("C6", "sms"), "campaign_id": "ghost"}
+    unknown = {**request("C6", "sms"), "campaign_id": "ghost", "run_id": "ghost@2026-11-23T02:00:00Z"}
     event = dispatch_event(load_event, unknown, request("C6", "email"))
 
     response = app.lambda_handler(event, lambda_context)
 
-    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
-    assert list(ledger(tables, "C6")) == ["winback@2026-11-23T02:00:00Z#email"]
+    assert response == {"batchItemFailures": []}
+    entries = ledger(tables, "C6")
+    assert entries["ghost@2026-11-23T02:00:00Z#sms"]["status"] == "SUPPRESSED"
+    assert entries["ghost@2026-11-23T02:00:00Z#sms"]["reason"] == "campaign_not_defined"
+    assert entries["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
     assert sms_sent() == []
 
 
 def test_the_whole_batch_is_retried_when_every_record_fails(
-    tables: dict[str, str], ses_sender: str, load_event: Any, lambda_context: Any
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
 ) -> None:
     put_profile(tables, "C8")
+    provider.always("ses.SendEmail", provider_faults.error("ses", "Throttling", 400))
 
     with pytest.raises(BatchProcessingError):
         app.lambda_handler(dispatch_event(load_event, request("C8", "email")), lambda_context)
 
-    assert ledger(tables, "C8") == {}
+    assert ledger(tables, "C8")["winback@2026-11-23T02:00:00Z#email"]["status"] == "FAILED"
 
 
 def test_logs_never_carry_the_address_or_phone(
@@ -392,3 +402,47 @@ def test_records_are_left_unclaimed_for_redelivery_when_the_invocation_is_runnin
         dispatch_event(load_event, *(request(c, "email") for c in ("R2", "R3"))), lambda_context
     ) == {"batchItemFailures": []}
     assert emails_sent() == 3
+
+
+def test_queued_sends_are_not_sent_when_the_campaign_was_deactivated_after_planning(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given the run was planned, then the marketer deployed the campaign again with active: false
+    put_profile(tables, "K1")
+    campaigns.deploy(CAMPAIGN.model_copy(update={"active": False}), {"CampaignsTableName": tables["CampaignsTable"]})
+
+    response = app.lambda_handler(
+        dispatch_event(load_event, request("K1", "email"), request("K1", "sms")), lambda_context
+    )
+
+    # then nothing goes out, and every queued send is accounted for in the ledger and the metrics
+    assert response == {"batchItemFailures": []}
+    assert emails_sent() == 0
+    assert sms_sent() == []
+    entries = ledger(tables, "K1")
+    assert {(entry["status"], entry["reason"]) for entry in entries.values()} == {("SUPPRESSED", "campaign_inactive")}
+    assert len(entries) == 2
+    assert metrics_emitted(capsys).get("SendsCampaignInactive") == 2
+
+
+def test_queued_sends_stop_when_only_the_stored_active_flag_is_switched_off(
+    tables: dict[str, str], ses_sender: str, stored_campaign: CampaignDefinition, load_event: Any, lambda_context: Any
+) -> None:
+    # given an operator flips the item's active attribute (the one the daily sweep reads) without redeploying
+    put_profile(tables, "K2")
+    boto3.resource("dynamodb").Table(tables["CampaignsTable"]).update_item(
+        Key={"campaign_id": CAMPAIGN.campaign_id, "record_key": "DEFINITION"},
+        UpdateExpression="SET active = :off",
+        ExpressionAttributeValues={":off": False},
+    )
+
+    response = app.lambda_handler(dispatch_event(load_event, request("K2", "email")), lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    assert emails_sent() == 0
+    assert ledger(tables, "K2")["winback@2026-11-23T02:00:00Z#email"]["reason"] == "campaign_inactive"

@@ -63,8 +63,13 @@ def scored_profiles(max_decile: int, settings: CampaignSettings) -> Iterator[dic
 
 
 def run_campaign(definition: CampaignDefinition, trigger: CampaignTrigger, settings: CampaignSettings) -> RunOutcome:
-    """One run of one campaign; a repeated trigger for the same firing queues nothing new."""
+    """One run of one campaign; a repeated trigger for the same firing, or an inactive campaign, queues nothing."""
     run_id = run_id_for(definition.campaign_id, trigger.scheduled_time)
+    if not definition.active:
+        # Its own schedule may still fire; the dispatch function would suppress every send anyway.
+        logger.info("campaign inactive, run skipped", extra={"run_id": run_id})
+        metrics.add_metric(name="InactiveRunsSkipped", unit=MetricUnit.Count, value=1)
+        return RunOutcome(definition.campaign_id, run_id, status="inactive")
     earlier = campaigns_table.claim_run(settings.campaigns_table, definition.campaign_id, run_id)
     if earlier is campaigns_table.RunStatus.FANNED_OUT:
         logger.info("campaign run already fanned out", extra={"run_id": run_id})

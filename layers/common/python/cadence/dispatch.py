@@ -15,6 +15,8 @@ from cadence.events import DispatchRequest
 from cadence.observability import logger, metrics
 
 _PLACEHOLDER = re.compile(r"\{(first_name|last_name|city)\}")
+# The ledger reason of a send whose campaign was stopped, by whether its definition is gone.
+_CAMPAIGN_STOPPED = {False: "campaign_inactive", True: "campaign_not_defined"}
 
 
 def render(template: str, profile: Mapping[str, Any]) -> str:
@@ -29,10 +31,13 @@ def send_once(
 
     `time_left` gives the seconds left in the invocation: with less than the reserve, the send is not started.
 
+    A send of a campaign that is no longer active (or no longer defined) is recorded SUPPRESSED, not sent:
+    deactivating a campaign stops the sends already queued for it.
+
     Raises:
         TransientError: too little time is left (nothing was claimed), or the provider failed in a way that
             shows nothing was sent; the claim is released for the retry.
-        InvalidInputError: the campaign no longer exists.
+        InvalidInputError: the stored campaign definition is invalid.
     """
     log_ids = {"run_id": request.run_id, "customer_id": request.customer_id, "channel": request.channel}
     if time_left() < settings.dispatch_reserve_seconds:
@@ -40,13 +45,18 @@ def send_once(
         # its outcome unrecorded: leave it unclaimed for SQS to redeliver.
         metrics.add_metric(name="SendsDeferred", unit=MetricUnit.Count, value=1)
         raise TransientError("dispatch: too little time left in the invocation to start a send")
-    definition = _definition(settings.campaigns_table, request.campaign_id)
     if not sends_table.claim(
         settings.sends_table, request.customer_id, request.run_id, request.channel, request.campaign_id
     ):
         logger.info("send already claimed", extra=log_ids)
         metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=1)
         return None
+    definition = _definition(settings.campaigns_table, request.campaign_id)
+    if definition is None or not definition.active:
+        # Read per send, after the claim: a campaign switched off after planning stops here, and is accounted for.
+        _record(settings, request, SendStatus.SUPPRESSED, reason=_CAMPAIGN_STOPPED[definition is None])
+        metrics.add_metric(name="SendsCampaignInactive", unit=MetricUnit.Count, value=1)
+        return SendStatus.SUPPRESSED
     profile = profiles_table.get(settings.profiles_table, request.customer_id)
     if profile is None or not is_reachable(profile, request.channel):
         # Consent can be withdrawn between planning and sending: check it again at the last moment.
@@ -120,9 +130,12 @@ def _record(
     )
 
 
-def _definition(table_name: str, campaign_id: str) -> CampaignDefinition:
+def _definition(table_name: str, campaign_id: str) -> CampaignDefinition | None:
     # Read per send rather than cached: an edited or withdrawn campaign takes effect at once.
     stored = campaigns_table.get_definition(table_name, campaign_id)
     if stored is None:
-        raise InvalidInputError(f"campaign {campaign_id} is not defined")
-    return CampaignDefinition.model_validate(stored)
+        return None
+    try:
+        return CampaignDefinition.model_validate(stored)
+    except ValueError as exc:
+        raise InvalidInputError(f"stored campaign {campaign_id} is invalid") from exc

@@ -40,13 +40,20 @@ def put_definition(table_name: str, campaign_id: str, definition: Mapping[str, A
         raise clients.translate(exc, "campaigns.put_definition") from exc
 
 
+def _stored_definition(item: Mapping[str, Any]) -> dict[str, Any]:
+    # The item's own active attribute is the switch: the daily sweep filters on it and an operator can flip it with
+    # one UpdateItem. The copy inside the JSON is what was last deployed, and gives way to it.
+    return {**json.loads(item["definition"]), "active": item.get("active") is True}
+
+
 def get_definition(table_name: str, campaign_id: str) -> dict[str, Any] | None:
+    """A campaign's stored definition, with `active` as the item's attribute says; None when there is none."""
     try:
         key = {"campaign_id": campaign_id, "record_key": DEFINITION}
-        item = clients.table(table_name).get_item(Key=key).get("Item")
+        item = clients.table(table_name).get_item(Key=key, ConsistentRead=True).get("Item")
     except ClientError as exc:
         raise clients.translate(exc, "campaigns.get_definition") from exc
-    return json.loads(item["definition"]) if item else None
+    return _stored_definition(item) if item else None
 
 
 def active_definitions(table_name: str) -> Iterator[dict[str, Any]]:
@@ -54,7 +61,7 @@ def active_definitions(table_name: str) -> Iterator[dict[str, Any]]:
     active = Attr("record_key").eq(DEFINITION) & Attr("active").eq(True)
     for page in clients.scan_pages(table_name, "campaigns.active_definitions", FilterExpression=active):
         for item in page:
-            yield json.loads(item["definition"])
+            yield _stored_definition(item)
 
 
 def claim_run(table_name: str, campaign_id: str, run_id: str) -> RunStatus | None:
