@@ -1,11 +1,16 @@
-"""Campaign function: an EventBridge Scheduler firing -> planned runs fanned out to the dispatch queue."""
+"""Campaign function: an EventBridge Scheduler firing -> planned runs fanned out to the dispatch queue.
+
+The stack-wide firing names no campaign: it invokes this function again, asynchronously, once per active campaign.
+"""
 
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cadence import campaign_runs, config, events
+from cadence.dal import lambdas
 from cadence.observability import logger, metrics, tracer
 
 
@@ -14,5 +19,6 @@ from cadence.observability import logger, metrics, tracer
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     trigger = events.CampaignTrigger.model_validate(event)
-    outcomes = campaign_runs.run_campaigns(trigger, config.campaign_settings())
+    invoke_self = partial(lambdas.invoke_async, context.invoked_function_arn)
+    outcomes = campaign_runs.run_campaigns(trigger, config.campaign_settings(), invoke_self=invoke_self)
     return {"runs": [asdict(outcome) for outcome in outcomes]}

@@ -7,13 +7,15 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from cadence.campaigns import CampaignDefinition
+from cadence.campaigns import CampaignDefinition, run_id_for
+from cadence.dal import campaigns_table
 from cadence.ingest import schemas
 from infra import campaigns
 from infra.ingest_reports import latest_report
@@ -169,6 +171,47 @@ def test_a_fired_campaign_sends_each_message_once(
 
     # then nothing more is sent
     assert len(local_stack.sent_emails()) + len(local_stack.sent_sms()) - emails_before - sms_before == len(sent)
+
+
+def test_the_stack_wide_firing_runs_each_active_campaign_in_its_own_invocation(local_stack: LocalStack) -> None:
+    # given two active campaigns, one of them stored with a definition that no longer validates
+    prefix = f"f{uuid.uuid4().hex[:6]}"
+    table = local_stack.outputs["CampaignsTableName"]
+    good = {
+        "campaign_id": f"{prefix}-good",
+        "name": "fan-out",
+        "channels": ["email"],
+        "audience": {"max_decile": 1},
+        "email": {"subject": "Hi", "body": "Hello"},
+    }
+    broken = {**good, "campaign_id": f"{prefix}-broken", "email": None}
+    campaigns_table.put_definition(table, good["campaign_id"], good, active=True)
+    campaigns_table.put_definition(table, broken["campaign_id"], broken, active=True)
+    scheduled = datetime.now(UTC).replace(microsecond=0)
+    before = len(local_stack.invocations("CampaignFunction"))
+
+    # when the stack-wide schedule's event (no campaign_id) reaches the campaign function
+    sweep = local_stack.invoke("CampaignFunction", {"scheduled_time": scheduled.isoformat()})
+    local_stack.wait_idle(timeout=120)
+
+    # then it only invoked the function again per campaign; the good run fanned out, the broken one failed alone
+    assert sweep.ok
+    invoked = {run["campaign_id"]: run["status"] for run in sweep.payload["runs"]}
+    assert invoked[good["campaign_id"]] == invoked[broken["campaign_id"]] == "invoked"
+    run = fanned_out_run(local_stack, good["campaign_id"])
+    assert run is not None
+    assert run["run_id"]["S"] == run_id_for(good["campaign_id"], scheduled)
+    later = local_stack.invocations("CampaignFunction")[before + 1 :]
+    assert {record.trigger for record in later} == {"api"}  # Lambda's Invoke API, asynchronous
+    failed = [record for record in later if not record.ok]
+    assert [record.error_type for record in failed] == ["InvalidInputError"] * 3  # first try and two retries
+    assert fanned_out_run(local_stack, broken["campaign_id"]) is None
+    failures = (
+        local_stack.client("sqs")
+        .receive_message(QueueUrl=local_stack.outputs["AsyncFailureQueueUrl"], MaxNumberOfMessages=10)
+        .get("Messages", [])
+    )
+    assert broken["campaign_id"] in [json.loads(m["Body"])["requestPayload"]["campaign_id"] for m in failures]
 
 
 def fanned_out_run(stack: LocalStack, campaign_id: str) -> dict[str, Any] | None:

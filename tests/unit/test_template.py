@@ -17,6 +17,11 @@ def function(logical_id: str) -> dict[str, Any]:
     return properties
 
 
+def actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else list(action)
+
+
 def test_the_dispatch_function_starts_sends_only_well_inside_its_timeout_and_its_queue_outlasts_it() -> None:
     variables = function("DispatchFunction")["Environment"]["Variables"]
     settings = DispatchSettings.model_validate(
@@ -52,3 +57,18 @@ def test_dispatch_settings_refuse_a_reserve_shorter_than_one_send() -> None:
     with pytest.raises(ValidationError, match="dispatch_reserve_seconds"):
         DispatchSettings.model_validate({**values, "dispatch_reserve_seconds": "6"})
     assert DispatchSettings.model_validate({**values, "dispatch_reserve_seconds": "7"}).dispatch_reserve_seconds == 7
+
+
+def test_the_campaign_function_may_invoke_itself_and_nothing_else() -> None:
+    properties = function("CampaignFunction")
+    statements = [s for policy in properties["Policies"] if "Statement" in policy for s in policy["Statement"]]
+    invokes = [s for s in statements if "lambda:InvokeFunction" in actions(s)]
+
+    (statement,) = invokes
+    assert statement["Effect"] == "Allow"
+    assert properties["FunctionName"] == {"Fn::Sub": "cadence-${Stage}-campaign"}
+    assert statement["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:cadence-${Stage}-campaign"
+    }
+    # asynchronous invocations of itself follow the same retries and on-failure destination as the schedule's
+    assert properties["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"

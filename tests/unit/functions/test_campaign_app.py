@@ -1,12 +1,14 @@
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import ANY, Stubber
 from pydantic import ValidationError
 
-from cadence.dal import campaigns_table
+from cadence.dal import campaigns_table, clients
 from cadence.errors import InvalidInputError
 from functions.campaign import app
 
@@ -62,7 +64,88 @@ def queued_sends(queues: dict[str, str]) -> list[dict[str, str]]:
     return bodies
 
 
-def test_a_scheduled_firing_fans_out_every_active_campaign_once(
+class AsyncInvocations:
+    """Lambda's asynchronous Invoke API (botocore Stubber): accepts each invocation and keeps its payload."""
+
+    def __init__(self, stubber: Stubber, function_arn: str) -> None:
+        self._stubber = stubber
+        self._function_arn = function_arn
+        self.payloads: list[dict[str, Any]] = []
+
+    def accept(self, count: int) -> None:
+        """Lambda will accept the next `count` invocations."""
+        expected = {"FunctionName": self._function_arn, "InvocationType": "Event", "Payload": ANY}
+        for _ in range(count):
+            self._stubber.add_response("invoke", {"StatusCode": 202}, expected)
+
+    def record(self, params: dict[str, Any], **_: Any) -> None:
+        self.payloads.append(json.loads(params["Payload"]))
+
+    def take(self) -> list[dict[str, Any]]:
+        taken, self.payloads = self.payloads, []
+        return taken
+
+
+@pytest.fixture
+def async_invocations(aws: None, lambda_context: Any) -> Iterator[AsyncInvocations]:
+    lambda_client = clients.client("lambda")
+    with Stubber(lambda_client) as stubber:
+        invocations = AsyncInvocations(stubber, lambda_context.invoked_function_arn)
+        lambda_client.meta.events.register("before-parameter-build.lambda.Invoke", invocations.record)
+        yield invocations
+        stubber.assert_no_pending_responses()
+
+
+def test_the_stack_wide_firing_runs_each_active_campaign_in_its_own_invocation(
+    tables: dict[str, str],
+    queues: dict[str, str],
+    scored_customers: list[str],
+    load_event: Any,
+    lambda_context: Any,
+    async_invocations: AsyncInvocations,
+) -> None:
+    # given two active campaigns, one switched off, and one active whose stored definition no longer validates
+    campaigns_table.put_definition(tables["CampaignsTable"], "winback", CAMPAIGN, active=True)
+    campaigns_table.put_definition(tables["CampaignsTable"], "spring", {**CAMPAIGN, "campaign_id": "spring"}, True)
+    campaigns_table.put_definition(tables["CampaignsTable"], "paused", {**CAMPAIGN, "campaign_id": "paused"}, False)
+    broken = {**CAMPAIGN, "campaign_id": "broken", "sms": None}  # sms is a channel with no message
+    campaigns_table.put_definition(tables["CampaignsTable"], "broken", broken, active=True)
+    async_invocations.accept(3)
+
+    # when the stack-wide schedule fires (its Input names no campaign)
+    app.lambda_handler(load_event("schedule"), lambda_context)
+
+    # then it queued no sends itself, only one invocation per active campaign for the same scheduled time
+    assert queued_sends(queues) == []
+    invocations = async_invocations.take()
+    assert sorted(payload["campaign_id"] for payload in invocations) == ["broken", "spring", "winback"]
+    assert {payload["scheduled_time"] for payload in invocations} == {"2026-11-23T10:00:00Z"}
+
+    # when Lambda delivers them: each plans its own campaign, and the invalid one fails alone (async retry, DLQ)
+    runs = {}
+    for payload in invocations:
+        if payload["campaign_id"] == "broken":
+            with pytest.raises(InvalidInputError, match="stored campaign broken is invalid"):
+                app.lambda_handler(payload, lambda_context)
+        else:
+            runs[payload["campaign_id"]] = app.lambda_handler(payload, lambda_context)["runs"]
+    assert {campaign_id: [run["run_id"] for run in result] for campaign_id, result in runs.items()} == {
+        "winback": ["winback@2026-11-23T10:00:00Z"],
+        "spring": ["spring@2026-11-23T10:00:00Z"],
+    }
+    sends = queued_sends(queues)
+    assert {send["campaign_id"] for send in sends} == {"winback", "spring"}
+    assert len(sends) == sum(result[0]["sends_queued"] for result in runs.values())
+
+    # when the firing is retried, its invocations queue nothing new
+    async_invocations.accept(3)
+    app.lambda_handler(load_event("schedule"), lambda_context)
+    repeated = [p for p in async_invocations.take() if p["campaign_id"] != "broken"]
+    assert [app.lambda_handler(p, lambda_context)["runs"][0]["status"] for p in repeated] == ["duplicate"] * 2
+    assert queued_sends(queues) == []
+
+
+def test_a_campaign_run_fans_its_audience_out_once(
     tables: dict[str, str],
     queues: dict[str, str],
     scored_customers: list[str],
@@ -70,11 +153,10 @@ def test_a_scheduled_firing_fans_out_every_active_campaign_once(
     lambda_context: Any,
 ) -> None:
     campaigns_table.put_definition(tables["CampaignsTable"], "winback", CAMPAIGN, active=True)
-    paused = {**CAMPAIGN, "campaign_id": "paused"}
-    campaigns_table.put_definition(tables["CampaignsTable"], "paused", paused, active=False)
+    event = {**load_event("schedule"), "campaign_id": "winback"}  # as the stack-wide firing invokes it
 
-    result = app.lambda_handler(load_event("schedule"), lambda_context)
-    repeat = app.lambda_handler(load_event("schedule"), lambda_context)
+    result = app.lambda_handler(event, lambda_context)
+    repeat = app.lambda_handler(event, lambda_context)
 
     (run,) = result["runs"]
     assert run["run_id"] == "winback@2026-11-23T10:00:00Z"

@@ -1,6 +1,6 @@
 """Running campaigns: claim the run, plan it from the profiles, fan the sends out to the dispatch queue."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,20 +28,41 @@ class RunOutcome:
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
 
 
-def run_campaigns(trigger: CampaignTrigger, settings: CampaignSettings) -> list[RunOutcome]:
-    """Run the triggered campaign, or every active one when the trigger names none.
+def run_campaigns(
+    trigger: CampaignTrigger, settings: CampaignSettings, invoke_self: Callable[[Mapping[str, Any]], None]
+) -> list[RunOutcome]:
+    """Run the triggered campaign; a trigger naming none (the stack-wide schedule) fans out one run per active one.
+
+    `invoke_self` queues an asynchronous invocation of the campaign function with the given event.
 
     Raises:
         InvalidInputError: the named campaign does not exist or its stored definition is invalid.
+        TransientError: Lambda did not accept an invocation (the retried firing invokes them all again; each
+            run id comes from the same scheduled time, so the repeats queue nothing).
     """
-    if trigger.campaign_id:
-        stored = campaigns_table.get_definition(settings.campaigns_table, trigger.campaign_id)
-        if stored is None:
-            raise InvalidInputError(f"campaign {trigger.campaign_id} is not defined")
-        definitions = [stored]
-    else:
-        definitions = list(campaigns_table.active_definitions(settings.campaigns_table))
-    return [run_campaign(_validated(stored), trigger, settings) for stored in definitions]
+    if trigger.campaign_id is None:
+        return fan_out(trigger, settings, invoke_self)
+    stored = campaigns_table.get_definition(settings.campaigns_table, trigger.campaign_id)
+    if stored is None:
+        raise InvalidInputError(f"campaign {trigger.campaign_id} is not defined")
+    return [run_campaign(_validated(stored), trigger, settings)]
+
+
+def fan_out(
+    trigger: CampaignTrigger, settings: CampaignSettings, invoke_self: Callable[[Mapping[str, Any]], None]
+) -> list[RunOutcome]:
+    """One asynchronous invocation per active campaign, each for this firing's scheduled time.
+
+    Each campaign then has the function's whole timeout, its own retries and its own on-failure record: an invalid
+    definition or a large audience no longer stops the campaigns after it.
+    """
+    outcomes = []
+    for campaign_id in sorted(campaigns_table.active_campaign_ids(settings.campaigns_table)):
+        invoke_self(trigger.model_copy(update={"campaign_id": campaign_id}).model_dump(mode="json", exclude_none=True))
+        outcomes.append(RunOutcome(campaign_id, run_id_for(campaign_id, trigger.scheduled_time), status="invoked"))
+    logger.info("campaign runs invoked", extra={"campaigns": len(outcomes)})
+    metrics.add_metric(name="CampaignRunsInvoked", unit=MetricUnit.Count, value=len(outcomes))
+    return outcomes
 
 
 def _validated(stored: dict[str, Any]) -> CampaignDefinition:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 class CampaignTrigger(BaseModel):
     """The Input of an EventBridge Scheduler schedule targeting the campaign function.
 
-    Without campaign_id every active campaign runs. scheduled_time is Scheduler's
+    Without campaign_id every active campaign runs, each in its own invocation. scheduled_time is Scheduler's
     <aws.scheduler.scheduled-time>: identical across retries of one firing, so run ids are too.
     """
 

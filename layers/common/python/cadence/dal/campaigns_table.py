@@ -56,12 +56,15 @@ def get_definition(table_name: str, campaign_id: str) -> dict[str, Any] | None:
     return _stored_definition(item) if item else None
 
 
-def active_definitions(table_name: str) -> Iterator[dict[str, Any]]:
-    """Every active campaign's definition."""
+def active_campaign_ids(table_name: str) -> Iterator[str]:
+    """The id of every active campaign (the definitions themselves are read, and validated, by each run)."""
     active = Attr("record_key").eq(DEFINITION) & Attr("active").eq(True)
-    for page in clients.scan_pages(table_name, "campaigns.active_definitions", FilterExpression=active):
+    pages = clients.scan_pages(
+        table_name, "campaigns.active_campaign_ids", FilterExpression=active, ProjectionExpression="campaign_id"
+    )
+    for page in pages:
         for item in page:
-            yield _stored_definition(item)
+            yield str(item["campaign_id"])
 
 
 def claim_run(table_name: str, campaign_id: str, run_id: str) -> RunStatus | None:

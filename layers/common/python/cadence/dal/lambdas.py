@@ -1,4 +1,7 @@
-"""Lambda invocations: ingest hands the rest of a large file to a fresh invocation of itself."""
+"""Lambda invocations: a function handing work to a fresh asynchronous invocation of itself.
+
+Ingest hands on the rest of a large file; the stack-wide campaign firing starts one run per campaign.
+"""
 
 import json
 from collections.abc import Mapping
