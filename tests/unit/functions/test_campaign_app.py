@@ -1,3 +1,5 @@
+import csv
+import io
 import json
 from collections.abc import Iterator
 from decimal import Decimal
@@ -24,7 +26,7 @@ CAMPAIGN = {
 
 
 @pytest.fixture
-def scored_customers(tables: dict[str, str]) -> list[str]:
+def scored_customers(tables: dict[str, str], data_bucket: str) -> list[str]:
     """200 scored customers, deciles 1..10 in turn, all consenting to both channels."""
     dynamodb = boto3.resource("dynamodb")
     ids = []
@@ -39,7 +41,7 @@ def scored_customers(tables: dict[str, str]) -> list[str]:
                 Item={
                     "customer_id": customer_id,
                     "email": f"{customer_id}@example.com",
-                    "phone": "+8613800138000",
+                    "phone": f"+86138{i:08d}",
                     "consent_email": True,
                     "consent_sms": True,
                 }
@@ -147,6 +149,7 @@ def test_the_stack_wide_firing_runs_each_active_campaign_in_its_own_invocation(
 
 def test_a_campaign_run_fans_its_audience_out_once(
     tables: dict[str, str],
+    data_bucket: str,
     queues: dict[str, str],
     scored_customers: list[str],
     load_event: Any,
@@ -171,6 +174,13 @@ def test_a_campaign_run_fans_its_audience_out_once(
     assert stored_run is not None
     assert stored_run["status"] == "FANNED_OUT"
     assert stored_run["holdout_size"] == run["holdout_size"]
+    # every member is recorded with one state, the holdout included, and the states add up
+    assert sum(run["members_by_state"].values()) == run["audience_size"]
+    assert run["members_by_state"] == {"queued": 100 - run["holdout_size"], "holdout": run["holdout_size"]}
+    members_csv = boto3.client("s3").get_object(Bucket=data_bucket, Key=run["members_key"])["Body"].read().decode()
+    members = list(csv.DictReader(io.StringIO(members_csv)))
+    assert len(members) == 100
+    assert sum(member["state"] == "holdout" for member in members) == run["holdout_size"]
 
 
 def test_a_named_campaign_runs_when_its_own_schedule_fires(

@@ -446,3 +446,28 @@ def test_queued_sends_stop_when_only_the_stored_active_flag_is_switched_off(
     assert response == {"batchItemFailures": []}
     assert emails_sent() == 0
     assert ledger(tables, "K2")["winback@2026-11-23T02:00:00Z#email"]["reason"] == "campaign_inactive"
+
+
+def test_the_variant_message_carries_the_offer_and_coupon_and_the_ledger_keeps_the_code(
+    tables: dict[str, str], provider: ProviderFaults, load_event: Any, lambda_context: Any
+) -> None:
+    # given a campaign with an A/B arm whose SMS names the offer and the recipient's coupon code
+    campaign = CampaignDefinition.model_validate(
+        {
+            **CAMPAIGN.model_dump(mode="json"),
+            "channels": ["sms"],
+            "variants": [
+                {"name": "a", "weight": 1},
+                {"name": "b", "weight": 1, "sms": {"text": "{first_name}: {offer_value}% off, code {coupon_code}"}},
+            ],
+        }
+    )
+    campaigns_table.put_definition(tables["CampaignsTable"], "winback", campaign.model_dump(mode="json"), active=True)
+    put_profile(tables, "V1")
+    planned = {**request("V1", "sms"), "variant": "b", "offer_value": "15", "coupon_code": "K7QW2M9XR4TZ"}
+
+    app.lambda_handler(dispatch_event(load_event, planned), lambda_context)
+
+    assert sms_sent() == [("+8613800138000", "Li: 15% off, code K7QW2M9XR4TZ")]
+    (sent,) = ledger(tables, "V1").values()
+    assert (sent["status"], sent["variant"], sent["coupon_code"]) == ("SENT", "b", "K7QW2M9XR4TZ")

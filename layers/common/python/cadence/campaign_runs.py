@@ -1,14 +1,19 @@
 """Running campaigns: claim the run, plan it from the profiles, fan the sends out to the dispatch queue."""
 
+import csv
+import io
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cadence.campaigns import CampaignDefinition, plan_run, run_id_for
+from cadence.campaigns import CampaignDefinition, run_id_for
+from cadence.campaigns.plan import Candidate, Plan, plan_run
+from cadence.campaigns.rules import decile_ceiling
 from cadence.config import CampaignSettings
-from cadence.dal import campaigns_table, profiles_table, queues, scores_table
+from cadence.dal import campaigns_table, profiles_table, queues, scores_table, uploads
 from cadence.errors import InvalidInputError
 from cadence.events import CampaignTrigger
 from cadence.observability import logger, metrics
@@ -25,7 +30,11 @@ class RunOutcome:
     holdout_size: int = 0
     sends_queued: int = 0
     sends_by_channel: dict[str, int] = field(default_factory=dict)
-    skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    # Every audience member in exactly one state (queued, holdout, no_consent, ...): these add up to audience_size.
+    members_by_state: dict[str, int] = field(default_factory=dict)
+    members_by_variant: dict[str, int] = field(default_factory=dict)
+    considered: int = 0
+    members_key: str | None = None
 
 
 def run_campaigns(
@@ -72,47 +81,85 @@ def _validated(stored: dict[str, Any]) -> CampaignDefinition:
         raise InvalidInputError(f"stored campaign {stored.get('campaign_id')} is invalid") from exc
 
 
-def scored_profiles(max_decile: int, settings: CampaignSettings) -> Iterator[dict[str, Any]]:
-    """Profiles with their scores, for the customers scored into deciles 1..max_decile.
+def candidates(definition: CampaignDefinition, settings: CampaignSettings) -> Iterator[Candidate]:
+    """Every scored customer the audience rule could pick, with profile, activity and score.
 
-    Reading the scores first keeps the profile reads to the customers a campaign can pick.
+    Reading the scores first (only deciles the rule can reach) keeps the profile reads to those customers.
     """
-    for page in queues.chunked(scores_table.scan(settings.scores_table, max_decile), _PROFILES_PER_READ):
+    ceiling = decile_ceiling(definition.audience)
+    for page in queues.chunked(scores_table.scan(settings.scores_table, ceiling), _PROFILES_PER_READ):
         scores = {score["customer_id"]: score for score in page}
-        for customer_id, profile in profiles_table.get_many(settings.profiles_table, list(scores)).items():
-            yield {**profile, **scores[customer_id]}
+        found = profiles_table.get_many(settings.profiles_table, list(scores), activity_table=settings.activity_table)
+        for customer_id, profile in found.items():
+            yield Candidate(profile=profile, activity=profile, score=scores[customer_id])
+
+
+def members_key(campaign_id: str, run_id: str) -> str:
+    return f"campaign-runs/{campaign_id}/{run_id}/members.csv"
+
+
+def _write_members(plan: Plan, campaign_id: str, settings: CampaignSettings) -> str:
+    """Every member with state, variant, offer and code: what uplift per variant is measured from later."""
+    text = io.StringIO(newline="")
+    rows = [member.row() for member in plan.members]
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else ["customer_id", "state"])
+    writer.writeheader()
+    writer.writerows(rows)
+    key = members_key(campaign_id, plan.run_id)
+    uploads.put_bytes(settings.data_bucket, key, text.getvalue().encode("utf-8"), "text/csv; charset=utf-8")
+    return key
 
 
 def run_campaign(definition: CampaignDefinition, trigger: CampaignTrigger, settings: CampaignSettings) -> RunOutcome:
-    """One run of one campaign; a repeated trigger for the same firing, or an inactive campaign, queues nothing."""
+    """One run of one campaign; a repeated trigger for the same firing, or an inactive campaign, queues nothing.
+
+    Raises:
+        InvalidInputError: the campaign asks for delivery later than its run (send_at_local, quiet hours), which
+            needs the release step that is not built yet.
+    """
     run_id = run_id_for(definition.campaign_id, trigger.scheduled_time)
     if not definition.active:
         # Its own schedule may still fire; the dispatch function would suppress every send anyway.
         logger.info("campaign inactive, run skipped", extra={"run_id": run_id})
         metrics.add_metric(name="InactiveRunsSkipped", unit=MetricUnit.Count, value=1)
         return RunOutcome(definition.campaign_id, run_id, status="inactive")
+    if definition.send_at_local is not None or definition.quiet_hours is not None:
+        # Refused rather than sent at the wrong hour: releasing deferred sends later is not built yet.
+        raise InvalidInputError(f"campaign {definition.campaign_id}: send_at_local and quiet_hours cannot run yet")
     earlier = campaigns_table.claim_run(settings.campaigns_table, definition.campaign_id, run_id)
     if earlier is campaigns_table.RunStatus.FANNED_OUT:
         logger.info("campaign run already fanned out", extra={"run_id": run_id})
         metrics.add_metric(name="DuplicateRunsSkipped", unit=MetricUnit.Count, value=1)
         return RunOutcome(definition.campaign_id, run_id, status="duplicate")
-    # A run left in PLANNING by a crashed attempt is planned again: the plan is deterministic
-    # and the send ledger makes re-queued sends harmless.
-    plan = plan_run(definition, run_id, scored_profiles(definition.audience.max_decile, settings))
-    queued = queues.send_json_batches(settings.dispatch_queue_url, (send.to_message() for send in plan.sends))
+    # A run left in PLANNING by a crashed attempt is planned again: the plan is deterministic (coupon codes too:
+    # they derive from the secret stored with the run) and the send ledger makes re-queued sends harmless.
+    secret = campaigns_table.run_secret(settings.campaigns_table, definition.campaign_id, run_id)
+    plan = plan_run(definition, run_id, candidates(definition, settings), now=trigger.scheduled_time, secret=secret)
+    due = trigger.scheduled_time + timedelta(minutes=1)
+    if any(moment > due for moment in plan.releases):
+        raise InvalidInputError(f"campaign {definition.campaign_id}: a run planned sends for later")
+    sends = plan.sends()
+    queued = queues.send_json_batches(settings.dispatch_queue_url, (send.to_message() for send in sends))
+    counters = plan.counters()
+    states = {name.removeprefix("state_"): count for name, count in counters.items() if name.startswith("state_")}
     outcome = RunOutcome(
         campaign_id=definition.campaign_id,
         run_id=run_id,
         status=campaigns_table.RunStatus.FANNED_OUT.value,
-        audience_size=plan.audience_size,
-        holdout_size=plan.holdout_size,
+        audience_size=counters["audience"],
+        holdout_size=states["holdout"],
         sends_queued=queued,
-        sends_by_channel=plan.sends_by_channel(),
-        skipped_by_reason=plan.skipped_by_reason,
+        sends_by_channel={
+            name.removeprefix("sends_"): n for name, n in counters.items() if name.startswith("sends_") and n
+        },
+        members_by_state={name: count for name, count in states.items() if count},
+        members_by_variant={n.removeprefix("variant_"): c for n, c in counters.items() if n.startswith("variant_")},
+        considered=counters["considered"],
+        members_key=_write_members(plan, definition.campaign_id, settings),
     )
     summary = {key: value for key, value in asdict(outcome).items() if key not in {"campaign_id", "run_id", "status"}}
     campaigns_table.finish_run(settings.campaigns_table, definition.campaign_id, run_id, summary)
     logger.info("campaign run fanned out", extra={"run_id": run_id, **summary})
     metrics.add_metric(name="SendsQueued", unit=MetricUnit.Count, value=queued)
-    metrics.add_metric(name="HoldoutCustomers", unit=MetricUnit.Count, value=plan.holdout_size)
+    metrics.add_metric(name="HoldoutCustomers", unit=MetricUnit.Count, value=outcome.holdout_size)
     return outcome

@@ -63,6 +63,10 @@ class CampaignSettings(_EnvSettings):
     scores_table: str
     campaigns_table: str
     dispatch_queue_url: str
+    # Order and event aggregates the audience rules read (cadence.campaigns.rules).
+    activity_table: str
+    # Where each run's members (state, variant, offer, coupon code) are written.
+    data_bucket: str
 
 
 class DispatchSettings(_EnvSettings):

@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cadence.campaigns import CampaignDefinition, is_reachable
+from cadence.campaigns.definition import EmailMessage, SmsMessage
 from cadence.config import DispatchSettings
 from cadence.dal import campaigns_table, clients, email, profiles_table, sends_table, sms
 from cadence.dal.sends_table import SendStatus
@@ -14,14 +15,20 @@ from cadence.errors import InvalidInputError, PermanentError, TransientError, Un
 from cadence.events import DispatchRequest
 from cadence.observability import logger, metrics
 
-_PLACEHOLDER = re.compile(r"\{(first_name|last_name|city)\}")
+_PLACEHOLDER = re.compile(r"\{(first_name|last_name|city|offer_value|coupon_code)\}")
 # The ledger reason of a send whose campaign was stopped, by whether its definition is gone.
 _CAMPAIGN_STOPPED = {False: "campaign_inactive", True: "campaign_not_defined"}
 
 
-def render(template: str, profile: Mapping[str, Any]) -> str:
-    """Fill {first_name}, {last_name} and {city}; nothing else in a template is interpreted."""
-    return _PLACEHOLDER.sub(lambda match: str(profile.get(match.group(1)) or "").strip(), template)
+def render(template: str, profile: Mapping[str, Any], request: DispatchRequest | None = None) -> str:
+    """Fill {first_name}, {last_name}, {city} from the profile and {offer_value}, {coupon_code} from the run's
+    decision; nothing else in a template is interpreted."""
+    values = {
+        **profile,
+        "offer_value": request.offer_value if request else None,
+        "coupon_code": request.coupon_code if request else None,
+    }
+    return _PLACEHOLDER.sub(lambda match: str(values.get(match.group(1)) or "").strip(), template)
 
 
 def send_once(
@@ -45,8 +52,14 @@ def send_once(
         # its outcome unrecorded: leave it unclaimed for SQS to redeliver.
         metrics.add_metric(name="SendsDeferred", unit=MetricUnit.Count, value=1)
         raise TransientError("dispatch: too little time left in the invocation to start a send")
+    details = {"variant": request.variant, "offer_value": request.offer_value, "coupon_code": request.coupon_code}
     if not sends_table.claim(
-        settings.sends_table, request.customer_id, request.run_id, request.channel, request.campaign_id
+        settings.sends_table,
+        request.customer_id,
+        request.run_id,
+        request.channel,
+        request.campaign_id,
+        details={name: value for name, value in details.items() if value},
     ):
         logger.info("send already claimed", extra=log_ids)
         metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=1)
@@ -88,19 +101,19 @@ def _deliver(
     request: DispatchRequest, definition: CampaignDefinition, profile: Mapping[str, Any], settings: DispatchSettings
 ) -> str:
     timeouts = clients.SendTimeouts(settings.send_connect_timeout_seconds, settings.send_read_timeout_seconds)
-    if request.channel == "email":
-        if definition.email is None:
-            raise PermanentError("campaign has no email message")
+    message = definition.message(request.channel, request.variant)
+    if isinstance(message, EmailMessage):
         return email.send_email(
             sender=settings.sender_email,
             recipient=str(profile["email"]),
-            subject=render(definition.email.subject, profile),
-            text_body=render(definition.email.body, profile),
+            subject=render(message.subject, profile, request),
+            text_body=render(message.body, profile, request),
             timeouts=timeouts,
         )
-    if definition.sms is None:
-        raise PermanentError("campaign has no sms message")
-    return sms.send_sms(str(profile["phone"]), render(definition.sms.text, profile), settings.sms_sender_id, timeouts)
+    if isinstance(message, SmsMessage):
+        text = render(message.text, profile, request)
+        return sms.send_sms(str(profile["phone"]), text, settings.sms_sender_id, timeouts)
+    raise PermanentError(f"campaign has no {request.channel} message")
 
 
 def _record(

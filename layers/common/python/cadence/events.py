@@ -45,6 +45,10 @@ class DispatchRequest(BaseModel):
     run_id: str
     customer_id: str
     channel: Literal["email", "sms"]
+    # What the run decided for this customer (cadence.campaigns.plan.Send): arm, offer value and coupon code.
+    variant: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,30}$")
+    offer_value: str | None = Field(default=None, max_length=40)
+    coupon_code: str | None = Field(default=None, pattern=r"^[A-Z0-9]{1,24}$")
 
 
 def _json_body(value: Any) -> Any:

@@ -1,6 +1,7 @@
 """The campaigns table: a campaign's definition (record_key DEFINITION) and its runs (record_key RUN#<run id>)."""
 
 import json
+import secrets
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -78,6 +79,8 @@ def claim_run(table_name: str, campaign_id: str, run_id: str) -> RunStatus | Non
                 "run_id": run_id,
                 "status": RunStatus.PLANNING.value,
                 "started_at": datetime.now(UTC).isoformat(),
+                # Coupon codes are an HMAC of run and customer under this: unguessable, and the same on a re-plan.
+                "coupon_secret": secrets.token_hex(32),
             },
             ConditionExpression="attribute_not_exists(record_key)",
         )
@@ -87,6 +90,17 @@ def claim_run(table_name: str, campaign_id: str, run_id: str) -> RunStatus | Non
         existing = table.get_item(Key=key, ConsistentRead=True).get("Item", {})
         return RunStatus(existing.get("status", RunStatus.PLANNING.value))
     return None
+
+
+def run_secret(table_name: str, campaign_id: str, run_id: str) -> str:
+    """The secret the run's coupon codes derive from (written when the run was claimed)."""
+    try:
+        item = clients.table(table_name).get_item(
+            Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)}, ConsistentRead=True
+        )
+    except ClientError as exc:
+        raise clients.translate(exc, "campaigns.run_secret") from exc
+    return str(item.get("Item", {}).get("coupon_secret", ""))
 
 
 def finish_run(table_name: str, campaign_id: str, run_id: str, summary: Mapping[str, Any]) -> None:

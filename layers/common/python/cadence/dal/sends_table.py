@@ -1,5 +1,6 @@
 """The send ledger: one item per (customer, campaign run, channel), claimed before anything is sent."""
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -29,12 +30,25 @@ def send_key(run_id: str, channel: str) -> str:
     return f"{run_id}#{channel}"
 
 
-def claim(table_name: str, customer_id: str, run_id: str, channel: str, campaign_id: str) -> bool:
-    """Claim the send; False when an earlier delivery already claimed or completed it."""
+def claim(
+    table_name: str,
+    customer_id: str,
+    run_id: str,
+    channel: str,
+    campaign_id: str,
+    *,
+    details: Mapping[str, str] | None = None,
+) -> bool:
+    """Claim the send; False when an earlier delivery already claimed or completed it.
+
+    `details` (variant, offer_value, coupon_code) are kept with the send, so a later order carrying the
+    coupon code is attributed to it exactly.
+    """
     now = datetime.now(UTC)
     try:
         clients.table(table_name).put_item(
             Item={
+                **{name: value for name, value in (details or {}).items() if value},
                 "customer_id": customer_id,
                 "send_key": send_key(run_id, channel),
                 "campaign_id": campaign_id,

@@ -1,0 +1,384 @@
+"""Planning one run: every audience member ends in exactly one state, and the sends it implies.
+
+Pure logic over what the run read (profiles, activity, scores) and the contact history; the campaign
+function does the reading and the writing. Order of the decisions, for each member of the audience:
+
+1. re-entry: received this campaign inside its re-entry window (or ever, for once-only) -> reentry_excluded
+2. assignment: variant, then holdout, from hashes of campaign and customer (stable across runs); the
+   holdout keeps its variant so uplift can be measured per variant -> holdout
+3. reachability: no address on any channel -> no_address; addresses but no consent -> no_consent
+4. one address, one message: customers sharing an email or phone get it once; the highest score keeps
+   it (then the lowest id) -> duplicate_address, with the id kept
+5. frequency caps over every campaign's contacts (overall and per channel) -> capped
+6. timing: the member's release time (send_at_local in the customer's zone, then quiet hours moved
+   to their end) -> queued, or deferred when quiet hours moved it (deferred sends are released later,
+   never dropped)
+"""
+
+import hashlib
+import hmac
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
+
+from cadence.campaigns.definition import CHANNELS, CampaignDefinition, Caps, Channel, QuietHours
+from cadence.campaigns.rules import member_view
+from cadence.campaigns.timezones import customer_zone
+
+_BUCKETS = 10_000_000
+# Crockford's base32: no I, L, O, U, so a code read aloud or typed is not mistaken.
+_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+COUPON_LENGTH = 12  # 60 bits
+
+
+class MemberState(StrEnum):
+    QUEUED = "queued"
+    DEFERRED = "deferred"
+    HOLDOUT = "holdout"
+    REENTRY_EXCLUDED = "reentry_excluded"
+    NO_ADDRESS = "no_address"
+    NO_CONSENT = "no_consent"
+    DUPLICATE_ADDRESS = "duplicate_address"
+    CAPPED = "capped"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """One message planned for a customer on a day (what caps and re-entry count)."""
+
+    customer_id: str
+    day: date
+    channel: Channel
+    campaign_id: str
+
+
+class ContactHistory:
+    """Contacts of the last days, per customer: loaded once per run, never one read per customer."""
+
+    def __init__(self, contacts: Iterable[Contact] = ()) -> None:
+        self._by_customer: dict[str, list[Contact]] = {}
+        for contact in contacts:
+            self._by_customer.setdefault(contact.customer_id, []).append(contact)
+
+    def of(self, customer_id: str) -> list[Contact]:
+        return self._by_customer.get(customer_id, [])
+
+    def __len__(self) -> int:
+        return sum(len(contacts) for contacts in self._by_customer.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One customer the run read: profile, activity aggregates and score."""
+
+    profile: Mapping[str, Any]
+    activity: Mapping[str, Any] | None = None
+    score: Mapping[str, Any] | None = None
+
+    @property
+    def customer_id(self) -> str:
+        return str(self.profile["customer_id"])
+
+
+@dataclass(slots=True)
+class Member:
+    """An audience member's outcome, recorded for every member (the holdout included)."""
+
+    customer_id: str
+    state: MemberState
+    variant: str | None
+    channels: tuple[Channel, ...] = ()
+    offer_value: str | None = None
+    coupon_code: str | None = None
+    release_at: datetime | None = None
+    duplicate_of: str | None = None
+    score: float | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "customer_id": self.customer_id,
+            "state": self.state.value,
+            "variant": self.variant or "",
+            "channels": "+".join(self.channels),
+            "offer_value": self.offer_value or "",
+            "coupon_code": self.coupon_code or "",
+            "release_at": self.release_at.strftime("%Y-%m-%dT%H:%M:%SZ") if self.release_at else "",
+            "duplicate_of": self.duplicate_of or "",
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """One message to dispatch: who, on which channel, with which variant, offer and code."""
+
+    campaign_id: str
+    run_id: str
+    customer_id: str
+    channel: Channel
+    variant: str | None = None
+    offer_value: str | None = None
+    coupon_code: str | None = None
+
+    def to_message(self) -> dict[str, str]:
+        message = {
+            "campaign_id": self.campaign_id,
+            "run_id": self.run_id,
+            "customer_id": self.customer_id,
+            "channel": self.channel,
+        }
+        for name in ("variant", "offer_value", "coupon_code"):
+            if (value := getattr(self, name)) is not None:
+                message[name] = value
+        return message
+
+
+@dataclass(slots=True)
+class Plan:
+    run_id: str
+    considered: int = 0
+    members: list[Member] = field(default_factory=list)
+    # Sends by the UTC minute they may leave; what is due at planning time sits under `planned_at`.
+    releases: dict[datetime, list[Send]] = field(default_factory=dict)
+
+    def counters(self) -> dict[str, int]:
+        """Members per state, per variant and per channel; the states add up to `audience`."""
+        states = Counter(member.state.value for member in self.members)
+        variants = Counter(member.variant or "default" for member in self.members)
+        sends = Counter(send.channel for sends in self.releases.values() for send in sends)
+        return {
+            "considered": self.considered,
+            "audience": len(self.members),
+            **{f"state_{state.value}": states.get(state.value, 0) for state in MemberState},
+            **{f"variant_{name}": count for name, count in sorted(variants.items())},
+            **{f"sends_{channel}": sends.get(channel, 0) for channel in CHANNELS},
+        }
+
+    def sends(self) -> list[Send]:
+        return [send for moment in sorted(self.releases) for send in self.releases[moment]]
+
+
+@dataclass(frozen=True, slots=True)
+class StackRules:
+    """What the stack sets for every campaign; a campaign's own caps and quiet hours replace them."""
+
+    caps: Caps = field(default_factory=Caps)
+    quiet_hours: QuietHours | None = None
+
+
+def _unit(*parts: str) -> float:
+    digest = hashlib.sha256(":".join(parts).encode()).digest()
+    return (int.from_bytes(digest[:8], "big") % _BUCKETS) / _BUCKETS
+
+
+def assign(definition: CampaignDefinition, customer_id: str) -> tuple[str | None, bool]:
+    """(variant, in holdout): deterministic per campaign and customer, independent of each other."""
+    variant = None
+    if definition.variants:
+        total = sum(arm.weight for arm in definition.variants)
+        point = _unit("variant", definition.campaign_id, customer_id) * total
+        for arm in definition.variants:
+            point -= arm.weight
+            if point < 0:
+                variant = arm.name
+                break
+        variant = variant or definition.variants[-1].name
+    holdout = _unit("holdout", definition.campaign_id, customer_id) < definition.holdout_percent / 100
+    return variant, holdout
+
+
+def coupon_code(secret: str, run_id: str, customer_id: str, prefix: str = "", attempt: int = 0) -> str:
+    """Unguessable without the run's secret, and the same for a re-planned run (same secret)."""
+    message = f"{run_id}:{customer_id}:{attempt}".encode()
+    number = int.from_bytes(hmac.new(secret.encode(), message, hashlib.sha256).digest()[:8], "big")
+    chars = []
+    for _ in range(COUPON_LENGTH):
+        number, index = divmod(number, len(_CODE_ALPHABET))
+        chars.append(_CODE_ALPHABET[index])
+    return prefix + "".join(chars)
+
+
+def _address(profile: Mapping[str, Any], channel: Channel) -> str | None:
+    value = profile.get("email" if channel == "email" else "phone")
+    return str(value).strip().lower() if value else None
+
+
+def _consented(profile: Mapping[str, Any], channel: Channel) -> bool:
+    return profile.get(f"consent_{channel}") is True
+
+
+def _reentered(definition: CampaignDefinition, contacts: list[Contact], today: date) -> bool:
+    own = [contact for contact in contacts if contact.campaign_id == definition.campaign_id]
+    if not own:
+        return False
+    if definition.reentry.days is None:
+        return True
+    return any((today - contact.day).days < definition.reentry.days for contact in own)
+
+
+def _allowed_channels(caps: Caps, contacts: list[Contact], wanted: tuple[Channel, ...], today: date) -> list[Channel]:
+    """The wanted channels the caps leave room for, in the campaign's order."""
+    rules = caps.rules()
+
+    def used(channel: str | None, days: int) -> int:
+        return sum(1 for c in contacts if (today - c.day).days < days and (channel is None or c.channel == channel))
+
+    overall = rules.get("overall")
+    room = overall.max - used(None, overall.days) if overall else len(wanted)
+    allowed = []
+    for channel in wanted:
+        rule = rules.get(channel)
+        if room <= 0:
+            break
+        if rule is not None and used(channel, rule.days) >= rule.max:
+            continue
+        allowed.append(channel)
+        room -= 1
+    return allowed
+
+
+def release_time(
+    now: datetime, profile: Mapping[str, Any], definition: CampaignDefinition, quiet: QuietHours | None
+) -> tuple[datetime, bool]:
+    """(UTC time the member's messages may leave, whether quiet hours moved it)."""
+    zone = customer_zone(profile, definition.default_timezone)
+    local = now.astimezone(zone)
+    if definition.send_at_local is not None:
+        target = datetime.combine(local.date(), definition.send_at_local, tzinfo=zone)
+        if target < local.replace(second=0, microsecond=0):
+            target = datetime.combine(local.date() + timedelta(days=1), definition.send_at_local, tzinfo=zone)
+        local = target
+    deferred = False
+    if quiet is not None and quiet.contains(local.time().replace(tzinfo=None)):
+        end_day = local.date() if local.time() < quiet.end else local.date() + timedelta(days=1)
+        local, deferred = datetime.combine(end_day, quiet.end, tzinfo=zone), True
+    release = local.astimezone(UTC).replace(second=0, microsecond=0)
+    return max(release, now.astimezone(UTC).replace(second=0, microsecond=0)), deferred
+
+
+def plan_run(
+    definition: CampaignDefinition,
+    run_id: str,
+    candidates: Iterable[Candidate],
+    *,
+    now: datetime,
+    history: ContactHistory | None = None,
+    stack: StackRules | None = None,
+    secret: str = "",
+) -> Plan:
+    """Decide every audience member's state and the sends of one run (see the module docstring)."""
+    history = history or ContactHistory()
+    stack = stack or StackRules()
+    caps = definition.caps or stack.caps
+    quiet = definition.quiet_hours or stack.quiet_hours
+    today = now.astimezone(UTC).date()
+    plan = Plan(run_id=run_id)
+    reachable: list[tuple[Candidate, Member, tuple[Channel, ...]]] = []
+    for candidate in candidates:
+        plan.considered += 1
+        view = member_view(candidate.profile, candidate.activity, candidate.score, now)
+        if not definition.audience.holds(view):
+            continue
+        customer_id = candidate.customer_id
+        variant, holdout = assign(definition, customer_id)
+        member = Member(customer_id, MemberState.QUEUED, variant, score=view["score"])
+        plan.members.append(member)
+        if _reentered(definition, history.of(customer_id), today):
+            member.state = MemberState.REENTRY_EXCLUDED
+        elif holdout:
+            member.state = MemberState.HOLDOUT
+        elif channels := _reachable_channels(definition, candidate.profile, member):
+            reachable.append((candidate, member, channels))
+    kept = _one_message_per_address(reachable)
+    codes: set[str] = set()
+    for candidate, member, channels in kept:
+        allowed = _allowed_channels(caps, history.of(member.customer_id), channels, today)
+        if not allowed:
+            member.state = MemberState.CAPPED
+            continue
+        release, deferred = release_time(now, candidate.profile, definition, quiet)
+        member.state = MemberState.DEFERRED if deferred else MemberState.QUEUED
+        member.channels, member.release_at = tuple(allowed), release
+        offer = definition.offer_for(member.variant)
+        if offer is not None:
+            decile = (candidate.score or {}).get("decile", candidate.profile.get("decile"))
+            member.offer_value = offer.value_for(
+                float(decile) if decile is not None else None, member.score if member.score is not None else None
+            )
+            if offer.coupon:
+                member.coupon_code = _unique_code(codes, secret, run_id, member.customer_id, offer.coupon_prefix)
+        for channel in allowed:
+            plan.releases.setdefault(release, []).append(
+                Send(
+                    definition.campaign_id,
+                    run_id,
+                    member.customer_id,
+                    channel,
+                    member.variant,
+                    member.offer_value,
+                    member.coupon_code,
+                )
+            )
+    return plan
+
+
+def _unique_code(codes: set[str], secret: str, run_id: str, customer_id: str, prefix: str) -> str:
+    attempt = 0
+    while (code := coupon_code(secret, run_id, customer_id, prefix, attempt)) in codes:
+        attempt += 1
+    codes.add(code)
+    return code
+
+
+def _reachable_channels(
+    definition: CampaignDefinition, profile: Mapping[str, Any], member: Member
+) -> tuple[Channel, ...]:
+    """The campaign's channels with an address and consent; marks the member no_address / no_consent if none."""
+    addressed = [channel for channel in definition.channels if _address(profile, channel)]
+    consented = tuple(channel for channel in addressed if _consented(profile, channel))
+    if not addressed:
+        member.state = MemberState.NO_ADDRESS
+    elif not consented:
+        member.state = MemberState.NO_CONSENT
+    return consented
+
+
+def _one_message_per_address(
+    reachable: list[tuple[Candidate, Member, tuple[Channel, ...]]],
+) -> list[tuple[Candidate, Member, tuple[Channel, ...]]]:
+    """Drop each channel whose address a higher-ranked member already holds; members left with none are duplicates."""
+    ranked = sorted(reachable, key=lambda item: (-(item[1].score or 0.0), item[1].customer_id))
+    holders: dict[tuple[Channel, str], str] = {}
+    kept = []
+    for candidate, member, channels in ranked:
+        own: list[Channel] = []
+        first_holder = None
+        for channel in channels:
+            address = _address(candidate.profile, channel)
+            holder = holders.get((channel, address or ""))
+            if holder is None:
+                holders[(channel, address or "")] = member.customer_id
+                own.append(channel)
+            else:
+                first_holder = first_holder or holder
+        if own:
+            kept.append((candidate, member, tuple(own)))
+        else:
+            member.state, member.duplicate_of = MemberState.DUPLICATE_ADDRESS, first_holder
+    return kept
+
+
+def contacts_of(plan: Plan, campaign_id: str) -> list[Contact]:
+    """What this run adds to the contact history: one contact per planned send, on its release day."""
+    return [
+        Contact(send.customer_id, moment.date(), send.channel, campaign_id)
+        for moment, sends in plan.releases.items()
+        for send in sends
+    ]
+
+
+def time_of_day(text: str) -> time:
+    """'21:00' -> time(21, 0) (for settings read from the environment)."""
+    return time.fromisoformat(text)
