@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -216,3 +217,66 @@ def test_an_unknown_campaign_is_an_error(tables: dict[str, str], queues: dict[st
 def test_an_event_without_a_scheduled_time_is_rejected(tables: dict[str, str], lambda_context: Any) -> None:
     with pytest.raises(ValidationError):
         app.lambda_handler({"campaign_id": "winback"}, lambda_context)
+
+
+def fire(campaign_id: str, scheduled_time: str, lambda_context: Any) -> dict[str, Any]:
+    """The campaign's own schedule firing at `scheduled_time`; returns the run's outcome."""
+    return app.lambda_handler({"campaign_id": campaign_id, "scheduled_time": scheduled_time}, lambda_context)["runs"][0]
+
+
+def test_a_recurring_campaign_never_reaches_a_customer_twice_inside_its_reentry_window(
+    tables: dict[str, str], queues: dict[str, str], scored_customers: list[str], lambda_context: Any
+) -> None:
+    # given a campaign a customer may receive once a week, firing every day
+    weekly = {**CAMPAIGN, "reentry": {"days": 7}}
+    campaigns_table.put_definition(tables["CampaignsTable"], "winback", weekly, active=True)
+
+    first = fire("winback", "2026-11-23T10:00:00Z", lambda_context)
+    second = fire("winback", "2026-11-24T10:00:00Z", lambda_context)
+    week_later = fire("winback", "2026-11-30T10:00:00Z", lambda_context)
+
+    # then the next day reaches nobody again, and a week later the same customers may hear from it again
+    treated = first["members_by_state"]["queued"]
+    assert treated > 0
+    assert second["sends_queued"] == 0
+    assert second["members_by_state"] == {"reentry_excluded": treated, "holdout": first["holdout_size"]}
+    assert week_later["members_by_state"] == first["members_by_state"]
+    sends = queued_sends(queues)
+    per_customer = Counter((send["customer_id"], send["channel"]) for send in sends)
+    assert max(per_customer.values()) == 2  # the first run and the one a week later, never the day between
+
+
+def test_a_campaign_sent_once_only_is_not_sent_again_by_a_later_run(
+    tables: dict[str, str], queues: dict[str, str], scored_customers: list[str], lambda_context: Any
+) -> None:
+    campaigns_table.put_definition(tables["CampaignsTable"], "winback", CAMPAIGN, active=True)  # reentry: once
+
+    first = fire("winback", "2026-11-23T10:00:00Z", lambda_context)
+    months_later = fire("winback", "2027-03-01T10:00:00Z", lambda_context)
+
+    assert first["sends_queued"] > 0
+    assert months_later["sends_queued"] == 0
+
+
+def test_frequency_caps_hold_across_two_campaigns(
+    tables: dict[str, str], queues: dict[str, str], scored_customers: list[str], lambda_context: Any
+) -> None:
+    # given campaign A messaged its audience yesterday, and campaign B allows one message a week in all
+    campaigns_table.put_definition(tables["CampaignsTable"], "winback", CAMPAIGN, active=True)
+    capped = {
+        **CAMPAIGN,
+        "campaign_id": "spring",
+        "holdout_percent": 0,
+        "caps": {"overall": {"max": 1, "days": 7}},
+    }
+    campaigns_table.put_definition(tables["CampaignsTable"], "spring", capped, active=True)
+    first = fire("winback", "2026-11-23T10:00:00Z", lambda_context)
+
+    second = fire("spring", "2026-11-24T10:00:00Z", lambda_context)
+
+    # then B reaches only the customers A held out, and caps the ones A messaged
+    assert second["members_by_state"] == {
+        "queued": first["holdout_size"],
+        "capped": first["members_by_state"]["queued"],
+    }
+    assert second["sends_by_channel"] == {"email": first["holdout_size"]}  # one message each: email comes first

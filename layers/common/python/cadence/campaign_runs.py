@@ -4,16 +4,17 @@ import csv
 import io
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import UTC, date, timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cadence.campaigns import CampaignDefinition, run_id_for
-from cadence.campaigns.plan import Candidate, Plan, plan_run
+from cadence.campaigns.definition import Caps
+from cadence.campaigns.plan import Candidate, Contact, ContactHistory, Plan, StackRules, plan_run
 from cadence.campaigns.rules import decile_ceiling
 from cadence.config import CampaignSettings
-from cadence.dal import campaigns_table, profiles_table, queues, scores_table, uploads
+from cadence.dal import campaigns_table, contact_history, profiles_table, queues, scores_table, uploads
 from cadence.errors import InvalidInputError
 from cadence.events import CampaignTrigger
 from cadence.observability import logger, metrics
@@ -94,6 +95,27 @@ def candidates(definition: CampaignDefinition, settings: CampaignSettings) -> It
             yield Candidate(profile=profile, activity=profile, score=scores[customer_id])
 
 
+def load_history(
+    definition: CampaignDefinition, run_id: str, today: date, settings: CampaignSettings
+) -> ContactHistory:
+    """Every campaign's contacts inside the cap window and this campaign's inside its re-entry window.
+
+    A few S3 reads per day of the window (one object per run), whatever the audience size.
+    """
+    caps = definition.caps or settings.campaign_caps or Caps()
+    days = [today - timedelta(days=age) for age in range(caps.window_days)]
+    rows = list(contact_history.contacts_on(settings.data_bucket, days, except_run=run_id))
+    reentry = definition.reentry.days
+    since = None if reentry is None else today - timedelta(days=reentry - 1)
+    rows += contact_history.contacts_of_campaign(
+        settings.data_bucket, definition.campaign_id, since=since, except_run=run_id
+    )
+    return ContactHistory(
+        Contact(customer_id, day, channel, campaign_id, run)  # type: ignore[arg-type]
+        for day, campaign_id, run, customer_id, channel in rows
+    )
+
+
 def members_key(campaign_id: str, run_id: str) -> str:
     return f"campaign-runs/{campaign_id}/{run_id}/members.csv"
 
@@ -134,11 +156,24 @@ def run_campaign(definition: CampaignDefinition, trigger: CampaignTrigger, setti
     # A run left in PLANNING by a crashed attempt is planned again: the plan is deterministic (coupon codes too:
     # they derive from the secret stored with the run) and the send ledger makes re-queued sends harmless.
     secret = campaigns_table.run_secret(settings.campaigns_table, definition.campaign_id, run_id)
-    plan = plan_run(definition, run_id, candidates(definition, settings), now=trigger.scheduled_time, secret=secret)
+    today = trigger.scheduled_time.astimezone(UTC).date()
+    plan = plan_run(
+        definition,
+        run_id,
+        candidates(definition, settings),
+        now=trigger.scheduled_time,
+        history=load_history(definition, run_id, today, settings),
+        stack=StackRules(caps=settings.campaign_caps or Caps()),
+        secret=secret,
+    )
     due = trigger.scheduled_time + timedelta(minutes=1)
     if any(moment > due for moment in plan.releases):
         raise InvalidInputError(f"campaign {definition.campaign_id}: a run planned sends for later")
     sends = plan.sends()
+    # Before the sends leave: the next run's caps and re-entry must see them even if this one dies after queueing.
+    contact_history.put_run(
+        settings.data_bucket, definition.campaign_id, run_id, today, [(s.customer_id, s.channel) for s in sends]
+    )
     queued = queues.send_json_batches(settings.dispatch_queue_url, (send.to_message() for send in sends))
     counters = plan.counters()
     states = {name.removeprefix("state_"): count for name, count in counters.items() if name.startswith("state_")}

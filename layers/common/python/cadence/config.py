@@ -7,7 +7,9 @@ the tenth record, and domain code receives settings as arguments instead of read
 import os
 from functools import cache
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Json
+
+from cadence.campaigns.definition import Caps, model_validator
 
 
 class _EnvSettings(BaseModel):
@@ -65,8 +67,10 @@ class CampaignSettings(_EnvSettings):
     dispatch_queue_url: str
     # Order and event aggregates the audience rules read (cadence.campaigns.rules).
     activity_table: str
-    # Where each run's members (state, variant, offer, coupon code) are written.
+    # Where each run's members (state, variant, offer, coupon code) and the contact history are written.
     data_bucket: str
+    # Frequency caps over every campaign, e.g. {"overall": {"max": 3, "days": 7}}; a campaign's own caps replace them.
+    campaign_caps: Json[Caps] | None = None
 
 
 class DispatchSettings(_EnvSettings):

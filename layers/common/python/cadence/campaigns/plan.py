@@ -53,6 +53,8 @@ class Contact:
     day: date
     channel: Channel
     campaign_id: str
+    # Two runs of one campaign on one day are two contacts.
+    run_id: str = ""
 
 
 class ContactHistory:
@@ -60,7 +62,8 @@ class ContactHistory:
 
     def __init__(self, contacts: Iterable[Contact] = ()) -> None:
         self._by_customer: dict[str, list[Contact]] = {}
-        for contact in contacts:
+        # A contact read twice (from the per-day and the per-campaign record) counts once.
+        for contact in dict.fromkeys(contacts):
             self._by_customer.setdefault(contact.customer_id, []).append(contact)
 
     def of(self, customer_id: str) -> list[Contact]:
@@ -373,7 +376,7 @@ def _one_message_per_address(
 def contacts_of(plan: Plan, campaign_id: str) -> list[Contact]:
     """What this run adds to the contact history: one contact per planned send, on its release day."""
     return [
-        Contact(send.customer_id, moment.date(), send.channel, campaign_id)
+        Contact(send.customer_id, moment.date(), send.channel, campaign_id, plan.run_id)
         for moment, sends in plan.releases.items()
         for send in sends
     ]
