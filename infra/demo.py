@@ -23,6 +23,7 @@ from infra.local_stack import LocalStack
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CAMPAIGN = ROOT / "infra" / "campaigns" / "winback.yaml"
+COUPON_CAMPAIGN = ROOT / "infra" / "campaigns" / "coupon.yaml"
 FEEDS = ("customers", "orders", "events")
 STAGES = ("IngestFunction", "ScoreFunction", "CampaignFunction", "DispatchFunction")
 
@@ -132,25 +133,34 @@ def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
         profiles = scan_all(stack, outputs["ProfilesTableName"])
         scored = scan_all(stack, outputs["ScoresTableName"])
 
+        def fire(path: Path) -> dict[str, Any]:
+            """Store the campaign, fire it once now, wait for its run to fan out and its sends to settle."""
+            definition = campaigns.load_definition(path)
+            campaigns.deploy(definition, outputs)
+            campaigns.run_now(definition.campaign_id, outputs)
+
+            def finished_run() -> dict[str, Any] | None:
+                return next(
+                    (
+                        item
+                        for item in scan_all(stack, outputs["CampaignsTableName"])
+                        if item["campaign_id"]["S"] == definition.campaign_id
+                        and item["record_key"]["S"].startswith("RUN#")
+                        and item["status"]["S"] == "FANNED_OUT"
+                    ),
+                    None,
+                )
+
+            wait_for(lambda: finished_run() is not None, timeout=120, what=f"{definition.campaign_id} to fan out")
+            stack.wait_idle(timeout=600)
+            return finished_run() or {}
+
         done = stage("storing and firing the demo campaign")
-        definition = campaigns.load_definition(DEMO_CAMPAIGN)
-        campaigns.deploy(definition, outputs)
-        campaigns.run_now(definition.campaign_id, outputs)
-
-        def run_finished() -> bool:
-            runs = [
-                item
-                for item in scan_all(stack, outputs["CampaignsTableName"])
-                if item["record_key"]["S"].startswith("RUN#")
-            ]
-            return any(run["status"]["S"] == "FANNED_OUT" for run in runs)
-
-        wait_for(run_finished, timeout=120, what="the campaign run to fan out")
-        stack.wait_idle(timeout=600)
+        run = fire(DEMO_CAMPAIGN)
         done()
-
-        campaign_items = scan_all(stack, outputs["CampaignsTableName"])
-        run = next(item for item in campaign_items if item["record_key"]["S"].startswith("RUN#"))
+        done = stage("storing and firing the coupon campaign (orders >= 3, no visit in 90 days)")
+        coupon_run = fire(COUPON_CAMPAIGN)
+        done()
         ledger = scan_all(stack, outputs["SendsTableName"])
         sent_by_channel = Counter(item["channel"]["S"] for item in ledger if item["status"]["S"] == "SENT")
         outcomes = Counter(item["status"]["S"] for item in ledger)
@@ -172,6 +182,11 @@ def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
         "campaign_run_id": run["run_id"]["S"],
         "audience_size": int(run["audience_size"]["N"]),
         "holdout_size": int(run["holdout_size"]["N"]),
+        "coupon_campaign": {
+            "audience_size": int(coupon_run["audience_size"]["N"]),
+            "members_by_state": {k: int(v["N"]) for k, v in coupon_run["members_by_state"]["M"].items()},
+            "sends_queued": int(coupon_run["sends_queued"]["N"]),
+        },
         "messages_sent": dict(sent_by_channel),
         "send_outcomes": dict(outcomes),
         "provider_accepted": provider_counts,
@@ -189,6 +204,8 @@ def failed_checks(summary: dict[str, Any]) -> list[str]:
         "emails were sent": summary["messages_sent"].get("email", 0) > 0,
         "SMS were sent": summary["messages_sent"].get("sms", 0) > 0,
         "a holdout was kept": summary["holdout_size"] > 0,
+        "every coupon audience member has one state": sum(summary["coupon_campaign"]["members_by_state"].values())
+        == summary["coupon_campaign"]["audience_size"],
         "the model has an AUC": summary["model_auc"] > 0,
         "SES and SNS saw every send": summary["provider_accepted"]
         == {"email": summary["messages_sent"].get("email", 0), "sms": summary["messages_sent"].get("sms", 0)},
@@ -205,6 +222,11 @@ def print_summary(summary: dict[str, Any]) -> None:
         ("model", f"{summary['model_version']} (ROC AUC {summary['model_auc']:.3f})"),
         ("campaign audience", f"{summary['audience_size']:,}"),
         ("holdout", f"{summary['holdout_size']:,}"),
+        (
+            "coupon campaign",
+            f"audience {summary['coupon_campaign']['audience_size']:,}: "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(summary["coupon_campaign"]["members_by_state"].items())),
+        ),
         ("emails sent", f"{summary['messages_sent'].get('email', 0):,}"),
         ("SMS sent", f"{summary['messages_sent'].get('sms', 0):,}"),
         ("send outcomes", ", ".join(f"{k} {v:,}" for k, v in sorted(summary["send_outcomes"].items()))),

@@ -4,7 +4,7 @@ import csv
 import io
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -113,6 +113,21 @@ def load_history(
     return ContactHistory(
         Contact(customer_id, day, channel, campaign_id, run)  # type: ignore[arg-type]
         for day, campaign_id, run, customer_id, channel in rows
+    )
+
+
+def preview(definition: CampaignDefinition, settings: CampaignSettings, now: datetime) -> Plan:
+    """The plan a run at `now` would make, reading what a run reads and writing nothing (no claim, no sends)."""
+    run_id = run_id_for(definition.campaign_id, now)
+    today = now.astimezone(UTC).date()
+    return plan_run(
+        definition,
+        run_id,
+        candidates(definition, settings),
+        now=now,
+        history=load_history(definition, run_id, today, settings),
+        stack=StackRules(caps=settings.campaign_caps or Caps()),
+        secret="preview",  # noqa: S106 - codes a preview shows are never sent: a real run derives its own
     )
 
 
