@@ -18,6 +18,9 @@ from cadence.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "release" in event:  # a one-time schedule releasing sends a run planned for later
+        release = events.ReleaseTrigger.model_validate(event)
+        return {"released": campaign_runs.release_sends(release, config.campaign_settings())}
     trigger = events.CampaignTrigger.model_validate(event)
     invoke_self = partial(lambdas.invoke_async, context.invoked_function_arn)
     outcomes = campaign_runs.run_campaigns(trigger, config.campaign_settings(), invoke_self=invoke_self)

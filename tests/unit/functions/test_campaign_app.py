@@ -11,6 +11,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 from pydantic import ValidationError
 
+from cadence import config
 from cadence.dal import campaigns_table, clients
 from cadence.errors import InvalidInputError
 from functions.campaign import app
@@ -280,3 +281,52 @@ def test_frequency_caps_hold_across_two_campaigns(
         "capped": first["members_by_state"]["queued"],
     }
     assert second["sends_by_channel"] == {"email": first["holdout_size"]}  # one message each: email comes first
+
+
+@pytest.fixture
+def release_settings(monkeypatch: pytest.MonkeyPatch, aws: None) -> Iterator[str]:
+    """The schedule group, role and function a stack gives the campaign function for deferred sends."""
+    group = "cadence-test-campaigns"
+    boto3.client("scheduler").create_schedule_group(Name=group)
+    monkeypatch.setenv("CAMPAIGN_SCHEDULE_GROUP", group)
+    monkeypatch.setenv("CAMPAIGN_SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/cadence-test-campaign-scheduler")
+    monkeypatch.setenv("CAMPAIGN_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:cadence-test-campaign")
+    config.campaign_settings.cache_clear()
+    yield group
+    config.campaign_settings.cache_clear()
+
+
+def test_quiet_hours_defer_the_sends_to_their_end_and_never_drop_them(
+    tables: dict[str, str],
+    queues: dict[str, str],
+    scored_customers: list[str],
+    release_settings: str,
+    lambda_context: Any,
+) -> None:
+    # given a campaign with quiet hours 21:00-08:00 for customers in Shanghai, fired at 23:00 their time
+    quiet = {**CAMPAIGN, "default_timezone": "Asia/Shanghai", "quiet_hours": {"start": "21:00", "end": "08:00"}}
+    campaigns_table.put_definition(tables["CampaignsTable"], "winback", quiet, active=True)
+
+    run = fire("winback", "2026-11-23T15:00:00Z", lambda_context)
+
+    # then nothing leaves now; every send waits for one schedule at 08:00 Shanghai (00:00 UTC)
+    treated = 100 - run["holdout_size"]
+    assert (run["sends_queued"], run["sends_deferred"], run["releases"]) == (0, 2 * treated, 1)
+    assert run["members_by_state"] == {"deferred": treated, "holdout": run["holdout_size"]}
+    assert queued_sends(queues) == []
+    scheduler = boto3.client("scheduler")
+    (listed,) = scheduler.list_schedules(GroupName=release_settings)["Schedules"]
+    schedule = scheduler.get_schedule(Name=listed["Name"], GroupName=release_settings)
+    assert schedule["ScheduleExpression"] == "at(2026-11-24T00:00:00)"
+    assert schedule["ActionAfterCompletion"] == "DELETE"
+
+    # when the schedule fires (twice: Scheduler delivers at least once)
+    event = json.loads(schedule["Target"]["Input"])
+    first = app.lambda_handler(event, lambda_context)
+    app.lambda_handler(event, lambda_context)
+
+    # then every deferred send is queued; the repeat is left to the send ledger
+    assert first == {"released": 2 * treated}
+    sends = queued_sends(queues)
+    assert len(sends) == 4 * treated
+    assert len({(send["customer_id"], send["channel"]) for send in sends}) == 2 * treated

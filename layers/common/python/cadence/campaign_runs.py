@@ -1,7 +1,9 @@
 """Running campaigns: claim the run, plan it from the profiles, fan the sends out to the dispatch queue."""
 
 import csv
+import hashlib
 import io
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -14,9 +16,9 @@ from cadence.campaigns.definition import Caps
 from cadence.campaigns.plan import Candidate, Contact, ContactHistory, Plan, StackRules, plan_run
 from cadence.campaigns.rules import decile_ceiling
 from cadence.config import CampaignSettings
-from cadence.dal import campaigns_table, contact_history, profiles_table, queues, scores_table, uploads
+from cadence.dal import campaigns_table, contact_history, profiles_table, queues, schedules, scores_table, uploads
 from cadence.errors import InvalidInputError
-from cadence.events import CampaignTrigger
+from cadence.events import CampaignTrigger, ReleaseTrigger
 from cadence.observability import logger, metrics
 
 _PROFILES_PER_READ = 1000
@@ -36,6 +38,9 @@ class RunOutcome:
     members_by_variant: dict[str, int] = field(default_factory=dict)
     considered: int = 0
     members_key: str | None = None
+    # Sends planned for later (local time, quiet hours), and the one-time schedules that release them.
+    sends_deferred: int = 0
+    releases: int = 0
 
 
 def run_campaigns(
@@ -131,6 +136,57 @@ def preview(definition: CampaignDefinition, settings: CampaignSettings, now: dat
     )
 
 
+def release_key(campaign_id: str, run_id: str, moment: datetime) -> str:
+    return f"campaign-runs/{campaign_id}/{run_id}/release-{moment.astimezone(UTC).strftime('%Y%m%dT%H%MZ')}.jsonl"
+
+
+def _defer(plan: Plan, campaign_id: str, due: datetime, settings: CampaignSettings) -> int:
+    """Write each later release's sends to S3 and schedule their release; returns how many sends wait.
+
+    A re-planned run writes the same objects (the plan is deterministic) and finds its schedules made.
+
+    Raises:
+        InvalidInputError: the stack gives no schedule group, role or function to release sends with.
+    """
+    later = {moment: sends for moment, sends in plan.releases.items() if moment > due}
+    if not later:
+        return 0
+    target, group, role = (
+        settings.campaign_function_arn,
+        settings.campaign_schedule_group,
+        settings.campaign_scheduler_role_arn,
+    )
+    if not (target and group and role):
+        raise InvalidInputError(f"campaign {campaign_id}: sends for later need CAMPAIGN_SCHEDULE_GROUP and its role")
+    for moment, sends in sorted(later.items()):
+        key = release_key(campaign_id, plan.run_id, moment)
+        body = "".join(json.dumps(send.to_message(), separators=(",", ":")) + "\n" for send in sends)
+        uploads.put_bytes(settings.data_bucket, key, body.encode("utf-8"), "application/x-ndjson")
+        name = "release-" + hashlib.sha256(key.encode()).hexdigest()[:40]
+        schedules.create_one_time(
+            group=group,
+            name=name,
+            at=moment,
+            target_arn=target,
+            role_arn=role,
+            payload={"release": {"campaign_id": campaign_id, "run_id": plan.run_id, "key": key}},
+            dead_letter_arn=settings.async_failure_queue_arn,
+        )
+    logger.info("sends deferred", extra={"run_id": plan.run_id, "releases": len(later)})
+    return sum(len(sends) for sends in later.values())
+
+
+def release_sends(trigger: ReleaseTrigger, settings: CampaignSettings) -> int:
+    """Queue the sends a run deferred to now; returns how many. A repeated release queues repeats the
+    send ledger ignores; a campaign stopped meanwhile has its sends recorded SUPPRESSED by dispatch."""
+    body = uploads.read_bytes(settings.data_bucket, trigger.release.key).decode("utf-8")
+    messages = [json.loads(line) for line in body.splitlines() if line.strip()]
+    queued = queues.send_json_batches(settings.dispatch_queue_url, messages)
+    logger.info("deferred sends released", extra={"run_id": trigger.release.run_id, "sends": queued})
+    metrics.add_metric(name="DeferredSendsReleased", unit=MetricUnit.Count, value=queued)
+    return queued
+
+
 def members_key(campaign_id: str, run_id: str) -> str:
     return f"campaign-runs/{campaign_id}/{run_id}/members.csv"
 
@@ -150,9 +206,10 @@ def _write_members(plan: Plan, campaign_id: str, settings: CampaignSettings) -> 
 def run_campaign(definition: CampaignDefinition, trigger: CampaignTrigger, settings: CampaignSettings) -> RunOutcome:
     """One run of one campaign; a repeated trigger for the same firing, or an inactive campaign, queues nothing.
 
+    Sends due later (send_at_local, quiet hours) wait in S3 for a one-time schedule that releases them.
+
     Raises:
-        InvalidInputError: the campaign asks for delivery later than its run (send_at_local, quiet hours), which
-            needs the release step that is not built yet.
+        InvalidInputError: sends are due later but the stack gives no schedule group to release them with.
     """
     run_id = run_id_for(definition.campaign_id, trigger.scheduled_time)
     if not definition.active:
@@ -160,9 +217,6 @@ def run_campaign(definition: CampaignDefinition, trigger: CampaignTrigger, setti
         logger.info("campaign inactive, run skipped", extra={"run_id": run_id})
         metrics.add_metric(name="InactiveRunsSkipped", unit=MetricUnit.Count, value=1)
         return RunOutcome(definition.campaign_id, run_id, status="inactive")
-    if definition.send_at_local is not None or definition.quiet_hours is not None:
-        # Refused rather than sent at the wrong hour: releasing deferred sends later is not built yet.
-        raise InvalidInputError(f"campaign {definition.campaign_id}: send_at_local and quiet_hours cannot run yet")
     earlier = campaigns_table.claim_run(settings.campaigns_table, definition.campaign_id, run_id)
     if earlier is campaigns_table.RunStatus.FANNED_OUT:
         logger.info("campaign run already fanned out", extra={"run_id": run_id})
@@ -181,15 +235,15 @@ def run_campaign(definition: CampaignDefinition, trigger: CampaignTrigger, setti
         stack=StackRules(caps=settings.campaign_caps or Caps()),
         secret=secret,
     )
-    due = trigger.scheduled_time + timedelta(minutes=1)
-    if any(moment > due for moment in plan.releases):
-        raise InvalidInputError(f"campaign {definition.campaign_id}: a run planned sends for later")
     sends = plan.sends()
     # Before the sends leave: the next run's caps and re-entry must see them even if this one dies after queueing.
     contact_history.put_run(
         settings.data_bucket, definition.campaign_id, run_id, today, [(s.customer_id, s.channel) for s in sends]
     )
-    queued = queues.send_json_batches(settings.dispatch_queue_url, (send.to_message() for send in sends))
+    due = trigger.scheduled_time + timedelta(minutes=1)
+    now_sends = [send for moment in sorted(plan.releases) if moment <= due for send in plan.releases[moment]]
+    deferred = _defer(plan, definition.campaign_id, due, settings)
+    queued = queues.send_json_batches(settings.dispatch_queue_url, (send.to_message() for send in now_sends))
     counters = plan.counters()
     states = {name.removeprefix("state_"): count for name, count in counters.items() if name.startswith("state_")}
     outcome = RunOutcome(
@@ -206,6 +260,8 @@ def run_campaign(definition: CampaignDefinition, trigger: CampaignTrigger, setti
         members_by_variant={n.removeprefix("variant_"): c for n, c in counters.items() if n.startswith("variant_")},
         considered=counters["considered"],
         members_key=_write_members(plan, definition.campaign_id, settings),
+        sends_deferred=deferred,
+        releases=sum(1 for moment in plan.releases if moment > due),
     )
     summary = {key: value for key, value in asdict(outcome).items() if key not in {"campaign_id", "run_id", "status"}}
     campaigns_table.finish_run(settings.campaigns_table, definition.campaign_id, run_id, summary)

@@ -71,6 +71,12 @@ class CampaignSettings(_EnvSettings):
     data_bucket: str
     # Frequency caps over every campaign, e.g. {"overall": {"max": 3, "days": 7}}; a campaign's own caps replace them.
     campaign_caps: Json[Caps] | None = None
+    # Sends a run plans for later (local time, quiet hours) are released by one-time schedules invoking this
+    # function; without these settings such a run is refused rather than sent at the wrong hour.
+    campaign_function_arn: str | None = None
+    campaign_schedule_group: str | None = None
+    campaign_scheduler_role_arn: str | None = None
+    async_failure_queue_arn: str | None = None
 
 
 class DispatchSettings(_EnvSettings):

@@ -26,6 +26,20 @@ class CampaignTrigger(BaseModel):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+class ReleaseRef(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    campaign_id: str
+    run_id: str
+    key: str = Field(pattern=r"^campaign-runs/.+/release-\d{8}T\d{4}Z\.jsonl$")
+
+
+class ReleaseTrigger(BaseModel):
+    """The Input of a one-time schedule releasing the sends a run deferred (local time, quiet hours)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    release: ReleaseRef
+
+
 class RescoreTrigger(BaseModel):
     """What starts a full re-score: the daily schedule's Input, or any payload (even none) from a hand invocation."""
 
