@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from boto3.dynamodb.conditions import Attr
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from cadence.dal import clients
 from cadence.dal.items import from_item, to_item
+from cadence.errors import InvalidInputError
 
 DEFINITION = "DEFINITION"
 
@@ -134,3 +135,48 @@ def get_run(table_name: str, campaign_id: str, run_id: str) -> dict[str, Any] | 
     except ClientError as exc:
         raise clients.translate(exc, "campaigns.get_run") from exc
     return from_item(item["Item"]) if "Item" in item else None
+
+
+def list_definitions(table_name: str) -> Iterator[dict[str, Any]]:
+    """Every stored campaign definition, with `active` as the item's attribute says (the operator's view)."""
+    pages = clients.scan_pages(
+        table_name, "campaigns.list_definitions", FilterExpression=Attr("record_key").eq(DEFINITION)
+    )
+    for page in pages:
+        for item in page:
+            yield _stored_definition(item)
+
+
+def set_active(table_name: str, campaign_id: str, active: bool) -> None:
+    """Switch a stored campaign on or off: the item attribute the daily sweep and dispatch read.
+
+    Raises:
+        InvalidInputError: no campaign with that id is stored.
+    """
+    try:
+        clients.table(table_name).update_item(
+            Key={"campaign_id": campaign_id, "record_key": DEFINITION},
+            UpdateExpression="SET active = :active, updated_at = :now",
+            ConditionExpression="attribute_exists(record_key)",
+            ExpressionAttributeValues={":active": active, ":now": datetime.now(UTC).isoformat()},
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            raise InvalidInputError(f"campaign {campaign_id} is not deployed") from exc
+        raise clients.translate(exc, "campaigns.set_active") from exc
+
+
+def list_runs(table_name: str, campaign_id: str, limit: int = 10) -> list[dict[str, Any]]:
+    """A campaign's latest runs, newest first, with their counters (the coupon secret stays in the table)."""
+    try:
+        page = clients.table(table_name).query(
+            KeyConditionExpression=Key("campaign_id").eq(campaign_id) & Key("record_key").begins_with(_run_key("")),
+            ScanIndexForward=False,  # run ids end in their scheduled time, so the sort key orders runs by time
+            Limit=limit,
+        )
+    except ClientError as exc:
+        raise clients.translate(exc, "campaigns.list_runs") from exc
+    return [
+        from_item({key: value for key, value in item.items() if key != "coupon_secret"})
+        for item in page.get("Items", [])
+    ]
