@@ -17,12 +17,14 @@ STAMP := $(VENV)/.installed
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(STAMP): requirements-dev.txt constraints.txt
+$(STAMP): requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON_FOR_VENV) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	# The layer's package is importable everywhere in the venv, as /opt/python is in Lambda.
 	echo "$(CURDIR)/layers/common/python" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/cadence-layer.pth"
+	# The `cadence` console script (cadence_cli/), editable; setuptools comes from requirements-dev.txt.
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 venv: $(STAMP)  ## create the virtual environment (python3.13) with every dev dependency

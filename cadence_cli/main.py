@@ -1,0 +1,291 @@
+"""cadence: manage campaigns in a deployed stack.
+
+    cadence campaign validate FILE
+    cadence campaign deploy FILE
+    cadence campaign list
+    cadence campaign show ID
+    cadence campaign preview FILE [--members OUT.csv]
+    cadence campaign pause ID | resume ID
+    cadence campaign run-now ID
+
+Every command takes --stack-name (default $CADENCE_STACK_NAME, else cadence-dev), --endpoint-url (e.g.
+http://127.0.0.1:4566 for the local stack) and --json. The stack's resources come from its CloudFormation Outputs.
+"""
+
+import argparse
+import csv
+import os
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from cadence import campaign_runs
+from cadence.campaigns.plan import Plan
+from cadence.dal import campaigns_table
+from cadence.errors import CadenceError, InvalidInputError
+from cadence_cli import render, stack
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+_SAMPLE_MEMBERS = 5
+_NOT_YET = (
+    "Not available yet: `cancel` (stopping a run under way) waits for the campaign lifecycle state machine; "
+    "`pause` stops future runs and queued sends meanwhile."
+)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    definition = stack.load_definition(args.file)
+    if args.json:
+        render.emit_json({"file": str(args.file), "valid": True, "campaign_id": definition.campaign_id})
+    else:
+        render.line(f"{args.file}: valid campaign {definition.campaign_id}")
+    return EXIT_OK
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    definition = stack.load_definition(args.file)
+    stack.deploy(definition, _outputs(args))
+    if args.json:
+        render.emit_json({"campaign_id": definition.campaign_id, "active": definition.active})
+    else:
+        render.line(f"stored campaign {definition.campaign_id} (active={definition.active})")
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace) -> int:
+    table = stack.output(_outputs(args), "CampaignsTableName")
+    rows = sorted(
+        (_summary(stored) for stored in campaigns_table.list_definitions(table)), key=lambda row: row["campaign_id"]
+    )
+    if args.json:
+        render.emit_json({"campaigns": rows})
+        return EXIT_OK
+    columns = ("campaign_id", "name", "active", "channels", "schedule")
+    render.table("campaigns", columns, ([row[column] for column in columns] for row in rows))
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    table = stack.output(_outputs(args), "CampaignsTableName")
+    stored = _deployed(table, args.campaign_id)
+    runs = campaigns_table.list_runs(table, args.campaign_id, limit=args.runs)
+    if args.json:
+        render.emit_json({"campaign": {**stored, "schedule_text": _schedule_text(stored)}, "runs": runs})
+        return EXIT_OK
+    summary = _summary(stored)
+    audience = yaml.safe_dump(stored.get("audience"), default_flow_style=True, sort_keys=False).strip()
+    details = {
+        **summary,
+        "holdout_percent": stored.get("holdout_percent"),
+        "audience": audience,
+        "offer": stored.get("offer"),
+        "variants": [variant["name"] for variant in stored.get("variants", [])],
+    }
+    render.table(f"campaign {args.campaign_id}", ("", ""), details.items())
+    columns = ("run_id", "status", "started_at", "audience_size", "members_by_state", "sends_by_channel")
+    render.table("last runs", columns, ([run.get(column) for column in columns] for run in runs))
+    return EXIT_OK
+
+
+def _preview(args: argparse.Namespace) -> int:
+    definition = stack.load_definition(args.file)
+    settings = stack.campaign_settings(_outputs(args))
+    plan = campaign_runs.preview(definition, settings, args.at)
+    rows = [member.row() for member in plan.members]
+    if args.members:
+        _write_members(args.members, rows)
+    report = _plan_report(plan)
+    if args.json:
+        sample = rows[: args.sample]
+        render.emit_json({**report, "sample_members": sample, "members_file": str(args.members or "") or None})
+        return EXIT_OK
+    render.line(f"preview of {definition.campaign_id} at {args.at:%Y-%m-%dT%H:%M:%SZ} (nothing written, nothing sent)")
+    render.line(f"considered {report['considered']} scored customers; audience {report['audience']}")
+    render.counts("members by state", report["members_by_state"], total=report["audience"])
+    render.counts("members by variant", report["members_by_variant"])
+    render.counts("sends by channel", report["sends_by_channel"])
+    if rows:
+        columns = list(rows[0])
+        render.table("sample members", columns, ([row[column] for column in columns] for row in rows[: args.sample]))
+    if args.members:
+        render.line(f"wrote {len(rows)} members to {args.members}")
+    return EXIT_OK
+
+
+def _set_active(active: bool) -> Callable[[argparse.Namespace], int]:
+    def command(args: argparse.Namespace) -> int:
+        campaigns_table.set_active(stack.output(_outputs(args), "CampaignsTableName"), args.campaign_id, active)
+        if args.json:
+            render.emit_json({"campaign_id": args.campaign_id, "active": active})
+        else:
+            render.line(f"campaign {args.campaign_id} {'resumed' if active else 'paused'} (active={active})")
+        return EXIT_OK
+
+    return command
+
+
+def _run_now(args: argparse.Namespace) -> int:
+    outputs = _outputs(args)
+    _deployed(stack.output(outputs, "CampaignsTableName"), args.campaign_id)
+    name = stack.run_now(args.campaign_id, outputs)
+    if args.json:
+        render.emit_json({"campaign_id": args.campaign_id, "schedule_name": name})
+    else:
+        render.line(f"scheduled one-time run {name}")
+    return EXIT_OK
+
+
+def _outputs(args: argparse.Namespace) -> dict[str, str]:
+    stack.use_endpoint(args.endpoint_url)
+    if args.outputs_file:
+        return stack.outputs_from_file(args.outputs_file)
+    return stack.stack_outputs(args.stack_name)
+
+
+def _deployed(table: str, campaign_id: str) -> dict[str, Any]:
+    stored = campaigns_table.get_definition(table, campaign_id)
+    if stored is None:
+        raise InvalidInputError(f"campaign {campaign_id} is not deployed")
+    return stored
+
+
+def _summary(stored: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "campaign_id": stored.get("campaign_id"),
+        "name": stored.get("name"),
+        "active": stored.get("active") is True,
+        "channels": list(stored.get("channels", [])),
+        "schedule": _schedule_text(stored),
+    }
+
+
+def _schedule_text(stored: Mapping[str, Any]) -> str | None:
+    """`cron(...) Asia/Shanghai`; None when the campaign runs on the stack's daily schedule only."""
+    schedule = stored.get("schedule")
+    if not schedule:
+        return None
+    expression = next((f"{kind}({schedule[kind]})" for kind in ("at", "cron", "rate") if schedule.get(kind)), "")
+    zone = schedule.get("timezone") or stored.get("default_timezone", "UTC")
+    return f"{expression} {zone}".strip()
+
+
+def _plan_report(plan: Plan) -> dict[str, Any]:
+    counters = plan.counters()
+
+    def prefixed(prefix: str) -> dict[str, int]:
+        return {name.removeprefix(prefix): n for name, n in counters.items() if name.startswith(prefix)}
+
+    return {
+        "run_id": plan.run_id,
+        "considered": counters["considered"],
+        "audience": counters["audience"],
+        "members_by_state": prefixed("state_"),
+        "members_by_variant": prefixed("variant_"),
+        "sends_by_channel": prefixed("sends_"),
+    }
+
+
+def _write_members(path: Path, rows: list[dict[str, Any]]) -> None:
+    # The same columns as the members.csv a real run writes to the data bucket.
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else ["customer_id", "state"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--stack-name",
+        default=os.environ.get("CADENCE_STACK_NAME", "cadence-dev"),
+        help="the stack whose Outputs name the resources (default: $CADENCE_STACK_NAME, else cadence-dev)",
+    )
+    common.add_argument("--endpoint-url", default=None, help="e.g. http://127.0.0.1:4566 for the local stack")
+    common.add_argument(
+        "--outputs-file",
+        type=Path,
+        default=None,
+        metavar="OUTPUTS.json",
+        help="read the stack's Outputs from this JSON object instead of CloudFormation (e.g. the local stack's)",
+    )
+    common.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+
+    parser = argparse.ArgumentParser(
+        prog="cadence", description="Manage campaigns in a cadence stack.", epilog=_NOT_YET
+    )
+    groups = parser.add_subparsers(dest="group", required=True)
+    campaign = groups.add_parser("campaign", help="campaign definitions and runs", epilog=_NOT_YET)
+    commands = campaign.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("validate", _validate, "check a campaign YAML file (no stack needed)").add_argument("file", type=Path)
+    command("deploy", _deploy, "validate a campaign YAML file and store it in the stack").add_argument(
+        "file", type=Path
+    )
+    command("list", _list, "every stored campaign: id, name, active flag, channels, schedule")
+    show = command("show", _show, "a stored campaign and its last runs with their counters")
+    show.add_argument("campaign_id")
+    show.add_argument("--runs", type=int, default=10, help="how many of the latest runs (default 10)")
+    preview = command("preview", _preview, "the plan a run would make now, from the stack's data; writes nothing")
+    preview.add_argument("file", type=Path)
+    preview.add_argument("--members", type=Path, default=None, metavar="OUT.csv", help="write every member row here")
+    preview.add_argument("--sample", type=int, default=_SAMPLE_MEMBERS, help="sample members to print (default 5)")
+    preview.add_argument(
+        "--at", type=_moment, default=None, metavar="ISO_TIME", help="plan as if the run fired then (default: now)"
+    )
+    command("pause", _set_active(False), "switch a stored campaign off (runs skip it, queued sends are suppressed)")
+    command("resume", _set_active(True), "switch a stored campaign on again")
+    command("run-now", _run_now, "fire a stored campaign once, now (a one-time EventBridge schedule)")
+    for name in ("pause", "resume", "run-now"):
+        commands.choices[name].add_argument("campaign_id")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "at", None) is None and args.command == "preview":
+        args.at = datetime.now(UTC).replace(microsecond=0)
+    try:
+        result: int = args.handler(args)
+    except ValidationError as exc:
+        if args.json:
+            render.emit_json({"errors": _errors(exc)})
+        for error in _errors(exc):
+            render.problem(f"invalid: {error['field']}: {error['message']}")
+        return EXIT_BAD_INPUT
+    except yaml.YAMLError as exc:
+        render.problem(f"invalid: {args.file}: not YAML: {' '.join(str(exc).split())}")
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        render.problem(f"invalid: {exc}")
+        return EXIT_BAD_INPUT
+    except InvalidInputError as exc:
+        render.problem(f"invalid: {exc}")
+        return EXIT_BAD_INPUT
+    except (stack.StackError, CadenceError, BotoCoreError, ClientError) as exc:
+        # No credentials or region, an unreachable endpoint, a throttled or refused call: not the input's fault.
+        render.problem(f"error: {exc}")
+        return EXIT_FAILED
+    return result
+
+
+def _errors(exc: ValidationError) -> list[dict[str, str]]:
+    # include_input=False: a rejected value may be a customer's address or a message body.
+    return [
+        {"field": ".".join(str(part) for part in error["loc"]), "message": error["msg"].removeprefix("Value error, ")}
+        for error in exc.errors(include_input=False)
+    ]

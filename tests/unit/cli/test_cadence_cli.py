@@ -1,0 +1,329 @@
+"""The `cadence` CLI run in-process (main(argv)) against moto; the stack is a CloudFormation stack with Outputs."""
+
+import csv
+import json
+import sys
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+
+import boto3
+import pytest
+
+from cadence.dal import campaigns_table
+from cadence_cli.main import main
+from infra import campaigns as infra_campaigns
+
+ROOT = Path(__file__).resolve().parents[3]
+COUPON = ROOT / "infra" / "campaigns" / "coupon.yaml"
+STACK = "cadence-cli-test"
+AT = "2026-12-01T10:00:00+00:00"
+
+
+@pytest.fixture
+def stack(tables: dict[str, str], queues: dict[str, str], data_bucket: str) -> dict[str, str]:
+    """A tiny CloudFormation stack in moto whose Outputs name the test resources, as template.yaml's do."""
+    boto3.client("scheduler").create_schedule_group(Name="cadence-cli-test-campaigns")
+    outputs = {
+        "ProfilesTableName": tables["ProfilesTable"],
+        "ActivityTableName": tables["ActivityTable"],
+        "ScoresTableName": tables["ScoresTable"],
+        "CampaignsTableName": tables["CampaignsTable"],
+        "DispatchQueueUrl": queues["DISPATCH_QUEUE_URL"],
+        "DataBucketName": data_bucket,
+        "CampaignCaps": '{"overall": {"max": 3, "days": 7}}',
+        "CampaignScheduleGroupName": "cadence-cli-test-campaigns",
+        "CampaignFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:campaign",
+        "CampaignSchedulerRoleArn": "arn:aws:iam::123456789012:role/scheduler",
+    }
+    template = {
+        "Resources": {"Placeholder": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    boto3.client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(template))
+    return outputs
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["campaign", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def with_stack(*argv: str) -> tuple[str, ...]:
+    return (*argv, "--stack-name", STACK)
+
+
+def test_validate_exits_0_for_the_shipped_coupon_campaign(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "validate", str(COUPON))
+
+    assert code == 0
+    assert "valid campaign loyal-winback-coupon" in out
+
+
+def test_validate_exits_2_naming_the_field_when_the_audience_has_a_typo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(COUPON.read_text().replace("field: order_count", "field: order_cnt"))
+
+    code, out, err = run(capsys, "validate", str(typo), "--json")
+
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert "audience.all[0].field" in lines[0]
+    assert "order_count" in lines[0]  # the suggestion
+    assert json.loads(out)["errors"][0]["field"] == "audience"
+
+
+def test_validate_exits_2_with_one_line_per_problem_when_several_fields_are_wrong(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("campaign_id: Not An Id\nname: x\nchannels: [sms]\nholdout_percent: 90\nsms: {text: hi}\n")
+
+    code, _, err = run(capsys, "validate", str(bad))
+
+    assert code == 2
+    fields = sorted(line.split(":")[1].strip() for line in err.strip().splitlines())
+    assert fields == ["campaign_id", "holdout_percent"]
+
+
+def test_deploy_list_and_show_round_trip_with_the_last_runs_counters(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given the coupon campaign deployed, and one finished run of it
+    code, out, _ = run(capsys, *with_stack("deploy", str(COUPON)))
+    assert code == 0
+    assert "stored campaign loyal-winback-coupon (active=True)" in out
+    table = stack["CampaignsTableName"]
+    run_id = "loyal-winback-coupon@2026-11-30T02:00:00Z"
+    campaigns_table.claim_run(table, "loyal-winback-coupon", run_id)
+    summary = {"audience_size": 7, "members_by_state": {"queued": 5, "holdout": 2}, "sends_by_channel": {"sms": 5}}
+    campaigns_table.finish_run(table, "loyal-winback-coupon", run_id, summary)
+
+    # when it is listed and shown
+    _, listed, _ = run(capsys, *with_stack("list", "--json"))
+    code, shown, _ = run(capsys, *with_stack("show", "loyal-winback-coupon", "--json"))
+    _, table_text, _ = run(capsys, *with_stack("show", "loyal-winback-coupon"))
+
+    # then both describe what was deployed, and the run with its counters (never its coupon secret)
+    assert json.loads(listed)["campaigns"] == [
+        {
+            "campaign_id": "loyal-winback-coupon",
+            "name": "Loyal customers who have not visited in 3 months",
+            "active": True,
+            "channels": ["sms"],
+            "schedule": None,
+        }
+    ]
+    assert code == 0
+    document = json.loads(shown)
+    assert document["campaign"]["active"] is True
+    assert document["campaign"]["offer"]["by"] == "decile"
+    [stored_run] = document["runs"]
+    assert stored_run["run_id"] == run_id
+    assert stored_run["status"] == "FANNED_OUT"
+    assert stored_run["audience_size"] == 7
+    assert stored_run["members_by_state"] == {"queued": 5, "holdout": 2}
+    assert stored_run["sends_by_channel"] == {"sms": 5}
+    assert "coupon_secret" not in stored_run
+    assert run_id in table_text
+    assert "queued=5" in table_text
+
+
+def test_show_lists_runs_newest_first_and_at_most_the_number_asked(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, *with_stack("deploy", str(COUPON)))
+    table = stack["CampaignsTableName"]
+    for day in ("01", "03", "02"):
+        campaigns_table.claim_run(table, "loyal-winback-coupon", f"loyal-winback-coupon@2026-11-{day}T02:00:00Z")
+    # another campaign's run is not this one's
+    campaigns_table.claim_run(table, "other", "other@2026-11-04T02:00:00Z")
+
+    _, shown, _ = run(capsys, *with_stack("show", "loyal-winback-coupon", "--runs", "2", "--json"))
+
+    assert [r["run_id"][-20:-10] for r in json.loads(shown)["runs"]] == ["2026-11-03", "2026-11-02"]
+
+
+def test_pause_makes_the_stored_campaign_inactive_and_resume_active_again(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = stack["CampaignsTableName"]
+    run(capsys, *with_stack("deploy", str(COUPON)))
+
+    code, out, _ = run(capsys, *with_stack("pause", "loyal-winback-coupon", "--json"))
+    assert code == 0
+    assert json.loads(out) == {"campaign_id": "loyal-winback-coupon", "active": False}
+    assert campaigns_table.get_definition(table, "loyal-winback-coupon")["active"] is False
+    assert list(campaigns_table.active_campaign_ids(table)) == []
+
+    code, _, _ = run(capsys, *with_stack("resume", "loyal-winback-coupon"))
+    assert code == 0
+    stored = campaigns_table.get_definition(table, "loyal-winback-coupon")
+    assert stored["active"] is True
+    assert stored["offer"]["by"] == "decile"  # the definition is untouched
+    assert list(campaigns_table.active_campaign_ids(table)) == ["loyal-winback-coupon"]
+
+
+def test_pause_exits_2_and_stores_nothing_when_the_campaign_is_not_deployed(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, *with_stack("pause", "no-such-campaign"))
+
+    assert code == 2
+    assert "no-such-campaign is not deployed" in err
+    assert campaigns_table.get_definition(stack["CampaignsTableName"], "no-such-campaign") is None
+
+
+def put_customers(stack: dict[str, str]) -> None:
+    """12 scored customers: 8 loyal and away (audience), of whom 2 without SMS consent; 4 outside the audience."""
+    dynamodb = boto3.resource("dynamodb")
+    profiles = dynamodb.Table(stack["ProfilesTableName"])
+    activity = dynamodb.Table(stack["ActivityTableName"])
+    scores = dynamodb.Table(stack["ScoresTableName"])
+    for i in range(12):
+        customer_id = f"C{i:03d}"
+        in_audience = i < 8
+        profiles.put_item(
+            Item={
+                "customer_id": customer_id,
+                "first_name": "Ann",
+                "phone": f"+86138{i:08d}",
+                "consent_sms": i not in {6, 7},
+            }
+        )
+        activity.put_item(
+            Item={
+                "customer_id": customer_id,
+                "order_count": 5 if in_audience else 1,
+                "last_visit_at": "2026-06-01T00:00:00+00:00",
+            }
+        )
+        scores.put_item(
+            Item={"customer_id": customer_id, "decile": i % 10 + 1, "score": Decimal("0.5"), "model_version": "m1"}
+        )
+
+
+def test_preview_counts_add_up_and_members_file_has_one_row_per_member_and_nothing_is_written(
+    stack: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put_customers(stack)
+    members = tmp_path / "members.csv"
+
+    code, out, _ = run(capsys, *with_stack("preview", str(COUPON), "--at", AT, "--members", str(members), "--json"))
+
+    assert code == 0
+    report = json.loads(out)
+    assert report["considered"] == 12
+    assert report["audience"] == 8
+    assert sum(report["members_by_state"].values()) == 8
+    assert report["members_by_state"]["no_consent"] == 2
+    assert report["members_by_state"]["queued"] + report["members_by_state"]["holdout"] == 6
+    assert sum(report["members_by_variant"].values()) == 8
+    assert report["sends_by_channel"] == {"email": 0, "sms": report["members_by_state"]["queued"]}
+    assert len(report["sample_members"]) == 5
+    with members.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert sorted(row["customer_id"] for row in rows) == [f"C{i:03d}" for i in range(8)]
+    assert {row["state"] for row in rows} <= {"queued", "holdout", "no_consent"}
+    # a preview claims no run, queues nothing and writes nothing to the bucket
+    assert campaigns_table.list_runs(stack["CampaignsTableName"], "loyal-winback-coupon") == []
+    sqs = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=stack["DispatchQueueUrl"], AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    assert sqs["Attributes"]["ApproximateNumberOfMessages"] == "0"
+    assert boto3.client("s3").list_objects_v2(Bucket=stack["DataBucketName"])["KeyCount"] == 0
+
+
+def test_preview_prints_counts_per_state_variant_and_channel(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    put_customers(stack)
+
+    code, out, _ = run(capsys, *with_stack("preview", str(COUPON), "--at", AT))
+
+    assert code == 0
+    for heading in ("members by state", "members by variant", "sends by channel", "sample members"):
+        assert heading in out
+    assert "audience 8" in out
+
+
+def test_run_now_creates_a_one_time_schedule_for_a_deployed_campaign(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, *with_stack("deploy", str(COUPON)))
+
+    code, out, _ = run(capsys, *with_stack("run-now", "loyal-winback-coupon", "--json"))
+
+    assert code == 0
+    name = json.loads(out)["schedule_name"]
+    schedule = boto3.client("scheduler").get_schedule(Name=name, GroupName=stack["CampaignScheduleGroupName"])
+    assert schedule["ScheduleExpression"].startswith("at(")
+    assert json.loads(schedule["Target"]["Input"])["campaign_id"] == "loyal-winback-coupon"
+    assert schedule["Target"]["Arn"] == stack["CampaignFunctionArn"]
+
+
+def test_run_now_exits_2_when_the_campaign_is_not_deployed(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, *with_stack("run-now", "no-such-campaign"))
+
+    assert code == 2
+    assert "not deployed" in err
+    schedules = boto3.client("scheduler").list_schedules(GroupName=stack["CampaignScheduleGroupName"])
+    assert schedules["Schedules"] == []
+
+
+def test_commands_exit_1_naming_the_stack_when_it_does_not_exist(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "list", "--stack-name", "no-such-stack")
+
+    assert code == 1
+    assert "no-such-stack" in err
+
+
+def test_outputs_file_replaces_cloudformation(
+    stack: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(stack))
+
+    code, _, _ = run(capsys, "deploy", str(COUPON), "--stack-name", "no-such-stack", "--outputs-file", str(outputs))
+
+    assert code == 0
+    assert campaigns_table.get_definition(stack["CampaignsTableName"], "loyal-winback-coupon") is not None
+
+
+def test_infra_campaigns_still_delegates_to_the_cli(stack: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    definition = infra_campaigns.load_definition(COUPON)
+    infra_campaigns.deploy(definition, infra_campaigns.stack_outputs(STACK))
+
+    assert infra_campaigns.main(["validate", str(COUPON)]) == 0
+    assert campaigns_table.get_definition(stack["CampaignsTableName"], "loyal-winback-coupon") is not None
+
+
+def test_pyproject_declares_the_console_script_and_packages_only_the_cli() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+    assert project["project"]["scripts"] == {"cadence": "cadence_cli.main:main"}
+    assert project["tool"]["setuptools"]["packages"] == ["cadence_cli"]
+
+
+def test_the_console_script_is_installed_in_the_venv_running_the_tests() -> None:
+    # `make venv` installs it (pip install -e .); a venv built some other way would fail here, as it should.
+    script = Path(sys.executable).parent / "cadence"
+
+    assert script.is_file()
+    assert "cadence_cli.main" in script.read_text(encoding="utf-8")
+
+
+def test_help_says_cancel_is_not_available_yet(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["campaign", "--help"])
+
+    assert exit_info.value.code == 0
+    assert "`cancel`" in " ".join(capsys.readouterr().out.split())
