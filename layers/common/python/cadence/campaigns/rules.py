@@ -18,7 +18,7 @@ import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -249,9 +249,25 @@ def _day(value: Any) -> date | None:
         return None
 
 
-def _days_since(value: Any, today: date) -> float:
-    day = _day(value)
-    return math.inf if day is None else float((today - day).days)
+def _moment(value: Any) -> datetime | None:
+    """A stored timestamp as UTC (naive ones are UTC; a bare date is its midnight, UTC)."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _days_since(value: Any, now: datetime) -> float:
+    # Whole days elapsed, as cadence.features counts them: 90 days and 23 hours is 90, not 91.
+    moment = _moment(value)
+    return math.inf if moment is None else float((now.astimezone(UTC) - moment) // timedelta(days=1))
 
 
 def member_view(
@@ -271,11 +287,11 @@ def member_view(
             "total_spend": spend,
             "avg_spend": spend / orders if orders else None,
             "event_count": _comparable(activity.get("event_count")) or 0.0,
-            "days_since_last_order": _days_since(activity.get("last_order_at"), today),
-            "days_since_first_order": _days_since(activity.get("first_order_at"), today),
-            "days_since_last_visit": _days_since(activity.get("last_visit_at"), today),
-            "days_since_last_open": _days_since(activity.get("last_open_at"), today),
-            "days_since_last_click": _days_since(activity.get("last_click_at"), today),
+            "days_since_last_order": _days_since(activity.get("last_order_at"), now),
+            "days_since_first_order": _days_since(activity.get("first_order_at"), now),
+            "days_since_last_visit": _days_since(activity.get("last_visit_at"), now),
+            "days_since_last_open": _days_since(activity.get("last_open_at"), now),
+            "days_since_last_click": _days_since(activity.get("last_click_at"), now),
             "tenure_days": float((today - signup).days) if signup else None,
             "country": profile.get("country"),
             "city": profile.get("city"),
