@@ -274,6 +274,7 @@ def worker_main(spec: FunctionSpec, connection: Connection, base_path: list[str]
         if path.is_dir()
     ]
     sys.path[:] = [spec.code_dir, *layer_paths, *base_path]
+    _forget_preloaded([spec.code_dir, *(path for path in layer_paths if Path(path).name == "python")])
     os.chdir(spec.code_dir)
 
     api_calls = _count_api_calls()
@@ -309,6 +310,25 @@ def worker_main(spec: FunctionSpec, connection: Connection, base_path: list[str]
         calls = {operation: count - calls_before[operation] for operation, count in api_calls.items()}
         calls = {operation: count for operation, count in calls.items() if count}
         connection.send(("result", request_id, payload_json, error, duration_ms, started, calls))
+
+
+def _forget_preloaded(function_paths: list[str]) -> None:
+    """Drop every module the function's code or layers' ``python/`` provide, imported before the sandbox was set.
+
+    Spawn imports the parent's ``__main__`` module in the worker before ``worker_main`` runs; if that module imports
+    (say) ``cadence``, the handler would get modules initialised in the parent's environment, not the function's:
+    Powertools' ``Metrics()`` built without ``POWERTOOLS_METRICS_NAMESPACE`` fails every invocation. Lambda's cold
+    start imports them fresh, so the worker does too. Built dependencies (``site-packages``) stay: they stand in for
+    the venv's, and extension modules cannot be imported twice.
+    """
+    provided = {
+        entry.stem if entry.suffix == ".py" else entry.name
+        for folder in function_paths
+        for entry in Path(folder).iterdir()
+        if entry.suffix == ".py" or (entry.is_dir() and entry.name.isidentifier())
+    }
+    for name in [name for name in sys.modules if name.partition(".")[0] in provided]:
+        del sys.modules[name]
 
 
 def _count_api_calls() -> Counter[str]:
