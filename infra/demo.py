@@ -135,6 +135,7 @@ def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
         def fire(path: Path) -> dict[str, Any]:
             """Store the campaign, fire it once now, wait for its run to fan out and its sends to settle."""
             from infra import campaigns  # noqa: PLC0415 - spawned workers import this module: keep it light
+
             definition = campaigns.load_definition(path)
             campaigns.deploy(definition, outputs)
             campaigns.run_now(definition.campaign_id, outputs)
