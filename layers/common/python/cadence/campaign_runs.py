@@ -12,8 +12,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cadence.campaigns import CampaignDefinition, run_id_for
-from cadence.campaigns.definition import Caps
-from cadence.campaigns.plan import Candidate, Contact, ContactHistory, Plan, StackRules, plan_run
+from cadence.campaigns.plan import Candidate, Contact, ContactHistory, Plan, Send, StackRules, plan_run
 from cadence.campaigns.rules import decile_ceiling
 from cadence.config import CampaignSettings
 from cadence.dal import campaigns_table, contact_history, profiles_table, queues, schedules, scores_table, uploads
@@ -107,7 +106,7 @@ def load_history(
 
     A few S3 reads per day of the window (one object per run), whatever the audience size.
     """
-    caps = definition.caps or settings.campaign_caps or Caps()
+    caps = definition.caps or settings.campaign_caps
     days = [today - timedelta(days=age) for age in range(caps.window_days)]
     rows = list(contact_history.contacts_on(settings.data_bucket, days, except_run=run_id))
     reentry = definition.reentry.days
@@ -121,26 +120,30 @@ def load_history(
     )
 
 
-def preview(definition: CampaignDefinition, settings: CampaignSettings, now: datetime) -> Plan:
-    """The plan a run at `now` would make, reading what a run reads and writing nothing (no claim, no sends)."""
-    run_id = run_id_for(definition.campaign_id, now)
-    today = now.astimezone(UTC).date()
+def _plan(definition: CampaignDefinition, run_id: str, now: datetime, settings: CampaignSettings, secret: str) -> Plan:
+    """Plan a run from the audience and the contact history, as of `now`."""
     return plan_run(
         definition,
         run_id,
         candidates(definition, settings),
         now=now,
-        history=load_history(definition, run_id, today, settings),
-        stack=StackRules(caps=settings.campaign_caps or Caps()),
-        secret="preview",  # noqa: S106 - codes a preview shows are never sent: a real run derives its own
+        history=load_history(definition, run_id, now.astimezone(UTC).date(), settings),
+        stack=StackRules(caps=settings.campaign_caps),
+        secret=secret,
     )
+
+
+def preview(definition: CampaignDefinition, settings: CampaignSettings, now: datetime) -> Plan:
+    """The plan a run at `now` would make, reading what a run reads and writing nothing (no claim, no sends)."""
+    # Codes a preview shows are never sent: a real run derives its own from the secret stored with the run.
+    return _plan(definition, run_id_for(definition.campaign_id, now), now, settings, secret="preview")  # noqa: S106
 
 
 def release_key(campaign_id: str, run_id: str, moment: datetime) -> str:
     return f"campaign-runs/{campaign_id}/{run_id}/release-{moment.astimezone(UTC).strftime('%Y%m%dT%H%MZ')}.jsonl"
 
 
-def _defer(plan: Plan, campaign_id: str, due: datetime, settings: CampaignSettings) -> int:
+def _defer(run_id: str, campaign_id: str, later: Mapping[datetime, list[Send]], settings: CampaignSettings) -> int:
     """Write each later release's sends to S3 and schedule their release; returns how many sends wait.
 
     A re-planned run writes the same objects (the plan is deterministic) and finds its schedules made.
@@ -148,7 +151,6 @@ def _defer(plan: Plan, campaign_id: str, due: datetime, settings: CampaignSettin
     Raises:
         InvalidInputError: the stack gives no schedule group, role or function to release sends with.
     """
-    later = {moment: sends for moment, sends in plan.releases.items() if moment > due}
     if not later:
         return 0
     target, group, role = (
@@ -158,8 +160,8 @@ def _defer(plan: Plan, campaign_id: str, due: datetime, settings: CampaignSettin
     )
     if not (target and group and role):
         raise InvalidInputError(f"campaign {campaign_id}: sends for later need CAMPAIGN_SCHEDULE_GROUP and its role")
-    for moment, sends in sorted(later.items()):
-        key = release_key(campaign_id, plan.run_id, moment)
+    for moment, sends in later.items():
+        key = release_key(campaign_id, run_id, moment)
         body = "".join(json.dumps(send.to_message(), separators=(",", ":")) + "\n" for send in sends)
         uploads.put_bytes(settings.data_bucket, key, body.encode("utf-8"), "application/x-ndjson")
         name = "release-" + hashlib.sha256(key.encode()).hexdigest()[:40]
@@ -169,10 +171,10 @@ def _defer(plan: Plan, campaign_id: str, due: datetime, settings: CampaignSettin
             at=moment,
             target_arn=target,
             role_arn=role,
-            payload={"release": {"campaign_id": campaign_id, "run_id": plan.run_id, "key": key}},
+            payload={"release": {"campaign_id": campaign_id, "run_id": run_id, "key": key}},
             dead_letter_arn=settings.async_failure_queue_arn,
         )
-    logger.info("sends deferred", extra={"run_id": plan.run_id, "releases": len(later)})
+    logger.info("sends deferred", extra={"run_id": run_id, "releases": len(later)})
     return sum(len(sends) for sends in later.values())
 
 
@@ -225,24 +227,14 @@ def run_campaign(definition: CampaignDefinition, trigger: CampaignTrigger, setti
     # A run left in PLANNING by a crashed attempt is planned again: the plan is deterministic (coupon codes too:
     # they derive from the secret stored with the run) and the send ledger makes re-queued sends harmless.
     secret = campaigns_table.run_secret(settings.campaigns_table, definition.campaign_id, run_id)
+    plan = _plan(definition, run_id, trigger.scheduled_time, settings, secret)
     today = trigger.scheduled_time.astimezone(UTC).date()
-    plan = plan_run(
-        definition,
-        run_id,
-        candidates(definition, settings),
-        now=trigger.scheduled_time,
-        history=load_history(definition, run_id, today, settings),
-        stack=StackRules(caps=settings.campaign_caps or Caps()),
-        secret=secret,
-    )
-    sends = plan.sends()
     # Before the sends leave: the next run's caps and re-entry must see them even if this one dies after queueing.
     contact_history.put_run(
-        settings.data_bucket, definition.campaign_id, run_id, today, [(s.customer_id, s.channel) for s in sends]
+        settings.data_bucket, definition.campaign_id, run_id, today, [(s.customer_id, s.channel) for s in plan.sends()]
     )
-    due = trigger.scheduled_time + timedelta(minutes=1)
-    now_sends = [send for moment in sorted(plan.releases) if moment <= due for send in plan.releases[moment]]
-    deferred = _defer(plan, definition.campaign_id, due, settings)
+    now_sends, later = plan.split(due=trigger.scheduled_time + timedelta(minutes=1))
+    deferred = _defer(run_id, definition.campaign_id, later, settings)
     queued = queues.send_json_batches(settings.dispatch_queue_url, (send.to_message() for send in now_sends))
     counters = plan.counters()
     states = {name.removeprefix("state_"): count for name, count in counters.items() if name.startswith("state_")}
@@ -261,7 +253,7 @@ def run_campaign(definition: CampaignDefinition, trigger: CampaignTrigger, setti
         considered=counters["considered"],
         members_key=_write_members(plan, definition.campaign_id, settings),
         sends_deferred=deferred,
-        releases=sum(1 for moment in plan.releases if moment > due),
+        releases=len(later),
     )
     summary = {key: value for key, value in asdict(outcome).items() if key not in {"campaign_id", "run_id", "status"}}
     campaigns_table.finish_run(settings.campaigns_table, definition.campaign_id, run_id, summary)

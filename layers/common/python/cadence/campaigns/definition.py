@@ -33,6 +33,14 @@ def _check_placeholders(text: str) -> str:
     return text
 
 
+def _iana_zone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{value!r} is not an IANA time zone") from exc
+    return value
+
+
 class EmailMessage(_Model):
     subject: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1)
@@ -118,14 +126,7 @@ class Schedule(_Model):
     start: datetime | None = None
     end: datetime | None = None
 
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"{value!r} is not an IANA time zone") from exc
-        return value
+    _zone = field_validator("timezone")(_iana_zone)
 
     @field_validator("cron")
     @classmethod
@@ -239,10 +240,7 @@ class CampaignDefinition(_Model):
     def _audience_as_data(self, rule: Rule) -> dict[str, Any]:
         return rule_to_data(rule)
 
-    @field_validator("default_timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        return Schedule._zone(value)  # type: ignore[operator]
+    _zone = field_validator("default_timezone")(_iana_zone)
 
     @model_validator(mode="after")
     def _messages_for_every_channel(self) -> "CampaignDefinition":
