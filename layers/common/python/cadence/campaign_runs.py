@@ -13,14 +13,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from cadence.campaigns import CampaignDefinition, run_id_for
 from cadence.campaigns.plan import Candidate, Contact, ContactHistory, Plan, Send, StackRules, plan_run
-from cadence.campaigns.rules import decile_ceiling
+from cadence.campaigns.rules import decile_ceiling, profile_attributes
 from cadence.config import CampaignSettings
 from cadence.dal import campaigns_table, contact_history, profiles_table, queues, schedules, scores_table, uploads
 from cadence.errors import InvalidInputError
 from cadence.events import CampaignTrigger, ReleaseTrigger
 from cadence.observability import logger, metrics
 
-_PROFILES_PER_READ = 1000
+_SCORE_ATTRIBUTES = ("customer_id", "score", "decile")
 
 
 @dataclass
@@ -87,16 +87,42 @@ def _validated(stored: dict[str, Any]) -> CampaignDefinition:
 
 
 def candidates(definition: CampaignDefinition, settings: CampaignSettings) -> Iterator[Candidate]:
-    """Every scored customer the audience rule could pick, with profile, activity and score.
+    """Every scored customer the audience rule could pick, with profile, activity and score, in customer id order.
 
-    Reading the scores first (only deciles the rule can reach) keeps the profile reads to those customers.
+    Reading the scores first (only deciles the rule can reach) keeps the profile reads to those customers. The
+    scores come from a parallel Scan in AUDIENCE_SCAN_SEGMENTS segments, arriving in any order, and are sorted
+    by customer id, so the plan (members and their order) is the same whatever the segments; the profiles are
+    then read AUDIENCE_READ_WORKERS calls at once, in that order, only the attributes the run plans with.
     """
     ceiling = decile_ceiling(definition.audience)
-    for page in queues.chunked(scores_table.scan(settings.scores_table, ceiling), _PROFILES_PER_READ):
-        scores = {score["customer_id"]: score for score in page}
-        found = profiles_table.get_many(settings.profiles_table, list(scores), activity_table=settings.activity_table)
-        for customer_id, profile in found.items():
-            yield Candidate(profile=profile, activity=profile, score=scores[customer_id])
+    # Compact while the whole audience is held: (customer_id, score, decile), not the item's dict.
+    scores = sorted(
+        (str(item["customer_id"]), item.get("score"), item.get("decile"))
+        for item in scores_table.scan(
+            settings.scores_table,
+            ceiling,
+            segments=settings.audience_scan_segments,
+            workers=settings.audience_read_workers,
+            attributes=_SCORE_ATTRIBUTES,
+        )
+    )
+    profiles = profiles_table.iter_many(
+        settings.profiles_table,
+        [customer_id for customer_id, _, _ in scores],
+        activity_table=settings.activity_table,
+        workers=settings.audience_read_workers,
+        attributes=profile_attributes(definition.audience),
+        consistent=False,  # half the read units; dispatch re-reads consent strongly consistent before each send
+    )
+    position = 0
+    for profile in profiles:
+        # Profiles arrive in the scores' order, those without a profile left out.
+        while scores[position][0] != profile["customer_id"]:
+            position += 1
+        customer_id, score, decile = scores[position]
+        yield Candidate(
+            profile=profile, activity=profile, score={"customer_id": customer_id, "score": score, "decile": decile}
+        )
 
 
 def load_history(

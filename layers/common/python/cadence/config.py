@@ -89,6 +89,10 @@ class CampaignSettings(_EnvSettings):
     campaign_schedule_group: str | None = None
     campaign_scheduler_role_arn: str | None = None
     async_failure_queue_arn: str | None = None
+    # The audience is read with a parallel Scan of the scores table in this many segments, and its profiles with
+    # this many BatchGetItem calls at once (botocore's pool holds 10 connections).
+    audience_scan_segments: int = Field(default=8, ge=1, le=1000)
+    audience_read_workers: int = Field(default=8, ge=1, le=10)
 
 
 class DispatchSettings(_EnvSettings):

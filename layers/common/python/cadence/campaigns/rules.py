@@ -308,6 +308,27 @@ def member_view(
     return view
 
 
+# What member_view and the planner read of a profile (addresses, consent, zone); keep in step with member_view.
+_PROFILE_FIELDS = (
+    "customer_id",
+    "email",
+    "phone",
+    "consent_email",
+    "consent_sms",
+    "signup_date",
+    "country",
+    "city",
+    "language",
+    "timezone",
+)
+
+
+def profile_attributes(rule: Rule) -> tuple[str, ...]:
+    """The profile attributes a run needs to plan with this rule: what member_view reads, and each `profile.<name>`."""
+    custom = sorted(name.removeprefix(CUSTOM_PREFIX) for name in rule.fields() if name.startswith(CUSTOM_PREFIX))
+    return tuple(dict.fromkeys((*_PROFILE_FIELDS, *custom)))
+
+
 def decile_ceiling(rule: Rule) -> int:
     """The highest decile the rule can select (10 unless a top-level condition bounds it), to narrow the read."""
     conditions = rule.rules if isinstance(rule, All) else (rule,)

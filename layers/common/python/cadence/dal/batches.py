@@ -3,11 +3,14 @@
 BatchGetItem takes at most 100 keys a call across all the tables it names; BatchWriteItem 25 requests.
 Both report throttled work in the response (UnprocessedKeys / UnprocessedItems) instead of failing, so every
 call here loops until nothing is left, sleeping a little longer each round, and gives up with TransientError.
+A parallel Scan (`scan_segments`) reads a whole table with several segments at once.
 """
 
+import queue
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -40,11 +43,12 @@ def get_items(
     *,
     projections: Mapping[str, Sequence[str]] | None = None,
     action: str,
+    consistent: bool = True,
 ) -> dict[str, list[dict[str, Any]]]:
     """Items (plain values, numbers as Decimal) by table for one BatchGetItem request of at most 100 keys.
 
     `request` maps table names to their keys (plain values); `projections` optionally names the attributes
-    to read per table. Reads are strongly consistent.
+    to read per table. Reads are strongly consistent unless `consistent` is false (half the read units).
 
     Raises:
         TransientError: keys stayed unprocessed after every retry, or DynamoDB throttled.
@@ -54,7 +58,7 @@ def get_items(
     for table, keys in request.items():
         if not keys:
             continue
-        entry: dict[str, Any] = {"Keys": [serialize(key) for key in keys], "ConsistentRead": True}
+        entry: dict[str, Any] = {"Keys": [serialize(key) for key in keys], "ConsistentRead": consistent}
         names = (projections or {}).get(table)
         if names:
             entry["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(names)))
@@ -114,3 +118,72 @@ def put_items(table_name: str, items: Sequence[Mapping[str, Any]], *, action: st
 def _chunks[T](items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+_SCAN_DONE = object()
+
+
+def scan_segments(
+    table_name: str, *, segments: int, workers: int, action: str, **scan_arguments: Any
+) -> Iterator[list[dict[str, Any]]]:
+    """The pages (plain values) of a Scan split into `segments` parallel segments, `workers` of them read at once.
+
+    Pages arrive in no particular order; every item arrives exactly once. `scan_arguments` are Scan's own
+    (FilterExpression, ProjectionExpression, ExpressionAttributeNames, ExpressionAttributeValues as plain values).
+    Each segment follows its own LastEvaluatedKey; a few pages wait in a bounded queue, so a slow reader holds
+    back the segments instead of piling pages up in memory.
+
+    Raises:
+        TransientError: DynamoDB throttled or timed out after the client's retries.
+        PermanentError: DynamoDB rejected the scan.
+    """
+    client = clients.client("dynamodb")
+    if "ExpressionAttributeValues" in scan_arguments:
+        scan_arguments["ExpressionAttributeValues"] = serialize(scan_arguments["ExpressionAttributeValues"])
+    pages: queue.Queue[Any] = queue.Queue(maxsize=2 * workers)
+    stopped = threading.Event()
+
+    def read(segment: int) -> None:
+        arguments: dict[str, Any] = {"TableName": table_name, **scan_arguments}
+        if segments > 1:
+            arguments.update(Segment=segment, TotalSegments=segments)
+        try:
+            while not stopped.is_set():
+                response = client.scan(**arguments)
+                pages.put([deserialize(item) for item in response.get("Items", [])])
+                if "LastEvaluatedKey" not in response:
+                    break
+                arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        except ClientError as exc:
+            error = clients.translate(exc, action)
+            error.__cause__ = exc
+            pages.put(error)
+        except Exception as exc:  # handed to the reader, who raises it: no segment is lost silently
+            pages.put(exc)
+        finally:
+            pages.put(_SCAN_DONE)
+
+    # The low-level client is thread-safe (boto3's Table resource is not); one thread per segment being read.
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, segments)), thread_name_prefix="scan")
+    futures: list[Future[None]] = [pool.submit(read, segment) for segment in range(segments)]
+    finished = 0
+    try:
+        while finished < segments:
+            entry = pages.get()
+            if entry is _SCAN_DONE:
+                finished += 1
+            elif isinstance(entry, Exception):
+                raise entry
+            else:
+                yield entry
+    finally:
+        # A reader that stopped early (or an error) must not leave segments blocked on a full queue.
+        stopped.set()
+        for future in futures:
+            future.cancel()
+        while not all(future.done() for future in futures):
+            try:
+                pages.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        pool.shutdown()

@@ -5,7 +5,9 @@ batches. Order and event aggregates live in the activity table, scores in the sc
 writer can be overwritten by those batch writes.
 """
 
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -37,19 +39,58 @@ def get_many(
     Raises:
         TransientError: DynamoDB kept keys unprocessed after every retry.
     """
+    profiles = iter_many(table_name, customer_ids, activity_table=activity_table)
+    return {profile["customer_id"]: profile for profile in profiles}
+
+
+def iter_many(
+    table_name: str,
+    customer_ids: Sequence[str],
+    *,
+    activity_table: str | None = None,
+    workers: int = 1,
+    attributes: Sequence[str] | None = None,
+    consistent: bool = True,
+) -> Iterator[dict[str, Any]]:
+    """The profiles of these customers (with activity, as `get_many`), in the order of `customer_ids`.
+
+    `workers` BatchGetItem calls run at once, a few more wait read ahead, so the caller's work on one page
+    overlaps the reads of the next; `attributes` limits what is read of a profile (customer_id always);
+    `consistent=False` reads eventually consistent, for half the read units.
+
+    Raises:
+        TransientError: DynamoDB kept keys unprocessed after every retry.
+    """
     unique_ids = list(dict.fromkeys(customer_ids))
     per_call = batches.GET_LIMIT // 2 if activity_table else batches.GET_LIMIT
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(unique_ids), per_call):
-        keys = [{"customer_id": cid} for cid in unique_ids[start : start + per_call]]
+    projections: dict[str, Sequence[str]] = {}
+    if activity_table:
+        projections[activity_table] = ("customer_id", *activity_table_dal.ATTRIBUTES)
+    if attributes:
+        projections[table_name] = tuple(dict.fromkeys(("customer_id", *attributes)))
+
+    def read(ids: Sequence[str]) -> list[dict[str, Any]]:
+        keys = [{"customer_id": cid} for cid in ids]
         request = {table_name: keys, **({activity_table: keys} if activity_table else {})}
-        projections = {activity_table: ("customer_id", *activity_table_dal.ATTRIBUTES)} if activity_table else None
-        items = batches.get_items(request, projections=projections, action="profiles.batch_get")
+        items = batches.get_items(request, projections=projections, action="profiles.batch_get", consistent=consistent)
         activity = {item["customer_id"]: item for item in items.get(activity_table, [])} if activity_table else {}
-        for item in items[table_name]:
-            profile = from_item({**item, **activity.get(item["customer_id"], {})})
-            found[profile["customer_id"]] = profile
-    return found
+        found = {item["customer_id"]: item for item in items[table_name]}
+        return [from_item({**found[cid], **activity.get(cid, {})}) for cid in ids if cid in found]
+
+    calls = (unique_ids[start : start + per_call] for start in range(0, len(unique_ids), per_call))
+    if workers <= 1:
+        for ids in calls:
+            yield from read(ids)
+        return
+    # The low-level client is thread-safe; botocore's pool holds 10 connections, so a handful of calls at once.
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch-get") as pool:
+        ahead: deque[Future[list[dict[str, Any]]]] = deque()
+        for ids in calls:
+            ahead.append(pool.submit(read, ids))
+            if len(ahead) >= 2 * workers:
+                yield from ahead.popleft().result()
+        while ahead:
+            yield from ahead.popleft().result()
 
 
 def read_for_merge(table_name: str, customer_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -7,7 +7,7 @@ Scores live apart from the profiles so that the score function can write them wi
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from cadence.dal import batches, clients
+from cadence.dal import batches
 from cadence.dal.items import from_item, to_item
 
 ATTRIBUTES = ("score", "decile", "model_version", "scored_at")
@@ -24,14 +24,36 @@ def put_many(table_name: str, scores: Sequence[Mapping[str, Any]], *, workers: i
     batches.put_items(table_name, items, action="scores.put_many", workers=workers)
 
 
-def scan(table_name: str, max_decile: int = 10) -> Iterator[dict[str, Any]]:
-    """Every score with a decile up to `max_decile` (1 is the most likely to buy), page by page."""
-    pages = clients.scan_pages(
+def scan(
+    table_name: str,
+    max_decile: int = 10,
+    *,
+    segments: int = 1,
+    workers: int = 1,
+    attributes: Sequence[str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Every score with a decile up to `max_decile` (1 is the most likely to buy), page by page.
+
+    With `segments` > 1 a parallel Scan, `workers` segments at once, in no particular order. `attributes`
+    names what to read ({customer_id, *ATTRIBUTES} by default).
+
+    Raises:
+        TransientError: DynamoDB throttled or timed out after the client's retries.
+    """
+    names = {"#decile": "decile"}
+    projection: dict[str, Any] = {}
+    if attributes:
+        names |= {f"#a{i}": name for i, name in enumerate(attributes)}
+        projection["ProjectionExpression"] = ", ".join(f"#a{i}" for i in range(len(attributes)))
+    pages = batches.scan_segments(
         table_name,
-        "scores.scan",
+        segments=segments,
+        workers=workers,
+        action="scores.scan",
         FilterExpression="#decile <= :max_decile",
-        ExpressionAttributeNames={"#decile": "decile"},
+        ExpressionAttributeNames=names,
         ExpressionAttributeValues={":max_decile": max_decile},
+        **projection,
     )
     for page in pages:
         yield from (from_item(item) for item in page)
