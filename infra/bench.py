@@ -5,6 +5,7 @@ Sections (each can be chosen with --only):
   pipeline  the demo pipeline on a fresh local stack: time and AWS API calls per stage
   ingest    a generated customers file (INGEST_BENCH_ROWS, 1,000,000) cleaned alone and ingested on a local stack
   scoring   onnxruntime vs scikit-learn rows/s by batch size and per customer, score cold start, sizes (bench_scoring)
+  audience  a campaign audience (AUDIENCE_BENCH_CUSTOMERS, 100,000) read and planned, parallel vs one segment
 
 Speed is reported beside a baseline measured in the same run, never as an absolute threshold.
 """
@@ -21,6 +22,7 @@ from typing import Any
 
 from samtranslator.yaml_helper import yaml_parse
 
+from infra.bench_audience import bench_audience
 from infra.bench_ingest import bench_ingest
 from infra.bench_scoring import bench_scoring
 
@@ -100,6 +102,7 @@ SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "pipeline": bench_pipeline,
     "scoring": bench_scoring,
     "ingest": bench_ingest,
+    "audience": bench_audience,
 }
 
 

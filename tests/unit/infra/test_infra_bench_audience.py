@@ -1,0 +1,26 @@
+"""The audience benchmark's model of 1M customers on AWS: the slowest bound wins, memory is checked."""
+
+from infra.bench_audience import AWS, customer_items, model_on_aws
+
+
+def test_the_modelled_time_is_the_slowest_of_capacity_round_trips_and_cpu() -> None:
+    # 1M customers, two items each at half a unit, and 1M * 80 B of scores at half a unit per 4 KB
+    idle = model_on_aws(cpu_us_per_customer=0.0, bytes_per_customer=0.0, base_mb=100.0)
+    assert idle["read_units"] == round(1_000_000 + 1_000_000 * 80 / 4096 * 0.5)
+    assert idle["bound_by"] == "read_capacity_s"
+    assert idle["modelled_s"] == round(idle["read_units"] / AWS["table_read_units_per_s"], 1)
+    assert (idle["fits_timeout"], idle["fits_memory"], idle["peak_mb"]) == (True, True, 100)
+
+    # 300 us a customer on 1024/1769 of a vCPU is 518 s: past the timeout; 2 KB a customer is 2 GB
+    busy = model_on_aws(cpu_us_per_customer=300.0, bytes_per_customer=2_000.0, base_mb=100.0)
+    assert busy["bound_by"] == "client_cpu_s"
+    assert busy["modelled_s"] == round(300e-6 * 1_000_000 / (1024 / 1769), 1)
+    assert (busy["fits_timeout"], busy["fits_memory"], busy["peak_mb"]) == (False, False, 2100)
+
+
+def test_generated_customers_are_distinct_and_scored_in_every_decile() -> None:
+    rows = [customer_items(index) for index in range(1_000)]
+
+    assert len({profile["customer_id"] for profile, _, _ in rows}) == 1_000
+    assert all(p["customer_id"] == a["customer_id"] == s["customer_id"] for p, a, s in rows)
+    assert {score["decile"] for _, _, score in rows} == set(range(1, 11))
