@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from cadence.errors import InvalidInputError
+
 
 class _EnvSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -93,6 +95,17 @@ class CampaignSettings(_EnvSettings):
     # this many BatchGetItem calls at once (botocore's pool holds 10 connections).
     audience_scan_segments: int = Field(default=8, ge=1, le=1000)
     audience_read_workers: int = Field(default=8, ge=1, le=10)
+
+    def schedule_target(self) -> tuple[str, str, str]:
+        """(schedule group, campaign function ARN, scheduler role ARN): what a schedule invoking this function needs.
+
+        Raises:
+            InvalidInputError: the settings do not name them all.
+        """
+        group, target, role = self.campaign_schedule_group, self.campaign_function_arn, self.campaign_scheduler_role_arn
+        if not (group and target and role):
+            raise InvalidInputError("schedules need CAMPAIGN_SCHEDULE_GROUP, CAMPAIGN_FUNCTION_ARN and its role")
+        return group, target, role
 
 
 class DispatchSettings(_EnvSettings):
