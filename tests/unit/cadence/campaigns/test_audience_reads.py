@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from cadence import campaign_runs, config
+from cadence import campaign_control, campaign_runs, config
 from cadence.campaigns.definition import CampaignDefinition
 from cadence.dal import clients
 from cadence.errors import PermanentError
@@ -191,6 +191,7 @@ def test_a_run_with_segments_records_every_audience_member_once(
     audience: dict[str, int], queues: dict[str, str]
 ) -> None:
     trigger = CampaignTrigger(campaign_id=CAMPAIGN["campaign_id"], scheduled_time=NOW)
+    campaign_control.store(definition(), settings(6, 8))
 
     outcome = campaign_runs.run_campaign(definition(), trigger, settings(6, 8))
 
