@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra import schedules
+from cadence.campaigns import schedule as schedules
 from infra.moto_patches import routed_elsewhere, unqualified
 from infra.runtime import FunctionWorker, InvocationResult
 

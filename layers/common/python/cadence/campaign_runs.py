@@ -4,16 +4,16 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from cadence import campaign_control
 from cadence.campaigns import CampaignDefinition, run_id_for
-from cadence.campaigns.definition import Caps
-from cadence.campaigns.plan import Candidate, Contact, ContactHistory, Plan, StackRules, plan_run
+from cadence.campaigns.plan import Candidate, Contact, ContactHistory, Plan, Send, StackRules, plan_run
 from cadence.campaigns.rules import decile_ceiling
 from cadence.config import CampaignSettings
 from cadence.dal import campaigns_table, contact_history, profiles_table, queues, schedules, scores_table, uploads
@@ -43,41 +43,22 @@ class RunOutcome:
     releases: int = 0
 
 
-def run_campaigns(
-    trigger: CampaignTrigger, settings: CampaignSettings, invoke_self: Callable[[Mapping[str, Any]], None]
-) -> list[RunOutcome]:
-    """Run the triggered campaign; a trigger naming none (the stack-wide schedule) fans out one run per active one.
-
-    `invoke_self` queues an asynchronous invocation of the campaign function with the given event.
+def run_triggered(trigger: CampaignTrigger, settings: CampaignSettings) -> RunOutcome:
+    """Run the campaign a schedule firing names.
 
     Raises:
-        InvalidInputError: the named campaign does not exist or its stored definition is invalid.
-        TransientError: Lambda did not accept an invocation (the retried firing invokes them all again; each
-            run id comes from the same scheduled time, so the repeats queue nothing).
+        InvalidInputError: the campaign does not exist, or its stored definition is invalid (it is then failed).
+        TransientError: a dependency failed; the retried firing starts the same run.
     """
-    if trigger.campaign_id is None:
-        return fan_out(trigger, settings, invoke_self)
-    stored = campaigns_table.get_definition(settings.campaigns_table, trigger.campaign_id)
+    stored = campaigns_table.get_campaign(settings.campaigns_table, trigger.campaign_id)
     if stored is None:
         raise InvalidInputError(f"campaign {trigger.campaign_id} is not defined")
-    return [run_campaign(_validated(stored), trigger, settings)]
-
-
-def fan_out(
-    trigger: CampaignTrigger, settings: CampaignSettings, invoke_self: Callable[[Mapping[str, Any]], None]
-) -> list[RunOutcome]:
-    """One asynchronous invocation per active campaign, each for this firing's scheduled time.
-
-    Each campaign then has the function's whole timeout, its own retries and its own on-failure record: an invalid
-    definition or a large audience no longer stops the campaigns after it.
-    """
-    outcomes = []
-    for campaign_id in sorted(campaigns_table.active_campaign_ids(settings.campaigns_table)):
-        invoke_self(trigger.model_copy(update={"campaign_id": campaign_id}).model_dump(mode="json", exclude_none=True))
-        outcomes.append(RunOutcome(campaign_id, run_id_for(campaign_id, trigger.scheduled_time), status="invoked"))
-    logger.info("campaign runs invoked", extra={"campaigns": len(outcomes)})
-    metrics.add_metric(name="CampaignRunsInvoked", unit=MetricUnit.Count, value=len(outcomes))
-    return outcomes
+    try:
+        definition = _validated(stored.definition)
+    except InvalidInputError as exc:
+        campaign_control.fail(trigger.campaign_id, str(exc), settings)
+        raise
+    return run_campaign(definition, trigger, settings)
 
 
 def _validated(stored: dict[str, Any]) -> CampaignDefinition:
@@ -107,7 +88,7 @@ def load_history(
 
     A few S3 reads per day of the window (one object per run), whatever the audience size.
     """
-    caps = definition.caps or settings.campaign_caps or Caps()
+    caps = definition.caps or settings.campaign_caps
     days = [today - timedelta(days=age) for age in range(caps.window_days)]
     rows = list(contact_history.contacts_on(settings.data_bucket, days, except_run=run_id))
     reentry = definition.reentry.days
@@ -121,26 +102,30 @@ def load_history(
     )
 
 
-def preview(definition: CampaignDefinition, settings: CampaignSettings, now: datetime) -> Plan:
-    """The plan a run at `now` would make, reading what a run reads and writing nothing (no claim, no sends)."""
-    run_id = run_id_for(definition.campaign_id, now)
-    today = now.astimezone(UTC).date()
+def _plan(definition: CampaignDefinition, run_id: str, now: datetime, settings: CampaignSettings, secret: str) -> Plan:
+    """Plan a run from the audience and the contact history, as of `now`."""
     return plan_run(
         definition,
         run_id,
         candidates(definition, settings),
         now=now,
-        history=load_history(definition, run_id, today, settings),
-        stack=StackRules(caps=settings.campaign_caps or Caps()),
-        secret="preview",  # noqa: S106 - codes a preview shows are never sent: a real run derives its own
+        history=load_history(definition, run_id, now.astimezone(UTC).date(), settings),
+        stack=StackRules(caps=settings.campaign_caps),
+        secret=secret,
     )
+
+
+def preview(definition: CampaignDefinition, settings: CampaignSettings, now: datetime) -> Plan:
+    """The plan a run at `now` would make, reading what a run reads and writing nothing (no claim, no sends)."""
+    # Codes a preview shows are never sent: a real run derives its own from the secret stored with the run.
+    return _plan(definition, run_id_for(definition.campaign_id, now), now, settings, secret="preview")  # noqa: S106
 
 
 def release_key(campaign_id: str, run_id: str, moment: datetime) -> str:
     return f"campaign-runs/{campaign_id}/{run_id}/release-{moment.astimezone(UTC).strftime('%Y%m%dT%H%MZ')}.jsonl"
 
 
-def _defer(plan: Plan, campaign_id: str, due: datetime, settings: CampaignSettings) -> int:
+def _defer(run_id: str, campaign_id: str, later: Mapping[datetime, list[Send]], settings: CampaignSettings) -> int:
     """Write each later release's sends to S3 and schedule their release; returns how many sends wait.
 
     A re-planned run writes the same objects (the plan is deterministic) and finds its schedules made.
@@ -148,18 +133,11 @@ def _defer(plan: Plan, campaign_id: str, due: datetime, settings: CampaignSettin
     Raises:
         InvalidInputError: the stack gives no schedule group, role or function to release sends with.
     """
-    later = {moment: sends for moment, sends in plan.releases.items() if moment > due}
     if not later:
         return 0
-    target, group, role = (
-        settings.campaign_function_arn,
-        settings.campaign_schedule_group,
-        settings.campaign_scheduler_role_arn,
-    )
-    if not (target and group and role):
-        raise InvalidInputError(f"campaign {campaign_id}: sends for later need CAMPAIGN_SCHEDULE_GROUP and its role")
-    for moment, sends in sorted(later.items()):
-        key = release_key(campaign_id, plan.run_id, moment)
+    group, target, role = settings.schedule_target()
+    for moment, sends in later.items():
+        key = release_key(campaign_id, run_id, moment)
         body = "".join(json.dumps(send.to_message(), separators=(",", ":")) + "\n" for send in sends)
         uploads.put_bytes(settings.data_bucket, key, body.encode("utf-8"), "application/x-ndjson")
         name = "release-" + hashlib.sha256(key.encode()).hexdigest()[:40]
@@ -169,10 +147,10 @@ def _defer(plan: Plan, campaign_id: str, due: datetime, settings: CampaignSettin
             at=moment,
             target_arn=target,
             role_arn=role,
-            payload={"release": {"campaign_id": campaign_id, "run_id": plan.run_id, "key": key}},
+            payload={"release": {"campaign_id": campaign_id, "run_id": run_id, "key": key}},
             dead_letter_arn=settings.async_failure_queue_arn,
         )
-    logger.info("sends deferred", extra={"run_id": plan.run_id, "releases": len(later)})
+    logger.info("sends deferred", extra={"run_id": run_id, "releases": len(later)})
     return sum(len(sends) for sends in later.values())
 
 
@@ -204,19 +182,34 @@ def _write_members(plan: Plan, campaign_id: str, settings: CampaignSettings) -> 
 
 
 def run_campaign(definition: CampaignDefinition, trigger: CampaignTrigger, settings: CampaignSettings) -> RunOutcome:
-    """One run of one campaign; a repeated trigger for the same firing, or an inactive campaign, queues nothing.
+    """One run of one campaign, moving it through its lifecycle (running, then back to rest or completed).
 
+    A repeated trigger for the same firing, or a campaign paused, cancelled, completed or failed, queues nothing.
     Sends due later (send_at_local, quiet hours) wait in S3 for a one-time schedule that releases them.
 
     Raises:
-        InvalidInputError: sends are due later but the stack gives no schedule group to release them with.
+        InvalidInputError: sends are due later but the stack gives no schedule group to release them with (the
+            campaign is then failed).
     """
     run_id = run_id_for(definition.campaign_id, trigger.scheduled_time)
-    if not definition.active:
-        # Its own schedule may still fire; the dispatch function would suppress every send anyway.
-        logger.info("campaign inactive, run skipped", extra={"run_id": run_id})
-        metrics.add_metric(name="InactiveRunsSkipped", unit=MetricUnit.Count, value=1)
-        return RunOutcome(definition.campaign_id, run_id, status="inactive")
+    may_run, state = campaign_control.start_run(definition.campaign_id, settings)
+    if not may_run:
+        # Its schedule may still fire (a firing already queued, a failed campaign's): no run, nothing queued.
+        logger.info("campaign not running, run skipped", extra={"run_id": run_id, "state": state.value})
+        metrics.add_metric(name="RunsSkipped", unit=MetricUnit.Count, value=1)
+        return RunOutcome(definition.campaign_id, run_id, status=state.value)
+    try:
+        outcome = _fan_out(definition, run_id, trigger, settings)
+    except InvalidInputError as exc:
+        campaign_control.fail(definition.campaign_id, str(exc), settings)
+        raise
+    campaign_control.finish_run(definition, trigger.scheduled_time, settings)
+    return outcome
+
+
+def _fan_out(
+    definition: CampaignDefinition, run_id: str, trigger: CampaignTrigger, settings: CampaignSettings
+) -> RunOutcome:
     earlier = campaigns_table.claim_run(settings.campaigns_table, definition.campaign_id, run_id)
     if earlier is campaigns_table.RunStatus.FANNED_OUT:
         logger.info("campaign run already fanned out", extra={"run_id": run_id})
@@ -225,24 +218,14 @@ def run_campaign(definition: CampaignDefinition, trigger: CampaignTrigger, setti
     # A run left in PLANNING by a crashed attempt is planned again: the plan is deterministic (coupon codes too:
     # they derive from the secret stored with the run) and the send ledger makes re-queued sends harmless.
     secret = campaigns_table.run_secret(settings.campaigns_table, definition.campaign_id, run_id)
+    plan = _plan(definition, run_id, trigger.scheduled_time, settings, secret)
     today = trigger.scheduled_time.astimezone(UTC).date()
-    plan = plan_run(
-        definition,
-        run_id,
-        candidates(definition, settings),
-        now=trigger.scheduled_time,
-        history=load_history(definition, run_id, today, settings),
-        stack=StackRules(caps=settings.campaign_caps or Caps()),
-        secret=secret,
-    )
-    sends = plan.sends()
     # Before the sends leave: the next run's caps and re-entry must see them even if this one dies after queueing.
     contact_history.put_run(
-        settings.data_bucket, definition.campaign_id, run_id, today, [(s.customer_id, s.channel) for s in sends]
+        settings.data_bucket, definition.campaign_id, run_id, today, [(s.customer_id, s.channel) for s in plan.sends()]
     )
-    due = trigger.scheduled_time + timedelta(minutes=1)
-    now_sends = [send for moment in sorted(plan.releases) if moment <= due for send in plan.releases[moment]]
-    deferred = _defer(plan, definition.campaign_id, due, settings)
+    now_sends, later = plan.split(due=trigger.scheduled_time + timedelta(minutes=1))
+    deferred = _defer(run_id, definition.campaign_id, later, settings)
     queued = queues.send_json_batches(settings.dispatch_queue_url, (send.to_message() for send in now_sends))
     counters = plan.counters()
     states = {name.removeprefix("state_"): count for name, count in counters.items() if name.startswith("state_")}
@@ -261,7 +244,7 @@ def run_campaign(definition: CampaignDefinition, trigger: CampaignTrigger, setti
         considered=counters["considered"],
         members_key=_write_members(plan, definition.campaign_id, settings),
         sends_deferred=deferred,
-        releases=sum(1 for moment in plan.releases if moment > due),
+        releases=len(later),
     )
     summary = {key: value for key, value in asdict(outcome).items() if key not in {"campaign_id", "run_id", "status"}}
     campaigns_table.finish_run(settings.campaigns_table, definition.campaign_id, run_id, summary)

@@ -6,10 +6,11 @@ the tenth record, and domain code receives settings as arguments instead of read
 
 import os
 from functools import cache
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Json
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from cadence.campaigns.definition import Caps, model_validator
+from cadence.errors import InvalidInputError
 
 
 class _EnvSettings(BaseModel):
@@ -60,6 +61,19 @@ class ScoreSettings(_EnvSettings):
     model_version: str
 
 
+def _stack_caps(value: Any) -> Any:
+    """CAMPAIGN_CAPS as cadence.campaigns.definition.Caps (empty: no caps)."""
+    # Imported here: only the campaign function and the CLI build CampaignSettings, so the other functions' cold
+    # starts do not import the campaign domain.
+    from cadence.campaigns.definition import Caps  # noqa: PLC0415
+
+    if isinstance(value, Caps):
+        return value
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return Caps()
+    return Caps.model_validate_json(value) if isinstance(value, str | bytes) else Caps.model_validate(value)
+
+
 class CampaignSettings(_EnvSettings):
     profiles_table: str
     scores_table: str
@@ -70,13 +84,24 @@ class CampaignSettings(_EnvSettings):
     # Where each run's members (state, variant, offer, coupon code) and the contact history are written.
     data_bucket: str
     # Frequency caps over every campaign, e.g. {"overall": {"max": 3, "days": 7}}; a campaign's own caps replace them.
-    campaign_caps: Json[Caps] | None = None
+    campaign_caps: Annotated[Any, BeforeValidator(_stack_caps)] = Field(default=None, validate_default=True)
     # Sends a run plans for later (local time, quiet hours) are released by one-time schedules invoking this
     # function; without these settings such a run is refused rather than sent at the wrong hour.
     campaign_function_arn: str | None = None
     campaign_schedule_group: str | None = None
     campaign_scheduler_role_arn: str | None = None
     async_failure_queue_arn: str | None = None
+
+    def schedule_target(self) -> tuple[str, str, str]:
+        """(schedule group, campaign function ARN, scheduler role ARN): what a schedule invoking this function needs.
+
+        Raises:
+            InvalidInputError: the settings do not name them all.
+        """
+        group, target, role = self.campaign_schedule_group, self.campaign_function_arn, self.campaign_scheduler_role_arn
+        if not (group and target and role):
+            raise InvalidInputError("schedules need CAMPAIGN_SCHEDULE_GROUP, CAMPAIGN_FUNCTION_ARN and its role")
+        return group, target, role
 
 
 class DispatchSettings(_EnvSettings):

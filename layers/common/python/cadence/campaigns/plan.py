@@ -162,6 +162,11 @@ class Plan:
     def sends(self) -> list[Send]:
         return [send for moment in sorted(self.releases) for send in self.releases[moment]]
 
+    def split(self, due: datetime) -> tuple[list[Send], dict[datetime, list[Send]]]:
+        """(the sends that may leave by `due`, the later releases by their time)."""
+        now = [send for moment in sorted(self.releases) if moment <= due for send in self.releases[moment]]
+        return now, {moment: sends for moment, sends in sorted(self.releases.items()) if moment > due}
+
 
 @dataclass(frozen=True, slots=True)
 class StackRules:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from infra.schedules import (
+from cadence.campaigns.schedule import (
     AtExpression,
     CronExpression,
     RateExpression,

@@ -1,6 +1,7 @@
 """EventBridge Scheduler expressions: ``at()``, ``rate()`` and AWS's six-field ``cron()``, in the schedule's time zone.
 
-moto stores schedules but never fires them, so the local router asks this module when each one is next due.
+A campaign's lifecycle asks it whether a firing was the schedule's last; the local stack's router (moto stores
+schedules but never fires them) asks it when each schedule is next due.
 
 Semantics follow the EventBridge Scheduler user guide:
 
