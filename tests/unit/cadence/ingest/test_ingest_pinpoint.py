@@ -4,6 +4,10 @@ import gzip
 import json
 from typing import Any
 
+import pytest
+
+from tests.unit.cadence.ingest.test_ingest_splitting import Relay
+
 KEY = "incoming/pinpoint-endpoints/export/part-0001.gz"
 
 
@@ -113,9 +117,10 @@ def test_unusable_endpoints_are_rejected_with_a_reason_and_every_row_is_counted(
     assert set(stack.profiles()) == {"u-4"}
 
 
-def test_newer_opt_out_wins_over_older_opt_in_when_they_fall_in_different_chunks(stack, ingest):
-    # given a user whose newest email endpoint opted out, listed after an older opt-in and an SMS endpoint
-    # that is newer than both, one endpoint a chunk
+@pytest.mark.parametrize("chunk_rows", [1, 2, 50_000])
+def test_newer_opt_out_wins_over_older_opt_in_wherever_the_endpoints_fall(stack, ingest, chunk_rows):
+    # given a user whose newest email endpoint opted out, listed before an older opt-in and after an SMS
+    # endpoint that is newer than both: in one chunk, or spread over several
     ingest(
         KEY,
         export(
@@ -123,7 +128,7 @@ def test_newer_opt_out_wins_over_older_opt_in_when_they_fall_in_different_chunks
             endpoint("u-1", "EMAIL", "new@example.com", OptOut="ALL", EffectiveDate="2025-05-01T00:00:00Z"),
             endpoint("u-1", "EMAIL", "old@example.com", EffectiveDate="2025-01-01T00:00:00Z"),
         ),
-        ingest_chunk_rows=1,
+        ingest_chunk_rows=chunk_rows,
     )
 
     profile = stack.profile("u-1")
@@ -173,5 +178,39 @@ def test_customers_file_and_pinpoint_export_merge_into_the_same_profile(stack, i
         "Ana",
         True,
         "a@example.com",
+        True,
+    )
+
+
+def test_endpoints_of_a_user_merge_when_the_file_is_split_across_invocations(stack):
+    # given an export whose user u-1 has an opted-out email endpoint in the first part and an older opt-in,
+    # plus an SMS endpoint, in later parts (one chunk each, every invocation hands the rest on)
+    key = "incoming/pinpoint-endpoints/big.jsonl"
+    relay = Relay(stack, key=key, chunk_rows=1)
+    version = stack.put(
+        key,
+        "".join(
+            json.dumps(e) + "\n"
+            for e in (
+                endpoint("u-1", "EMAIL", "a@example.com", OptOut="ALL", EffectiveDate="2025-05-01T00:00:00Z"),
+                endpoint(None, "EMAIL", "x@example.com"),
+                endpoint("u-1", "EMAIL", "b@example.com", EffectiveDate="2025-02-01T00:00:00Z"),
+                endpoint("u-1", "SMS", "+12065550100", EffectiveDate="2025-08-01T00:00:00Z"),
+            )
+        ),
+    )
+
+    relay.start(version)
+    while relay.events:
+        relay.run_next()
+
+    report = stack.report(key)
+    assert (report["status"], len(report["parts"])) == ("ok", 4)
+    assert (report["rows_read"], report["rows_accepted"], report["rows_rejected"]) == (4, 3, 1)
+    profile = stack.profile("u-1")
+    assert (profile["email"], profile["consent_email"], profile["phone"], profile["consent_sms"]) == (
+        "a@example.com",
+        False,
+        "+12065550100",
         True,
     )
