@@ -76,7 +76,7 @@ def test_endpoints_of_a_user_become_one_profile_when_export_is_gzipped(stack, in
 
 
 def test_opted_out_or_inactive_endpoints_give_no_consent(stack, ingest):
-    ingest(
+    report = ingest(
         KEY,
         export(
             endpoint("u-1", "EMAIL", "out@example.com", OptOut="ALL"),
@@ -88,6 +88,7 @@ def test_opted_out_or_inactive_endpoints_give_no_consent(stack, ingest):
     assert (stack.profile("u-1")["consent_email"], stack.profile("u-1")["consent_sms"]) == (False, False)
     assert stack.profile("u-1")["phone"] == "+12065550101"
     assert stack.profile("u-2")["consent_email"] is False
+    assert report["values_coerced"] == {"unreadable_as_no:opt_out": 1}
 
 
 def test_unusable_endpoints_are_rejected_with_a_reason_and_every_row_is_counted(stack, ingest):

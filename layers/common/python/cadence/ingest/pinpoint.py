@@ -15,6 +15,7 @@ accepted endpoints into customers-shaped rows, which merge into profiles like a 
 """
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -83,6 +84,21 @@ def _attributes(text: str | None) -> dict[str, Any]:
             continue
         attributes[_NAMES.get(key, ATTRIBUTE_PREFIX + key)] = values[0] if len(values) == 1 else values
     return attributes
+
+
+# The values Pinpoint writes; anything else is unreadable and reads as no consent.
+_KNOWN = {"opt_out": ("NONE", "ALL"), "endpoint_status": ("ACTIVE", "INACTIVE")}
+
+
+def unreadable_consent(accepted: pd.DataFrame) -> Counter[str]:
+    """Accepted endpoints whose OptOut or EndpointStatus is neither of Pinpoint's values (read as no consent)."""
+    counts: Counter[str] = Counter()
+    for name, known in _KNOWN.items():
+        values = accepted[name]
+        unreadable = int((values.notna() & ~values.str.upper().isin(known)).sum())
+        if unreadable:
+            counts[f"unreadable_as_no:{name}"] = unreadable
+    return counts
 
 
 def to_customers(accepted: pd.DataFrame, context: Context) -> pd.DataFrame:

@@ -28,6 +28,7 @@ import math
 import time
 import uuid
 import zoneinfo
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -502,6 +503,7 @@ def _apply(
     if feed is PINPOINT_ENDPOINTS:
         # A user's endpoints merge like the rows of one customer; customer_id is the Pinpoint user id.
         context = Context(settings.default_phone_region, settings.default_timezone)
+        report.values_coerced = dict(Counter(report.values_coerced) + pinpoint.unreadable_consent(accepted))
         accepted = pinpoint.to_customers(accepted, context)
         _write_customers(
             accepted, report=report, settings=settings, info=state.info, extra_prefix=pinpoint.ATTRIBUTE_PREFIX
