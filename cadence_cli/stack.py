@@ -17,6 +17,7 @@ from cadence import campaign_control
 from cadence.campaigns import CampaignDefinition
 from cadence.campaigns.lifecycle import State
 from cadence.config import CampaignSettings
+from cadence.dal import schedules
 
 # CampaignSettings field -> the template.yaml Output that names it; CampaignCaps is optional (no stack caps).
 _SETTINGS_OUTPUTS = {
@@ -123,18 +124,14 @@ def run_now(campaign_id: str, outputs: Mapping[str, str]) -> str:
     """Create a one-time EventBridge Scheduler schedule that fires the campaign once, now; returns its name."""
     now = datetime.now(UTC).replace(microsecond=0)
     name = f"{campaign_id}-now-{now.strftime('%Y%m%dT%H%M%S')}"
-    boto3.client("scheduler").create_schedule(
-        Name=name,
-        GroupName=output(outputs, "CampaignScheduleGroupName"),
-        ScheduleExpression=f"at({now.strftime('%Y-%m-%dT%H:%M:%S')})",
-        ScheduleExpressionTimezone="UTC",
-        FlexibleTimeWindow={"Mode": "OFF"},
-        ActionAfterCompletion="DELETE",
-        Target={
-            "Arn": output(outputs, "CampaignFunctionArn"),
-            "RoleArn": output(outputs, "CampaignSchedulerRoleArn"),
-            "Input": json.dumps({"campaign_id": campaign_id, "scheduled_time": "<aws.scheduler.scheduled-time>"}),
-            "RetryPolicy": {"MaximumRetryAttempts": 3},
-        },
+    group, target, role = campaign_settings(outputs).schedule_target()
+    schedules.create_one_time(
+        group=group,
+        name=name,
+        at=now,
+        target_arn=target,
+        role_arn=role,
+        payload={"campaign_id": campaign_id, "scheduled_time": "<aws.scheduler.scheduled-time>"},
+        dead_letter_arn=outputs.get("AsyncFailureQueueArn"),
     )
     return name

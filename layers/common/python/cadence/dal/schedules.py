@@ -10,6 +10,18 @@ from botocore.exceptions import ClientError
 from cadence.dal import clients
 
 
+def _target(target_arn: str, role_arn: str, input_text: str, dead_letter_arn: str | None) -> dict[str, Any]:
+    target: dict[str, Any] = {
+        "Arn": target_arn,
+        "RoleArn": role_arn,
+        "Input": input_text,
+        "RetryPolicy": {"MaximumRetryAttempts": 3},
+    }
+    if dead_letter_arn:
+        target["DeadLetterConfig"] = {"Arn": dead_letter_arn}
+    return target
+
+
 def create_one_time(
     *,
     group: str,
@@ -27,14 +39,7 @@ def create_one_time(
     Raises:
         TransientError / PermanentError: Scheduler refused the schedule.
     """
-    target: dict[str, Any] = {
-        "Arn": target_arn,
-        "RoleArn": role_arn,
-        "Input": json.dumps(payload, separators=(",", ":")),
-        "RetryPolicy": {"MaximumRetryAttempts": 3},
-    }
-    if dead_letter_arn:
-        target["DeadLetterConfig"] = {"Arn": dead_letter_arn}
+    target = _target(target_arn, role_arn, json.dumps(payload, separators=(",", ":")), dead_letter_arn)
     try:
         clients.client("scheduler").create_schedule(
             Name=name,
@@ -74,14 +79,7 @@ def put_recurring(
     Raises:
         TransientError / PermanentError: Scheduler refused the schedule.
     """
-    target: dict[str, Any] = {
-        "Arn": target_arn,
-        "RoleArn": role_arn,
-        "Input": payload,
-        "RetryPolicy": {"MaximumRetryAttempts": 3},
-    }
-    if dead_letter_arn:
-        target["DeadLetterConfig"] = {"Arn": dead_letter_arn}
+    target = _target(target_arn, role_arn, payload, dead_letter_arn)
     request: dict[str, Any] = {
         "Name": name,
         "GroupName": group,
