@@ -3,6 +3,7 @@
 Every test uses its own customer ids, file keys and campaign ids, so they share one stack in any order.
 """
 
+import gzip
 import json
 import time
 import uuid
@@ -124,6 +125,35 @@ def test_a_dropped_customers_file_becomes_scored_profiles(
     assert 0.0 <= float(score["score"]["N"]) <= 1.0
     assert 1 <= int(score["decile"]["N"]) <= 10
     assert profile(local_stack, f"{prefix}-bad") == {}
+
+
+def test_a_dropped_pinpoint_export_becomes_one_profile_per_user(
+    local_stack: LocalStack, published_model: dict[str, Any]
+) -> None:
+    # given the shipped example export with its user ids made unique, gzipped as CreateExportJob writes it
+    prefix = f"PP{uuid.uuid4().hex[:6]}"
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "pinpoint-endpoints.jsonl"
+    endpoints = [json.loads(line) for line in example.read_text().splitlines()]
+    for endpoint in endpoints:
+        endpoint["User"]["UserId"] = f"{prefix}-{endpoint['User']['UserId']}"
+    body = gzip.compress("".join(json.dumps(e) + "\n" for e in endpoints).encode("utf-8"))
+    bucket, key = local_stack.outputs["DataBucketName"], f"incoming/pinpoint-endpoints/{prefix}/export-0001.gz"
+
+    local_stack.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+    local_stack.wait_idle(timeout=120)
+
+    report = latest_report(local_stack.client("s3"), bucket, key)
+    assert (report["rows_read"], report["rows_accepted"], report["rows_rejected"]) == (6, 6, 0)
+    ana = profile(local_stack, f"{prefix}-user-1002")
+    assert (ana["email"]["S"], ana["consent_email"]["BOOL"], ana["consent_sms"]["BOOL"]) == (
+        "ana.silva@example.com",
+        False,
+        True,
+    )
+    assert (
+        profile(local_stack, f"{prefix}-user-1002", "ScoresTableName")["model_version"]["S"]
+        == published_model["version"]
+    )
 
 
 def test_a_fired_campaign_sends_each_message_once(

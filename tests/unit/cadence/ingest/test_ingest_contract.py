@@ -24,6 +24,7 @@ def test_contract_table_lists_every_column_as_declared(feed):
         ("customers.csv", "incoming/customers/example.csv"),
         ("orders.csv", "incoming/orders/example.csv"),
         ("events.jsonl", "incoming/events/example.jsonl"),
+        ("pinpoint-endpoints.jsonl", "incoming/pinpoint-endpoints/example.jsonl"),
     ],
 )
 def test_example_files_are_accepted_whole(stack, ingest, name, key):

@@ -221,6 +221,15 @@ def clean_event_type(series: pd.Series, _: Context) -> Cleaned:
     return _result(text, types, _matches(types, EVENT_TYPE_PATTERN.pattern))
 
 
+CHANNELS = ("EMAIL", "SMS")
+
+
+def clean_channel(series: pd.Series, _: Context) -> Cleaned:
+    """A Pinpoint ChannelType cadence can message (EMAIL, SMS), upper-cased; push, voice and custom are invalid."""
+    text = _text(series).str.upper().astype(object)
+    return _result(text, text, text.isin(CHANNELS))
+
+
 # ---------- values ----------
 
 _TRUE = {"true", "t", "yes", "y", "1", "on", "是", "同意"}
@@ -350,6 +359,7 @@ CLEANERS: dict[Kind, Callable[[pd.Series, Context], Cleaned]] = {
     Kind.CURRENCY: clean_currency,
     Kind.EVENT_TYPE: clean_event_type,
     Kind.JSON: clean_json,
+    Kind.CHANNEL: clean_channel,
 }
 
 

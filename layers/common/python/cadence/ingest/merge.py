@@ -28,6 +28,9 @@ from cadence.ingest.validation import LINE
 _AMOUNT_SCALE = 10_000
 _CARRIED = "_updated_at_carried"
 CONSENT_COLUMNS = tuple(column.name for column in CUSTOMERS.columns if column.kind is Kind.CONSENT)
+# The columns of a channel: an address and its consent, which go together by the channel's own time.
+CHANNELS = {"email": ("email", "consent_email"), "sms": ("phone", "consent_sms")}
+_AT = "_at_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,28 +39,45 @@ class Merged[T]:
     duplicates_merged: int
 
 
-def merge_customers(accepted: pd.DataFrame, *, default_updated_at: str) -> Merged[CustomerUpsert]:
-    """One upsert per customer_id by the latest-non-empty-value-per-column rule above."""
+def _present(value: Any) -> bool:
+    return value is not None and not (pd.api.types.is_scalar(value) and pd.isna(value))
+
+
+def merge_customers(
+    accepted: pd.DataFrame, *, default_updated_at: str, extra_prefix: str | None = None
+) -> Merged[CustomerUpsert]:
+    """One upsert per customer_id by the latest-non-empty-value-per-column rule above.
+
+    Columns starting with `extra_prefix` (custom attributes, e.g. Pinpoint's `attr_`) merge the same way.
+    """
     if accepted.empty:
         return Merged([], 0)
     frame = accepted.copy()
     frame[_CARRIED] = frame["updated_at"].notna()
     frame["updated_at"] = frame["updated_at"].where(frame[_CARRIED], default_updated_at)
+    for channel, names in CHANNELS.items():
+        # When the latest row that said anything about the channel was written (see resolve_customer).
+        touched = pd.concat([frame[name].notna() for name in names], axis=1).any(axis=1)
+        frame[_AT + channel] = frame["updated_at"].where(touched, None)
     frame = frame.sort_values(["updated_at", LINE], kind="stable")
     rows = len(frame)
     if frame["customer_id"].duplicated().any():
         frame = frame.groupby("customer_id", sort=False).last().reset_index()
     fields = [name for name in CUSTOMERS.names if name not in {"customer_id", "updated_at"}]
+    if extra_prefix:
+        fields += [name for name in frame.columns if str(name).startswith(extra_prefix)]
+    stamps = [_AT + channel for channel in CHANNELS]
     # Plain lists, not iterrows: building a Series per row costs more than the rest of ingest together.
-    columns = {name: frame[name].tolist() for name in ("customer_id", "updated_at", _CARRIED, *fields)}
+    columns = {name: frame[name].tolist() for name in ("customer_id", "updated_at", _CARRIED, *fields, *stamps)}
     upserts = [
         CustomerUpsert(
             customer_id=str(customer_id),
             updated_at=str(columns["updated_at"][index]),
-            fields={
-                name: value for name in fields if (value := columns[name][index]) is not None and not pd.isna(value)
-            },
+            fields={name: value for name in fields if _present(value := columns[name][index])},
             updated_at_carried=bool(columns[_CARRIED][index]),
+            channel_updated_at={
+                channel: str(value) for channel in CHANNELS if _present(value := columns[_AT + channel][index])
+            },
         )
         for index, customer_id in enumerate(columns["customer_id"])
     ]
@@ -68,20 +88,46 @@ def resolve_customer(upsert: CustomerUpsert, stored: Mapping[str, Any] | None) -
     """The whole item to write for a merged row against the stored one, and whether the row was new enough.
 
     A row at least as new as the stored updated_at sets its non-empty columns; an older row only fills
-    attributes the profile lacks. Every other stored attribute (score, decile, ...) is carried over. A
-    stored no-consent stays no unless the row carried its own updated_at.
+    attributes the profile lacks. Every other stored attribute (score, decile, ...) is carried over.
+    Address and consent of a channel (email + consent_email, phone + consent_sms) go by the channel's own
+    time (`email_updated_at`, `sms_updated_at`; the profile's updated_at where none is stored yet): a row
+    newer for the channel sets them even when another channel made the profile newer, and a row older for
+    the channel never overwrites them. A stored no-consent stays no unless the row carried its own updated_at.
     """
     incoming = {"customer_id": upsert.customer_id, **upsert.fields, "updated_at": upsert.updated_at}
     if stored is None:
-        return incoming, True
+        return _stamp_channels(incoming, dict(upsert.channel_updated_at)), True
     held = stored.get("updated_at")
     newer = held is None or str(held) <= upsert.updated_at
     item = {**stored, **incoming} if newer else {**incoming, **stored}
+    times: dict[str, str] = {}
+    for channel, names in CHANNELS.items():
+        held_at = stored.get(f"{channel}_updated_at", held)
+        at = upsert.channel_updated_at.get(channel)
+        if at is not None and (held_at is None or str(held_at) <= at):
+            item.update({name: upsert.fields[name] for name in names if name in upsert.fields})
+            times[channel] = at
+        else:
+            # Older for this channel (or silent about it): what is stored stays; a lacking value is filled.
+            item.update({name: stored[name] for name in names if name in stored})
+            if held_at is not None:
+                times[channel] = str(held_at)
     if not upsert.updated_at_carried:
         for name in CONSENT_COLUMNS:
             if name in stored and stored[name] is not True:
                 item[name] = stored[name]
-    return item, newer
+    return _stamp_channels(item, times), newer
+
+
+def _stamp_channels(item: dict[str, Any], times: Mapping[str, str]) -> dict[str, Any]:
+    """Keep `<channel>_updated_at` only where it differs from the profile's updated_at (absent means equal)."""
+    for channel, names in CHANNELS.items():
+        at = times.get(channel)
+        if at is not None and at != item["updated_at"] and any(name in item for name in names):
+            item[f"{channel}_updated_at"] = at
+        else:
+            item.pop(f"{channel}_updated_at", None)
+    return item
 
 
 @dataclass(slots=True)

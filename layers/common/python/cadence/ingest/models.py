@@ -37,6 +37,8 @@ class CustomerUpsert:
     fields: dict[str, Any]
     # False when the file did not carry updated_at and the upload time stands in for it.
     updated_at_carried: bool = True
+    # Per channel ("email", "sms"): the updated_at of the latest row that set its address or consent.
+    channel_updated_at: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

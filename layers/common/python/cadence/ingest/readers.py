@@ -37,9 +37,10 @@ from typing import IO, Any, BinaryIO
 import pandas as pd
 
 from cadence.errors import InvalidInputError
+from cadence.ingest import pinpoint
 from cadence.ingest.exceptions import UnreadableFileError
 from cadence.ingest.mapping import ColumnMapping, HeaderMap
-from cadence.ingest.schemas import Feed
+from cadence.ingest.schemas import PINPOINT_ENDPOINTS, Feed
 
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
@@ -517,6 +518,8 @@ def _jsonl_reader(
             return Malformed(number, "malformed_json", line)
         if not isinstance(value, dict):
             return Malformed(number, "not_an_object", line)
+        if feed is PINPOINT_ENDPOINTS:
+            value = pinpoint.endpoint_columns(value)
         row: list[str | None] = [None] * len(positions)
         for key, item in value.items():
             name = canonical(str(key))

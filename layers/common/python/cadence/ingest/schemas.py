@@ -27,6 +27,8 @@ class Kind(StrEnum):
     CURRENCY = "currency"
     EVENT_TYPE = "event_type"
     JSON = "json"
+    # A Pinpoint endpoint's ChannelType: only EMAIL and SMS carry an address cadence can message.
+    CHANNEL = "channel"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +132,54 @@ EVENTS = Feed(
     ),
 )
 
-FEEDS: tuple[Feed, ...] = (CUSTOMERS, ORDERS, EVENTS)
+# Amazon Pinpoint endpoint exports (CreateExportJob), one endpoint a line. The reader flattens each
+# endpoint onto these columns (cadence.ingest.pinpoint); the endpoints of a user become one profile.
+PINPOINT_ENDPOINTS = Feed(
+    name="pinpoint-endpoints",
+    prefix="incoming/pinpoint-endpoints/",
+    columns=(
+        Column("user_id", Kind.ID, required=True, description="`User.UserId`; becomes the profile's customer_id."),
+        Column(
+            "channel_type",
+            Kind.CHANNEL,
+            required=True,
+            description="`ChannelType`: EMAIL or SMS; push, voice and custom endpoints are rejected.",
+        ),
+        Column("endpoint_id", Kind.ID, description="`Id`; shown in rejected rows, not stored."),
+        Column("email", Kind.EMAIL, description="`Address` of an EMAIL endpoint."),
+        Column("phone", Kind.PHONE, description="`Address` of an SMS endpoint, normalised to E.164."),
+        Column(
+            "opt_out",
+            Kind.TEXT,
+            description="`OptOut`: NONE gives consent for the channel, ALL (or anything else) does not.",
+        ),
+        Column(
+            "endpoint_status",
+            Kind.TEXT,
+            description="`EndpointStatus`: only ACTIVE is contactable; INACTIVE gives no consent.",
+        ),
+        Column(
+            "effective_date",
+            Kind.DATETIME,
+            description="`EffectiveDate`: when the endpoint last changed; the newest endpoint of a channel wins.",
+        ),
+        Column("country", Kind.COUNTRY, description="`Location.Country`, ISO 3166-1 alpha-2."),
+        Column("city", Kind.TEXT, description="`Location.City`."),
+        Column("timezone", Kind.TIMEZONE, description="`Demographic.Timezone`, IANA name."),
+        Column("language", Kind.LANGUAGE, description="`Demographic.Locale`, e.g. en_US -> en-US."),
+        Column(
+            "user_attributes",
+            Kind.JSON,
+            description="`User.UserAttributes`; FirstName/LastName fill the names, the rest become `attr_<name>`.",
+            multiline=True,
+        ),
+    ),
+    any_of=("email", "phone"),
+)
+
+FEEDS: tuple[Feed, ...] = (CUSTOMERS, ORDERS, EVENTS, PINPOINT_ENDPOINTS)
+# Feeds whose rows become profiles (merged against what is stored, so repeats are harmless by themselves).
+PROFILE_FEEDS: tuple[Feed, ...] = (CUSTOMERS, PINPOINT_ENDPOINTS)
 
 
 def feed_for_key(key: str) -> Feed | None:

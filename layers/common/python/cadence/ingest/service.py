@@ -28,6 +28,7 @@ import math
 import time
 import uuid
 import zoneinfo
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -39,14 +40,14 @@ import pandas as pd
 from cadence.config import IngestSettings
 from cadence.dal import activity_table, ingest_ledger, profiles_table, queues, uploads
 from cadence.errors import InvalidInputError, TransientError
-from cadence.ingest import merge
+from cadence.ingest import merge, pinpoint
 from cadence.ingest.cleaning import Context
 from cadence.ingest.exceptions import UnreadableFileError
 from cadence.ingest.mapping import ColumnMapping, load_mapping
 from cadence.ingest.models import FileRef, ObjectInfo
 from cadence.ingest.readers import HashingReader, Limits, TableReader, open_table
 from cadence.ingest.report import IngestReport, OutputKeys, Part, RejectSink, file_tag
-from cadence.ingest.schemas import CUSTOMERS, ORDERS, Feed, feed_for_key
+from cadence.ingest.schemas import ORDERS, PINPOINT_ENDPOINTS, PROFILE_FEEDS, Feed, feed_for_key
 from cadence.ingest.validation import Validated, validate
 from cadence.observability import logger, metrics
 
@@ -230,7 +231,7 @@ def ingest_file(
             else:
                 # A continuation written before content ids existed has none: hash the pinned version again.
                 content_id = resume.content_id or uploads.content_id(ref, info)
-            counted = feed is not CUSTOMERS and (
+            counted = feed not in PROFILE_FEEDS and (
                 ingest_ledger.counted_content(settings.ingest_ledger_table, content_id) is not None
             )
             state = _FileState(info, content_id, counted, loaded[1] if loaded else merge.SeenKeys())
@@ -499,7 +500,15 @@ def _apply(
     metrics.add_metric(name="RowsRejected", unit="Count", value=len(validated.rejected))
     if accepted.empty:
         return
-    if feed is CUSTOMERS:
+    if feed is PINPOINT_ENDPOINTS:
+        # A user's endpoints merge like the rows of one customer; customer_id is the Pinpoint user id.
+        context = Context(settings.default_phone_region, settings.default_timezone)
+        report.values_coerced = dict(Counter(report.values_coerced) + pinpoint.unreadable_consent(accepted))
+        accepted = pinpoint.to_customers(accepted, context)
+        _write_customers(
+            accepted, report=report, settings=settings, info=state.info, extra_prefix=pinpoint.ATTRIBUTE_PREFIX
+        )
+    elif feed in PROFILE_FEEDS:
         _write_customers(accepted, report=report, settings=settings, info=state.info)
     else:
         deltas = (
@@ -524,7 +533,12 @@ def _apply(
 
 
 def _write_customers(
-    accepted: pd.DataFrame, *, report: IngestReport, settings: IngestSettings, info: ObjectInfo
+    accepted: pd.DataFrame,
+    *,
+    report: IngestReport,
+    settings: IngestSettings,
+    info: ObjectInfo,
+    extra_prefix: str | None = None,
 ) -> None:
     """Merge the chunk's customers with their stored profiles and write back the ones that change.
 
@@ -534,7 +548,7 @@ def _write_customers(
     (concurrent customers files take turns through a lease); a score attribute an item still holds from
     before that split could be lost to a concurrent write, which heals: the customer is re-scored next.
     """
-    customers = merge.merge_customers(accepted, default_updated_at=info.last_modified)
+    customers = merge.merge_customers(accepted, default_updated_at=info.last_modified, extra_prefix=extra_prefix)
     report.duplicates_merged += customers.duplicates_merged
     # Another customers file's read-merge-write between ours would put its rows over ours unmerged.
     with _customers_lease(settings):
