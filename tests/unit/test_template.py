@@ -38,6 +38,8 @@ def test_the_dispatch_function_starts_sends_only_well_inside_its_timeout_and_its
 
     # the template sets the values (not the defaults), and a batch has time for several sends before the reserve
     assert {"SEND_CONNECT_TIMEOUT_SECONDS", "SEND_READ_TIMEOUT_SECONDS", "DISPATCH_RESERVE_SECONDS"} <= set(variables)
+    # a claim's lease outlasts any worker holding it (the function's timeout bounds each invocation)
+    assert settings.dispatch_lease_seconds >= timeout
     assert settings.dispatch_reserve_seconds >= 2 * one_send
     assert timeout - settings.dispatch_reserve_seconds >= batch_size / 2 * one_send
     assert RESOURCES["DispatchQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout
@@ -55,8 +57,11 @@ def test_dispatch_settings_refuse_a_reserve_shorter_than_one_send() -> None:
     }
 
     with pytest.raises(ValidationError, match="dispatch_reserve_seconds"):
-        DispatchSettings.model_validate({**values, "dispatch_reserve_seconds": "6"})
-    assert DispatchSettings.model_validate({**values, "dispatch_reserve_seconds": "7"}).dispatch_reserve_seconds == 7
+        DispatchSettings.model_validate({**values, "dispatch_reserve_seconds": "18"})
+    # 2 + 5 s for the send, and the ledger's three attempts of 1 + 2 s with 1 + 2 s of backoff to settle it
+    assert DispatchSettings.model_validate({**values, "dispatch_reserve_seconds": "19"}).dispatch_reserve_seconds == 19
+    with pytest.raises(ValidationError, match="dispatch_lease_seconds"):
+        DispatchSettings.model_validate({**values, "dispatch_reserve_seconds": "19", "dispatch_lease_seconds": "18"})
 
 
 def test_the_campaign_function_may_invoke_itself_and_nothing_else() -> None:
