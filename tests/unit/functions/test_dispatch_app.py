@@ -73,9 +73,36 @@ def request(customer_id: str, channel: str, run_id: str = "winback@2026-11-23T02
     return {"campaign_id": "winback", "run_id": run_id, "customer_id": customer_id, "channel": channel}
 
 
+def batch(customer_ids: list[str], channel: str, batch_id: str = "email-20261123T0200Z-00000") -> dict[str, Any]:
+    """A batch message as the campaign run queues it (cadence.campaigns.plan.Batch.to_message)."""
+    return {
+        "campaign_id": "winback",
+        "run_id": "winback@2026-11-23T02:00:00Z",
+        "channel": channel,
+        "batch_id": batch_id,
+        "sends": [{"customer_id": customer_id} for customer_id in customer_ids],
+    }
+
+
 def ledger(tables: dict[str, str], customer_id: str) -> dict[str, dict[str, Any]]:
-    items = boto3.resource("dynamodb").Table(tables["SendsTable"]).scan()["Items"]
-    return {item["send_key"]: item for item in items if item["customer_id"] == customer_id}
+    """The customer's sends by "<run>#<channel>", read from the batch items: each send's settled outcome, or its
+    batch's status while none is settled."""
+    entries = {}
+    for item in boto3.resource("dynamodb").Table(tables["SendsTable"]).scan()["Items"]:
+        recipients = item.get("recipients", {})
+        if customer_id not in recipients and item["batch_id"] != f"customer-{customer_id}":
+            continue
+        outcome = recipients.get(customer_id, {"s": item["status"]})
+        names = {
+            "s": "status",
+            "r": "reason",
+            "m": "provider_message_id",
+            "v": "variant",
+            "o": "offer_value",
+            "c": "coupon_code",
+        }
+        entries[f"{item['run_id']}#{item['channel']}"] = {names[key]: value for key, value in outcome.items()}
+    return entries
 
 
 def emails_sent() -> int:
@@ -476,7 +503,7 @@ def test_the_variant_message_carries_the_offer_and_coupon_and_the_ledger_keeps_t
 def expire_lease(tables: dict[str, str], customer_id: str, channel: str) -> None:
     """Time passes: the send's lease (the function's timeout) has run out."""
     boto3.resource("dynamodb").Table(tables["SendsTable"]).update_item(
-        Key={"customer_id": customer_id, "send_key": f"winback@2026-11-23T02:00:00Z#{channel}"},
+        Key={"customer_id": "BATCH#winback@2026-11-23T02:00:00Z", "send_key": f"{channel}#customer-{customer_id}"},
         UpdateExpression="SET lease_until = :past",
         ExpressionAttributeValues={":past": "2026-01-01T00:00:00+00:00"},
     )
@@ -555,7 +582,7 @@ def test_a_claim_is_given_back_unsent_when_the_reads_left_too_little_time_to_sen
 ) -> None:
     # given the claim starts with a minute left, but the campaign and profile reads leave 15 s (budget: 19 s)
     put_profile(tables, "L3")
-    context = ClockedContext(lambda_context, lambda: 15_000 if provider.attempts["dynamodb.GetItem"] >= 2 else 60_000)
+    context = ClockedContext(lambda_context, lambda: 15_000 if provider.attempts["dynamodb.BatchGetItem"] else 60_000)
 
     with pytest.raises(BatchProcessingError, match="All records failed"):
         app.lambda_handler(dispatch_event(load_event, request("L3", "email")), context)
@@ -578,9 +605,10 @@ def test_ledger_retries_are_bounded_and_a_send_whose_outcome_was_not_recorded_is
     lambda_context: Any,
     provider: ProviderFaults,
 ) -> None:
-    # given DynamoDB throttles every write after the send was marked SENDING
+    # given DynamoDB throttles every write after the batch was marked SENDING
     put_profile(tables, "L4")
-    provider.once("dynamodb.UpdateItem", provider_faults.ANSWERED)
+    for _ in range(2):  # the claim and the mark SENDING
+        provider.once("dynamodb.UpdateItem", provider_faults.ANSWERED)
     for _ in range(10):
         provider.once("dynamodb.UpdateItem", provider_faults.json_error("ProvisionedThroughputExceededException", 400))
 
@@ -589,7 +617,7 @@ def test_ledger_retries_are_bounded_and_a_send_whose_outcome_was_not_recorded_is
 
     # then botocore gave up after the ledger's three attempts (not the default client's eight), the record is
     # left for redelivery, and a redelivery after the lease settles it in doubt instead of sending again
-    assert provider.attempts["dynamodb.UpdateItem"] == 1 + clients.LEDGER_BUDGET.attempts
+    assert provider.attempts["dynamodb.UpdateItem"] == 2 + clients.LEDGER_BUDGET.attempts
     provider.clear()
     expire_lease(tables, "L4", "email")
     assert app.lambda_handler(dispatch_event(load_event, request("L4", "email")), lambda_context) == {
@@ -597,3 +625,72 @@ def test_ledger_retries_are_bounded_and_a_send_whose_outcome_was_not_recorded_is
     }
     assert emails_sent() == 1
     assert ledger(tables, "L4")["winback@2026-11-23T02:00:00Z#email"]["status"] == "IN_DOUBT"
+
+
+def test_only_the_throttled_sends_of_a_batch_are_sent_again_and_none_twice(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
+) -> None:
+    # given a batch of four (one without consent) where SES throttles the second email
+    for customer_id in ("B1", "B2", "B3"):
+        put_profile(tables, customer_id)
+    put_profile(tables, "B4", consent_email=False)
+    provider.once("ses.SendEmail", provider_faults.ANSWERED)
+    provider.once("ses.SendEmail", provider_faults.error("ses", "Throttling", 400))
+    event = dispatch_event(load_event, batch(["B1", "B2", "B3", "B4"], "email"), request("B9", "sms"))
+    put_profile(tables, "B9")
+
+    response = app.lambda_handler(event, lambda_context)
+
+    # then the batch is reported for redelivery with the throttled send FAILED and the others settled
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    statuses = {c: ledger(tables, c)["winback@2026-11-23T02:00:00Z#email"]["status"] for c in ("B1", "B2", "B3", "B4")}
+    assert statuses == {"B1": "SENT", "B2": "FAILED", "B3": "SENT", "B4": "SUPPRESSED"}
+    assert emails_sent() == 2
+
+    # and the redelivered batch sends only the failed one; a further repeat sends nothing
+    for _ in range(2):
+        assert app.lambda_handler(
+            dispatch_event(load_event, batch(["B1", "B2", "B3", "B4"], "email")), lambda_context
+        ) == {"batchItemFailures": []}
+    assert emails_sent() == 3
+    assert provider.attempts["ses.SendEmail"] == 4
+    assert ledger(tables, "B2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
+    assert ledger(tables, "B4")["winback@2026-11-23T02:00:00Z#email"]["reason"] == "no_consent_or_address"
+
+
+def test_a_batch_cut_off_mid_send_is_in_doubt_only_for_the_sends_not_settled_before(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
+) -> None:
+    # given a batch whose first delivery left one send FAILED, and whose redelivery died while sending it
+    for customer_id in ("D1", "D2"):
+        put_profile(tables, customer_id)
+    provider.once("ses.SendEmail", provider_faults.ANSWERED)
+    provider.once("ses.SendEmail", provider_faults.error("ses", "Throttling", 400))
+    with pytest.raises(BatchProcessingError):
+        app.lambda_handler(dispatch_event(load_event, batch(["D1", "D2"], "email")), lambda_context)
+    provider.once("ses.SendEmail", provider_faults.KILLED_AFTER)
+    with pytest.raises(provider_faults.WorkerKilled):
+        app.lambda_handler(dispatch_event(load_event, batch(["D1", "D2"], "email")), lambda_context)
+
+    # when it is delivered again after the lease
+    boto3.resource("dynamodb").Table(tables["SendsTable"]).update_item(
+        Key={"customer_id": "BATCH#winback@2026-11-23T02:00:00Z", "send_key": "email#email-20261123T0200Z-00000"},
+        UpdateExpression="SET lease_until = :past",
+        ExpressionAttributeValues={":past": "2026-01-01T00:00:00+00:00"},
+    )
+    app.lambda_handler(dispatch_event(load_event, batch(["D1", "D2"], "email")), lambda_context)
+
+    # then the send settled before keeps its outcome, the one cut off is in doubt, and nothing went out twice
+    assert ledger(tables, "D1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
+    assert ledger(tables, "D2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "IN_DOUBT"
+    assert emails_sent() == 2

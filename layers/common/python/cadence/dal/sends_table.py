@@ -1,16 +1,19 @@
-"""The send ledger: one item per (customer, campaign run, channel), claimed under a lease before anything is sent.
+"""The send ledger: one item per batch of a run (up to 50 sends of one channel), claimed under a lease.
 
-A send moves CLAIMED -> SENDING -> one final outcome. The claim carries a token and a lease (an expiry time):
+Items sit under partition `BATCH#<run_id>`, sort key `<channel>#<batch_id>`, with a `recipients` map holding each
+send's outcome: a run's ledger is one Query, and a batch costs three small writes however many sends it holds.
+A batch moves CLAIMED -> SENDING -> SETTLED (or PARTIAL while some sends FAILED and may be retried). The claim
+carries a token and a lease (an expiry time):
 
-- CLAIMED means the worker has not yet started the provider call, so a claim whose lease expired was provably not
+- CLAIMED means the worker has not yet started the provider calls, so a claim whose lease expired was provably not
   sent and the next delivery takes it over (a new token);
-- SENDING is written (conditional on the token) just before the provider call, so a SENDING item whose lease
-  expired may have been sent: it is settled IN_DOUBT and never sent again by itself;
+- SENDING is written (conditional on the token) just before the provider calls, so a SENDING batch whose lease
+  expired may have been sent: its unsettled sends are settled IN_DOUBT and never sent again by themselves;
 - every write after the claim is conditional on the token, so a worker that lost its claim cannot send or settle.
 """
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -52,18 +55,59 @@ FINAL_STATUSES = frozenset(
 )
 
 
+class BatchStatus(StrEnum):
+    CLAIMED = "CLAIMED"  # a worker holds the lease and has not called the provider yet
+    SENDING = "SENDING"  # the provider calls have started
+    PARTIAL = "PARTIAL"  # settled, but some sends FAILED (nothing sent): the next delivery claims it again for those
+    SETTLED = "SETTLED"  # every send has a final outcome
+
+
 @dataclass(frozen=True)
-class Claim:
-    """What claiming a send found: a token when this delivery holds it, else the stored status and lease."""
+class Outcome:
+    """What became of one send of a batch, with what the run decided for it (kept for coupon attribution)."""
+
+    status: SendStatus
+    reason: str | None = None
+    message_id: str | None = None
+    variant: str | None = None
+    offer_value: str | None = None
+    coupon_code: str | None = None
+
+    def to_attribute(self) -> dict[str, str]:
+        # One-letter names: the map is most of a batch item's size, and DynamoDB bills writes by the kilobyte.
+        values = {"s": self.status.value, "r": self.reason, "m": self.message_id}
+        values |= {"v": self.variant, "o": self.offer_value, "c": self.coupon_code}
+        return {name: value for name, value in values.items() if value}
+
+    @classmethod
+    def from_attribute(cls, value: Mapping[str, Any]) -> "Outcome":
+        return cls(
+            status=SendStatus(value["s"]),
+            reason=value.get("r"),
+            message_id=value.get("m"),
+            variant=value.get("v"),
+            offer_value=value.get("o"),
+            coupon_code=value.get("c"),
+        )
+
+
+@dataclass(frozen=True)
+class BatchClaim:
+    """What claiming a batch found: a token when this delivery holds it, else the stored status and lease.
+
+    `outcomes` are the sends an earlier delivery settled (a PARTIAL batch's final ones are kept).
+    """
 
     token: str | None
-    status: SendStatus | None = None
+    status: BatchStatus | None = None
     lease_expired: bool = False
     holder_token: str | None = None
+    outcomes: Mapping[str, Outcome] | None = None
 
 
-def send_key(run_id: str, channel: str) -> str:
-    return f"{run_id}#{channel}"
+def batch_partition(run_id: str) -> str:
+    """The ledger's partition of a run's batches (the table's hash key is named customer_id, for history)."""
+    return f"BATCH#{run_id}"
 
 
 def _now() -> datetime:
@@ -74,89 +118,87 @@ def _table(table_name: str) -> Any:
     return clients.table(table_name, clients.LEDGER_BUDGET)
 
 
-def _key(customer_id: str, run_id: str, channel: str) -> dict[str, str]:
-    return {"customer_id": customer_id, "send_key": send_key(run_id, channel)}
+def _key(run_id: str, channel: str, batch_id: str) -> dict[str, str]:
+    return {"customer_id": batch_partition(run_id), "send_key": f"{channel}#{batch_id}"}
 
 
-def claim(
-    table_name: str,
-    customer_id: str,
-    run_id: str,
-    channel: str,
-    campaign_id: str,
-    *,
-    lease_seconds: float,
-    details: Mapping[str, str] | None = None,
-) -> Claim:
-    """Claim the send under a lease: new, FAILED, or CLAIMED with an expired lease (its worker never sent it).
-
-    `details` (variant, offer_value, coupon_code) are kept with the send, so a later order carrying the
-    coupon code is attributed to it exactly.
-    """
+def claim_batch(
+    table_name: str, run_id: str, channel: str, batch_id: str, campaign_id: str, *, lease_seconds: float
+) -> BatchClaim:
+    """Claim the batch under a lease: new, PARTIAL, or CLAIMED with an expired lease (its worker never sent)."""
     now = _now()
     token = uuid.uuid4().hex
     try:
-        _table(table_name).put_item(
-            Item={
-                **{name: value for name, value in (details or {}).items() if value},
-                **_key(customer_id, run_id, channel),
-                "campaign_id": campaign_id,
-                "run_id": run_id,
-                "channel": channel,
-                "status": SendStatus.CLAIMED.value,
-                "claim_token": token,
-                "claimed_at": now.isoformat(),
-                "lease_until": (now + timedelta(seconds=lease_seconds)).isoformat(),
-                "expires_at": int((now + LEDGER_RETENTION).timestamp()),
-            },
+        response = _table(table_name).update_item(
+            Key=_key(run_id, channel, batch_id),
+            UpdateExpression=(
+                "SET #status = :claimed, claim_token = :token, claimed_at = :now, lease_until = :lease, "
+                "campaign_id = :campaign, run_id = :run, channel = :channel, batch_id = :batch, "
+                "expires_at = if_not_exists(expires_at, :expires)"
+            ),
             ConditionExpression=(
-                "attribute_not_exists(send_key) OR #status = :failed OR (#status = :claimed AND lease_until < :now)"
+                "attribute_not_exists(send_key) OR #status = :partial OR (#status = :claimed AND lease_until < :now)"
             ),
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={
-                ":failed": SendStatus.FAILED.value,
-                ":claimed": SendStatus.CLAIMED.value,
+                ":claimed": BatchStatus.CLAIMED.value,
+                ":partial": BatchStatus.PARTIAL.value,
+                ":token": token,
                 ":now": now.isoformat(),
+                ":lease": (now + timedelta(seconds=lease_seconds)).isoformat(),
+                ":campaign": campaign_id,
+                ":run": run_id,
+                ":channel": channel,
+                ":batch": batch_id,
+                ":expires": int((now + LEDGER_RETENTION).timestamp()),
             },
+            ReturnValues="ALL_NEW",
         )
     except ClientError as exc:
         if clients.error_code(exc) != "ConditionalCheckFailedException":
-            raise clients.translate(exc, "sends.claim") from exc
+            raise clients.translate(exc, "sends.claim_batch") from exc
         # A consistent read rather than ReturnValuesOnConditionCheckFailure: the Table resource leaves that item in
         # DynamoDB's wire format. Only contended or repeated deliveries pay for it.
-        return _found(_get(table_name, customer_id, run_id, channel), now)
-    return Claim(token=token)
+        return _found(_get(table_name, run_id, channel, batch_id), now)
+    return BatchClaim(token=token, outcomes=_outcomes(from_item(response.get("Attributes", {}))))
 
 
-def _get(table_name: str, customer_id: str, run_id: str, channel: str) -> dict[str, Any]:
+def _get(table_name: str, run_id: str, channel: str, batch_id: str) -> dict[str, Any]:
     try:
-        item = _table(table_name).get_item(Key=_key(customer_id, run_id, channel), ConsistentRead=True).get("Item")
+        item = _table(table_name).get_item(Key=_key(run_id, channel, batch_id), ConsistentRead=True).get("Item")
     except ClientError as exc:
-        raise clients.translate(exc, "sends.get") from exc
+        raise clients.translate(exc, "sends.get_batch") from exc
     return from_item(item) if item else {}
 
 
-def _found(stored: Mapping[str, Any], now: datetime) -> Claim:
-    status = SendStatus(stored["status"]) if stored.get("status") else None
+def _outcomes(stored: Mapping[str, Any]) -> dict[str, Outcome]:
+    return {customer_id: Outcome.from_attribute(value) for customer_id, value in stored.get("recipients", {}).items()}
+
+
+def _found(stored: Mapping[str, Any], now: datetime) -> BatchClaim:
     lease_until = stored.get("lease_until")
-    # Items written before leases have none: a CLAIMED one of those is as old as any expired lease.
-    expired = lease_until is None or datetime.fromisoformat(str(lease_until)) < now
-    return Claim(token=None, status=status, lease_expired=expired, holder_token=stored.get("claim_token"))
+    return BatchClaim(
+        token=None,
+        status=BatchStatus(stored["status"]) if stored.get("status") else None,
+        lease_expired=lease_until is None or datetime.fromisoformat(str(lease_until)) < now,
+        holder_token=stored.get("claim_token"),
+        outcomes=_outcomes(stored),
+    )
 
 
 def start_sending(
-    table_name: str, customer_id: str, run_id: str, channel: str, token: str, *, lease_seconds: float
+    table_name: str, run_id: str, channel: str, batch_id: str, token: str, *, lease_seconds: float
 ) -> bool:
-    """Mark the claimed send SENDING just before the provider call; False when this worker no longer holds it."""
+    """Mark the claimed batch SENDING just before the provider calls; False when this worker no longer holds it."""
     now = _now()
     return _conditional_update(
         table_name,
-        _key(customer_id, run_id, channel),
+        _key(run_id, channel, batch_id),
         update="SET #status = :sending, sending_at = :now, lease_until = :lease",
         condition="claim_token = :token AND #status = :claimed",
         values={
-            ":sending": SendStatus.SENDING.value,
-            ":claimed": SendStatus.CLAIMED.value,
+            ":sending": BatchStatus.SENDING.value,
+            ":claimed": BatchStatus.CLAIMED.value,
             ":token": token,
             ":now": now.isoformat(),
             ":lease": (now + timedelta(seconds=lease_seconds)).isoformat(),
@@ -165,59 +207,85 @@ def start_sending(
     )
 
 
-def settle(
-    table_name: str,
-    customer_id: str,
-    run_id: str,
-    channel: str,
-    *,
-    token: str,
-    status: SendStatus,
-    provider_message_id: str | None = None,
-    reason: str | None = None,
-) -> bool:
-    """Record the outcome of this worker's claim; False when another delivery took the claim over.
+def _status_of(outcomes: Mapping[str, Outcome]) -> BatchStatus:
+    failed = any(outcome.status is SendStatus.FAILED for outcome in outcomes.values())
+    return BatchStatus.PARTIAL if failed else BatchStatus.SETTLED
 
-    The condition is the token alone: a known outcome replaces an IN_DOUBT another delivery wrote meanwhile.
+
+def settle(
+    table_name: str, run_id: str, channel: str, batch_id: str, *, token: str, outcomes: Mapping[str, Outcome]
+) -> bool:
+    """Record every send's outcome in one write; False when another delivery took the claim over.
+
+    The condition is the token alone: known outcomes replace the IN_DOUBT another delivery wrote meanwhile.
     """
-    values: dict[str, Any] = {":status": status.value, ":at": _now().isoformat(), ":token": token}
-    assignments = ["#status = :status", "completed_at = :at"]
-    if provider_message_id:
-        values[":mid"] = provider_message_id
-        assignments.append("provider_message_id = :mid")
-    if reason:
-        values[":reason"] = reason
-        assignments.append("reason = :reason")
     return _conditional_update(
         table_name,
-        _key(customer_id, run_id, channel),
-        update="SET " + ", ".join(assignments),
+        _key(run_id, channel, batch_id),
+        update="SET #status = :status, completed_at = :at, recipients = :recipients",
         condition="claim_token = :token",
-        values=values,
+        values={
+            ":status": _status_of(outcomes).value,
+            ":at": _now().isoformat(),
+            ":token": token,
+            ":recipients": {customer_id: outcome.to_attribute() for customer_id, outcome in outcomes.items()},
+        },
         action="sends.settle",
     )
 
 
-def settle_in_doubt(table_name: str, customer_id: str, run_id: str, channel: str, holder_token: str | None) -> bool:
-    """Settle a send whose worker started the provider call and never finished: IN_DOUBT, never sent again."""
+def settle_in_doubt(
+    table_name: str, run_id: str, channel: str, batch_id: str, *, claim: BatchClaim, customer_ids: Sequence[str]
+) -> dict[str, Outcome] | None:
+    """Settle a batch whose worker started the provider calls and never finished: its unsettled sends IN_DOUBT.
+
+    Returns every outcome, or None when the batch was settled meanwhile.
+    """
+    earlier = claim.outcomes or {}
+    in_doubt = Outcome(SendStatus.IN_DOUBT, reason="lease_expired_while_sending")
+    outcomes = {
+        customer_id: earlier[customer_id]
+        if customer_id in earlier and earlier[customer_id].status in FINAL_STATUSES
+        else in_doubt
+        for customer_id in customer_ids
+    }
     condition = "#status = :sending AND lease_until < :now"
     values: dict[str, Any] = {
-        ":sending": SendStatus.SENDING.value,
-        ":in_doubt": SendStatus.IN_DOUBT.value,
+        ":sending": BatchStatus.SENDING.value,
+        ":settled": BatchStatus.SETTLED.value,
         ":now": _now().isoformat(),
-        ":reason": "lease_expired_while_sending",
+        ":recipients": {customer_id: outcome.to_attribute() for customer_id, outcome in outcomes.items()},
     }
-    if holder_token:
+    if claim.holder_token:
         condition += " AND claim_token = :token"
-        values[":token"] = holder_token
-    return _conditional_update(
+        values[":token"] = claim.holder_token
+    settled = _conditional_update(
         table_name,
-        _key(customer_id, run_id, channel),
-        update="SET #status = :in_doubt, completed_at = :now, reason = :reason",
+        _key(run_id, channel, batch_id),
+        update="SET #status = :settled, completed_at = :now, recipients = :recipients",
         condition=condition,
         values=values,
         action="sends.settle_in_doubt",
     )
+    return outcomes if settled else None
+
+
+def run_outcomes(table_name: str, run_id: str) -> dict[tuple[str, str], Outcome]:
+    """Every settled send of a run by (customer, channel): one Query over the run's batch items."""
+    found: dict[tuple[str, str], Outcome] = {}
+    arguments: dict[str, Any] = {"KeyConditionExpression": Key("customer_id").eq(batch_partition(run_id))}
+    while True:
+        try:
+            page = clients.table(table_name).query(**arguments)
+        except ClientError as exc:
+            raise clients.translate(exc, "sends.run_outcomes") from exc
+        for item in page.get("Items", []):
+            stored = from_item(item)
+            for customer_id, outcome in _outcomes(stored).items():
+                found[(customer_id, str(stored["channel"]))] = outcome
+        if "LastEvaluatedKey" not in page:
+            return found
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def _conditional_update(
