@@ -54,7 +54,8 @@ def scored_customers(tables: dict[str, str], data_bucket: str) -> list[str]:
     return ids
 
 
-def queued_sends(queues: dict[str, str]) -> list[dict[str, str]]:
+def queued_batches(queues: dict[str, str]) -> list[dict[str, Any]]:
+    """Every message on the dispatch queue (one batch of sends each), consumed."""
     sqs = boto3.client("sqs")
     bodies = []
     while messages := sqs.receive_message(QueueUrl=queues["DISPATCH_QUEUE_URL"], MaxNumberOfMessages=10).get(
@@ -66,6 +67,15 @@ def queued_sends(queues: dict[str, str]) -> list[dict[str, str]]:
             Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
         )
     return bodies
+
+
+def queued_sends(queues: dict[str, str]) -> list[dict[str, str]]:
+    """The queued sends, one dict per send with its batch's run, campaign and channel."""
+    return [
+        {**{key: batch[key] for key in ("campaign_id", "run_id", "channel")}, **send}
+        for batch in queued_batches(queues)
+        for send in batch["sends"]
+    ]
 
 
 class AsyncInvocations:
@@ -137,9 +147,14 @@ def test_the_stack_wide_firing_runs_each_active_campaign_in_its_own_invocation(
         "winback": ["winback@2026-11-23T10:00:00Z"],
         "spring": ["spring@2026-11-23T10:00:00Z"],
     }
-    sends = queued_sends(queues)
-    assert {send["campaign_id"] for send in sends} == {"winback", "spring"}
+    batches = queued_batches(queues)
+    sends = [{"run_id": b["run_id"], "channel": b["channel"], **send} for b in batches for send in b["sends"]]
+    assert {batch["campaign_id"] for batch in batches} == {"winback", "spring"}
     assert len(sends) == sum(result[0]["sends_queued"] for result in runs.values())
+    # one message per batch of at most 50 sends of one run and channel, each send in exactly one
+    assert all(1 <= len(batch["sends"]) <= 50 for batch in batches)
+    assert len(batches) < len(sends)
+    assert len({(s["run_id"], s["channel"], s["customer_id"]) for s in sends}) == len(sends)
 
     # when the firing is retried, its invocations queue nothing new
     async_invocations.accept(3)
