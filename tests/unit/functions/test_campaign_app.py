@@ -345,3 +345,35 @@ def test_quiet_hours_defer_the_sends_to_their_end_and_never_drop_them(
     sends = queued_sends(queues)
     assert len(sends) == 4 * treated
     assert len({(send["customer_id"], send["channel"]) for send in sends}) == 2 * treated
+
+
+def test_a_run_planned_again_after_a_crash_queues_the_batches_its_first_attempt_cut(
+    tables: dict[str, str],
+    data_bucket: str,
+    queues: dict[str, str],
+    scored_customers: list[str],
+    load_event: Any,
+    lambda_context: Any,
+) -> None:
+    # given a run that queued its batches and died before recording that it had fanned out
+    campaigns_table.put_definition(tables["CampaignsTable"], "winback", CAMPAIGN, active=True)
+    event = {**load_event("schedule"), "campaign_id": "winback"}
+    app.lambda_handler(event, lambda_context)
+    first = queued_batches(queues)
+    run_key = {"campaign_id": "winback", "record_key": "RUN#winback@2026-11-23T10:00:00Z"}
+    boto3.resource("dynamodb").Table(tables["CampaignsTable"]).update_item(
+        Key=run_key, UpdateExpression="SET #s = :planning", ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":planning": "PLANNING"},
+    )  # fmt: skip
+    # and the first customer of the first batch withdrew consent meanwhile (a fresh cut would shift every batch)
+    boto3.resource("dynamodb").Table(tables["ProfilesTable"]).update_item(
+        Key={"customer_id": first[0]["sends"][0]["customer_id"]},
+        UpdateExpression="SET consent_email = :no, consent_sms = :no",
+        ExpressionAttributeValues={":no": False},
+    )
+
+    # when the retried firing plans the run again
+    app.lambda_handler(event, lambda_context)
+
+    # then it queues exactly the batches of the first attempt (dispatch suppresses the withdrawn customer)
+    assert queued_batches(queues) == first

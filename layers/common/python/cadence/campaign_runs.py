@@ -1,10 +1,11 @@
 """Running campaigns: claim the run, plan it from the profiles, fan the sends out to the dispatch queue."""
 
 import csv
+import gzip
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -191,11 +192,27 @@ def release_sends(trigger: ReleaseTrigger, settings: CampaignSettings) -> int:
     return queued
 
 
-def _batches_by_release(plan: Plan, due: datetime) -> tuple[list[Batch], dict[datetime, list[Batch]]]:
+def batches_key(campaign_id: str, run_id: str) -> str:
+    return f"campaign-runs/{campaign_id}/{run_id}/batches.jsonl.gz"
+
+
+def _kept_batches(plan: Plan, campaign_id: str, settings: CampaignSettings) -> list[Batch]:
+    """The run's batches as its first attempt cut them (written once, then read back).
+
+    A run re-planned after a crash may see changed data and cut differently; a customer moved to another batch
+    could then be sent twice or skipped, so every attempt queues the first attempt's batches.
+    """
+    body = "".join(json.dumps(batch.to_record(), separators=(",", ":")) + "\n" for batch in plan.batches())
+    data = gzip.compress(body.encode("utf-8"), mtime=0)
+    kept = uploads.put_bytes_once(settings.data_bucket, batches_key(campaign_id, plan.run_id), data, "application/gzip")
+    return [Batch.from_record(json.loads(line)) for line in gzip.decompress(kept).decode("utf-8").splitlines() if line]
+
+
+def _batches_by_release(batches: Iterable[Batch], due: datetime) -> tuple[list[Batch], dict[datetime, list[Batch]]]:
     """(the batches that may leave by `due`, the later ones by release time): one SQS message per batch."""
     now: list[Batch] = []
     later: dict[datetime, list[Batch]] = {}
-    for batch in plan.batches():
+    for batch in batches:
         if batch.release_at <= due:
             now.append(batch)
         else:
@@ -248,7 +265,7 @@ def run_campaign(definition: CampaignDefinition, trigger: CampaignTrigger, setti
         settings.data_bucket, definition.campaign_id, run_id, today, [(s.customer_id, s.channel) for s in plan.sends()]
     )
     due = trigger.scheduled_time + timedelta(minutes=1)
-    now_batches, later = _batches_by_release(plan, due)
+    now_batches, later = _batches_by_release(_kept_batches(plan, definition.campaign_id, settings), due)
     deferred = _defer(run_id, definition.campaign_id, later, settings)
     queues.send_json_batches(settings.dispatch_queue_url, (batch.to_message() for batch in now_batches))
     queued = sum(len(batch.sends) for batch in now_batches)

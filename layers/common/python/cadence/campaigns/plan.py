@@ -170,6 +170,27 @@ class Batch:
             "sends": recipients,
         }
 
+    def to_record(self) -> dict[str, Any]:
+        """The message with its release time: what a run keeps of the batches it cut."""
+        return {**self.to_message(), "release_at": self.release_at.astimezone(UTC).isoformat()}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "Batch":
+        sends = tuple(
+            Send(
+                campaign_id=record["campaign_id"],
+                run_id=record["run_id"],
+                customer_id=send["customer_id"],
+                channel=record["channel"],
+                variant=send.get("variant"),
+                offer_value=send.get("offer_value"),
+                coupon_code=send.get("coupon_code"),
+            )
+            for send in record["sends"]
+        )
+        release_at = datetime.fromisoformat(record["release_at"])
+        return cls(record["campaign_id"], record["run_id"], record["channel"], record["batch_id"], release_at, sends)
+
 
 @dataclass(slots=True)
 class Plan:
