@@ -5,7 +5,7 @@
     cadence campaign list
     cadence campaign show ID
     cadence campaign preview FILE [--members OUT.csv]
-    cadence campaign pause ID | resume ID
+    cadence campaign pause ID | resume ID | cancel ID
     cadence campaign run-now ID
 
 Every command takes --stack-name (default $CADENCE_STACK_NAME, else cadence-dev), --endpoint-url (e.g.
@@ -24,18 +24,17 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from cadence import campaign_runs
+from cadence import campaign_control, campaign_runs
+from cadence.campaigns.lifecycle import IllegalTransitionError, State
 from cadence.campaigns.plan import Plan
+from cadence.config import CampaignSettings
 from cadence.dal import campaigns_table
+from cadence.dal.campaigns_table import StoredCampaign
 from cadence.errors import CadenceError, InvalidInputError
 from cadence_cli import render, stack
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 _SAMPLE_MEMBERS = 5
-_NOT_YET = (
-    "Not available yet: `cancel` (stopping a run under way) waits for the campaign lifecycle state machine; "
-    "`pause` stops future runs and queued sends meanwhile."
-)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -49,23 +48,23 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _deploy(args: argparse.Namespace) -> int:
     definition = stack.load_definition(args.file)
-    stack.deploy(definition, _outputs(args))
+    state = stack.deploy(definition, _outputs(args))
     if args.json:
-        render.emit_json({"campaign_id": definition.campaign_id, "active": definition.active})
+        render.emit_json({"campaign_id": definition.campaign_id, "state": state.value})
     else:
-        render.line(f"stored campaign {definition.campaign_id} (active={definition.active})")
+        render.line(f"stored campaign {definition.campaign_id}: {state.value}")
     return EXIT_OK
 
 
 def _list(args: argparse.Namespace) -> int:
     table = stack.output(_outputs(args), "CampaignsTableName")
     rows = sorted(
-        (_summary(stored) for stored in campaigns_table.list_definitions(table)), key=lambda row: row["campaign_id"]
+        (_summary(stored) for stored in campaigns_table.list_campaigns(table)), key=lambda row: row["campaign_id"]
     )
     if args.json:
         render.emit_json({"campaigns": rows})
         return EXIT_OK
-    columns = ("campaign_id", "name", "active", "channels", "schedule")
+    columns = ("campaign_id", "name", "state", "channels", "schedule")
     render.table("campaigns", columns, ([row[column] for column in columns] for row in rows))
     return EXIT_OK
 
@@ -74,17 +73,20 @@ def _show(args: argparse.Namespace) -> int:
     table = stack.output(_outputs(args), "CampaignsTableName")
     stored = _deployed(table, args.campaign_id)
     runs = campaigns_table.list_runs(table, args.campaign_id, limit=args.runs)
-    if args.json:
-        render.emit_json({"campaign": {**stored, "schedule_text": _schedule_text(stored)}, "runs": runs})
-        return EXIT_OK
     summary = _summary(stored)
-    audience = yaml.safe_dump(stored.get("audience"), default_flow_style=True, sort_keys=False).strip()
+    if args.json:
+        lifecycle = {key: summary[key] for key in ("state", "state_reason", "state_changed_at")}
+        campaign = {**stored.definition, **lifecycle, "schedule_text": summary["schedule"]}
+        render.emit_json({"campaign": campaign, "runs": runs})
+        return EXIT_OK
+    definition = stored.definition
+    audience = yaml.safe_dump(definition.get("audience"), default_flow_style=True, sort_keys=False).strip()
     details = {
-        **summary,
-        "holdout_percent": stored.get("holdout_percent"),
+        **{key: value for key, value in summary.items() if value is not None},
+        "holdout_percent": definition.get("holdout_percent"),
         "audience": audience,
-        "offer": stored.get("offer"),
-        "variants": [variant["name"] for variant in stored.get("variants", [])],
+        "offer": definition.get("offer"),
+        "variants": [variant["name"] for variant in definition.get("variants", [])],
     }
     render.table(f"campaign {args.campaign_id}", ("", ""), details.items())
     columns = ("run_id", "status", "started_at", "audience_size", "members_by_state", "sends_by_channel")
@@ -117,13 +119,13 @@ def _preview(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _set_active(active: bool) -> Callable[[argparse.Namespace], int]:
+def _move(name: str, move: Callable[[str, CampaignSettings], State]) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
-        campaigns_table.set_active(stack.output(_outputs(args), "CampaignsTableName"), args.campaign_id, active)
+        state = move(args.campaign_id, stack.campaign_settings(_outputs(args)))
         if args.json:
-            render.emit_json({"campaign_id": args.campaign_id, "active": active})
+            render.emit_json({"campaign_id": args.campaign_id, "state": state.value})
         else:
-            render.line(f"campaign {args.campaign_id} {'resumed' if active else 'paused'} (active={active})")
+            render.line(f"campaign {args.campaign_id} {name}: {state.value}")
         return EXIT_OK
 
     return command
@@ -147,25 +149,28 @@ def _outputs(args: argparse.Namespace) -> dict[str, str]:
     return stack.stack_outputs(args.stack_name)
 
 
-def _deployed(table: str, campaign_id: str) -> dict[str, Any]:
-    stored = campaigns_table.get_definition(table, campaign_id)
+def _deployed(table: str, campaign_id: str) -> StoredCampaign:
+    stored = campaigns_table.get_campaign(table, campaign_id)
     if stored is None:
         raise InvalidInputError(f"campaign {campaign_id} is not deployed")
     return stored
 
 
-def _summary(stored: Mapping[str, Any]) -> dict[str, Any]:
+def _summary(stored: StoredCampaign) -> dict[str, Any]:
+    definition = stored.definition
     return {
-        "campaign_id": stored.get("campaign_id"),
-        "name": stored.get("name"),
-        "active": stored.get("active") is True,
-        "channels": list(stored.get("channels", [])),
-        "schedule": _schedule_text(stored),
+        "campaign_id": stored.campaign_id,
+        "name": definition.get("name"),
+        "state": stored.state.value,
+        "state_reason": stored.state_reason,
+        "state_changed_at": stored.state_changed_at,
+        "channels": list(definition.get("channels", [])),
+        "schedule": _schedule_text(definition),
     }
 
 
 def _schedule_text(stored: Mapping[str, Any]) -> str | None:
-    """`cron(...) Asia/Shanghai`; None when the campaign runs on the stack's daily schedule only."""
+    """`cron(...) Asia/Shanghai`; None for a draft (it runs only when fired by hand)."""
     schedule = stored.get("schedule")
     if not schedule:
         return None
@@ -220,11 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
 
-    parser = argparse.ArgumentParser(
-        prog="cadence", description="Manage campaigns in a cadence stack.", epilog=_NOT_YET
-    )
+    parser = argparse.ArgumentParser(prog="cadence", description="Manage campaigns in a cadence stack.")
     groups = parser.add_subparsers(dest="group", required=True)
-    campaign = groups.add_parser("campaign", help="campaign definitions and runs", epilog=_NOT_YET)
+    campaign = groups.add_parser("campaign", help="campaign definitions and runs")
     commands = campaign.add_subparsers(dest="command", required=True)
 
     def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
@@ -236,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("deploy", _deploy, "validate a campaign YAML file and store it in the stack").add_argument(
         "file", type=Path
     )
-    command("list", _list, "every stored campaign: id, name, active flag, channels, schedule")
+    command("list", _list, "every stored campaign: id, name, state, channels, schedule")
     show = command("show", _show, "a stored campaign and its last runs with their counters")
     show.add_argument("campaign_id")
     show.add_argument("--runs", type=int, default=10, help="how many of the latest runs (default 10)")
@@ -247,10 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument(
         "--at", type=_moment, default=None, metavar="ISO_TIME", help="plan as if the run fired then (default: now)"
     )
-    command("pause", _set_active(False), "switch a stored campaign off (runs skip it, queued sends are suppressed)")
-    command("resume", _set_active(True), "switch a stored campaign on again")
+    command("pause", _move("paused", campaign_control.pause), "stop its firings (schedule disabled); sends held")
+    command("resume", _move("resumed", campaign_control.resume), "a paused or failed campaign fires again")
+    command("cancel", _move("cancelled", campaign_control.cancel), "end it for good: schedule deleted, sends stopped")
     command("run-now", _run_now, "fire a stored campaign once, now (a one-time EventBridge schedule)")
-    for name in ("pause", "resume", "run-now"):
+    for name in ("pause", "resume", "cancel", "run-now"):
         commands.choices[name].add_argument("campaign_id")
     return parser
 
@@ -274,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         render.problem(f"invalid: {exc}")
         return EXIT_BAD_INPUT
     except InvalidInputError as exc:
-        render.problem(f"invalid: {exc}")
+        render.problem(f"{'refused' if isinstance(exc, IllegalTransitionError) else 'invalid'}: {exc}")
         return EXIT_BAD_INPUT
     except (stack.StackError, CadenceError, BotoCoreError, ClientError) as exc:
         # No credentials or region, an unreachable endpoint, a throttled or refused call: not the input's fault.

@@ -13,9 +13,10 @@ import boto3
 import yaml
 from botocore.exceptions import ClientError
 
+from cadence import campaign_control
 from cadence.campaigns import CampaignDefinition
+from cadence.campaigns.lifecycle import State
 from cadence.config import CampaignSettings
-from cadence.dal import campaigns_table
 
 # CampaignSettings field -> the template.yaml Output that names it; CampaignCaps is optional (no stack caps).
 _SETTINGS_OUTPUTS = {
@@ -26,7 +27,13 @@ _SETTINGS_OUTPUTS = {
     "dispatch_queue_url": "DispatchQueueUrl",
     "data_bucket": "DataBucketName",
     "campaign_caps": "CampaignCaps",
+    "campaign_function_arn": "CampaignFunctionArn",
+    "campaign_schedule_group": "CampaignScheduleGroupName",
+    "campaign_scheduler_role_arn": "CampaignSchedulerRoleArn",
+    "async_failure_queue_arn": "AsyncFailureQueueArn",
 }
+# Optional: a stack deployed from an older template lacks them (campaigns with a schedule then cannot be stored).
+_OPTIONAL_OUTPUTS = {"campaign_caps", "async_failure_queue_arn"}
 
 
 class StackError(Exception):
@@ -85,9 +92,10 @@ def campaign_settings(outputs: Mapping[str, str]) -> CampaignSettings:
     Raises:
         StackError: an Output the settings need is missing.
     """
-    values = {field: output(outputs, key) for field, key in _SETTINGS_OUTPUTS.items() if field != "campaign_caps"}
-    if caps := outputs.get(_SETTINGS_OUTPUTS["campaign_caps"]):
-        values["campaign_caps"] = caps
+    values = {field: output(outputs, key) for field, key in _SETTINGS_OUTPUTS.items() if field not in _OPTIONAL_OUTPUTS}
+    values |= {
+        field: outputs[_SETTINGS_OUTPUTS[field]] for field in _OPTIONAL_OUTPUTS if outputs.get(_SETTINGS_OUTPUTS[field])
+    }
     return CampaignSettings.model_validate(values)
 
 
@@ -101,10 +109,14 @@ def load_definition(path: Path) -> CampaignDefinition:
     return CampaignDefinition.model_validate(data)
 
 
-def deploy(definition: CampaignDefinition, outputs: Mapping[str, str]) -> None:
-    """Store the validated definition; the stack's daily schedule runs it while it is active."""
-    table = output(outputs, "CampaignsTableName")
-    campaigns_table.put_definition(table, definition.campaign_id, definition.stored_form(), definition.active)
+def deploy(definition: CampaignDefinition, outputs: Mapping[str, str]) -> State:
+    """Store the validated definition and its own schedule; returns the campaign's state.
+
+    Raises:
+        IllegalTransitionError: the campaign is running, completed or cancelled.
+        InvalidInputError: its schedule has passed.
+    """
+    return campaign_control.store(definition, campaign_settings(outputs))
 
 
 def run_now(campaign_id: str, outputs: Mapping[str, str]) -> str:

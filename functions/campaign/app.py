@@ -1,16 +1,14 @@
-"""Campaign function: an EventBridge Scheduler firing -> planned runs fanned out to the dispatch queue.
+"""Campaign function: a campaign's own schedule firing -> a planned run fanned out to the dispatch queue.
 
-The stack-wide firing names no campaign: it invokes this function again, asynchronously, once per active campaign.
+One-time schedules a run made also invoke it, to release the sends it planned for later.
 """
 
 from dataclasses import asdict
-from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cadence import campaign_runs, config, events
-from cadence.dal import lambdas
 from cadence.observability import logger, metrics, tracer
 
 
@@ -22,6 +20,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         release = events.ReleaseTrigger.model_validate(event)
         return {"released": campaign_runs.release_sends(release, config.campaign_settings())}
     trigger = events.CampaignTrigger.model_validate(event)
-    invoke_self = partial(lambdas.invoke_async, context.invoked_function_arn)
-    outcomes = campaign_runs.run_campaigns(trigger, config.campaign_settings(), invoke_self=invoke_self)
-    return {"runs": [asdict(outcome) for outcome in outcomes]}
+    outcome = campaign_runs.run_triggered(trigger, config.campaign_settings())
+    return {"runs": [asdict(outcome)]}

@@ -439,13 +439,22 @@ def test_the_sender_identity_is_verified_so_email_and_sms_can_be_sent(local_stac
 
 
 def test_the_templates_daily_schedule_exists_and_does_not_fire_at_startup(local_stack: LocalStack) -> None:
-    properties = local_stack.deployment.template["Resources"]["CampaignFunctionActiveCampaigns"]["Properties"]
+    resources = local_stack.deployment.template["Resources"]
+    properties = resources["RescoreFunctionDailyRescore"]["Properties"]
     schedule = local_stack.client("scheduler").get_schedule(Name=properties["Name"])
 
-    assert schedule["ScheduleExpression"] == local_stack.deployment.parameters["CampaignScheduleExpression"]
+    assert schedule["ScheduleExpression"] == "cron(0 3 * * ? *)"
     assert schedule["ScheduleExpressionTimezone"] == local_stack.deployment.parameters["CampaignScheduleTimezone"]
-    assert schedule["Target"]["Arn"] == local_stack.outputs["CampaignFunctionArn"]
+    assert schedule["Target"]["Arn"].endswith(":function:" + local_stack.outputs["RescoreFunctionName"])
     assert schedule["Arn"] not in [arn for arn, _ in local_stack.fired_schedules()]
+    # Campaigns run on their own schedules only: the template has no stack-wide "run every campaign" firing.
+    schedule_targets = [
+        json.dumps(resource["Properties"]["Target"]["Arn"])
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Scheduler::Schedule"
+    ]
+    assert schedule_targets
+    assert not [target for target in schedule_targets if "CampaignFunction" in target]
 
 
 def test_the_routed_queues_are_polled_by_the_router_not_by_moto(local_stack: LocalStack) -> None:

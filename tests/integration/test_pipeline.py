@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from cadence.campaigns import CampaignDefinition, run_id_for
+from cadence.campaigns.lifecycle import State
 from cadence.dal import campaigns_table
 from cadence.ingest import schemas
 from infra import campaigns
@@ -175,45 +176,55 @@ def test_a_fired_campaign_sends_each_message_once(
     assert len(local_stack.sent_emails()) + len(local_stack.sent_sms()) - emails_before - sms_before == len(sent)
 
 
-def test_the_stack_wide_firing_runs_each_active_campaign_in_its_own_invocation(local_stack: LocalStack) -> None:
-    # given two active campaigns, one of them stored with a definition that no longer validates
+def test_a_campaign_runs_on_its_own_schedule_and_an_invalid_one_fails_alone(local_stack: LocalStack) -> None:
+    # given a one-off campaign stored with its own schedule a few seconds from now, and one whose stored
+    # definition no longer validates
     prefix = f"f{uuid.uuid4().hex[:6]}"
     table = local_stack.outputs["CampaignsTableName"]
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
     good = {
         "campaign_id": f"{prefix}-good",
-        "name": "fan-out",
+        "name": "own schedule",
         "channels": ["email"],
         "audience": {"max_decile": 1},
         "email": {"subject": "Hi", "body": "Hello"},
+        "schedule": {"at": at.isoformat()},
     }
     broken = {**good, "campaign_id": f"{prefix}-broken", "email": None}
-    campaigns_table.put_definition(table, good["campaign_id"], good, active=True)
-    campaigns_table.put_definition(table, broken["campaign_id"], broken, active=True)
-    scheduled = datetime.now(UTC).replace(microsecond=0)
+    del broken["schedule"]
+    campaigns.deploy(CampaignDefinition.model_validate(good), local_stack.outputs)
+    campaigns_table.put_definition(table, broken["campaign_id"], broken, State.DRAFT)
+    schedule = local_stack.client("scheduler").get_schedule(
+        Name=good["campaign_id"], GroupName=local_stack.outputs["CampaignScheduleGroupName"]
+    )
+    assert (schedule["State"], schedule["ScheduleExpression"]) == ("ENABLED", f"at({at:%Y-%m-%dT%H:%M:%S})")
     before = len(local_stack.invocations("CampaignFunction"))
 
-    # when the stack-wide schedule's event (no campaign_id) reaches the campaign function
-    sweep = local_stack.invoke("CampaignFunction", {"scheduled_time": scheduled.isoformat()})
+    # when its schedule fires, and the broken one is fired by hand
+    campaigns.run_now(broken["campaign_id"], local_stack.outputs)
+    run = wait_for(lambda: fanned_out_run(local_stack, good["campaign_id"]))
     local_stack.wait_idle(timeout=120)
 
-    # then it only invoked the function again per campaign; the good run fanned out, the broken one failed alone
-    assert sweep.ok
-    invoked = {run["campaign_id"]: run["status"] for run in sweep.payload["runs"]}
-    assert invoked[good["campaign_id"]] == invoked[broken["campaign_id"]] == "invoked"
-    run = fanned_out_run(local_stack, good["campaign_id"])
-    assert run is not None
-    assert run["run_id"]["S"] == run_id_for(good["campaign_id"], scheduled)
-    later = local_stack.invocations("CampaignFunction")[before + 1 :]
-    assert {record.trigger for record in later} == {"api"}  # Lambda's Invoke API, asynchronous
+    # then the good run fanned out for the scheduled time and the one-off campaign completed;
+    # the broken one failed alone (first try and two retries) and is marked failed
+    assert run["run_id"]["S"] == run_id_for(good["campaign_id"], at)
+    assert wait_for(lambda: campaign_state(table, good["campaign_id"], State.COMPLETED))
+    later = local_stack.invocations("CampaignFunction")[before:]
     failed = [record for record in later if not record.ok]
-    assert [record.error_type for record in failed] == ["InvalidInputError"] * 3  # first try and two retries
+    assert [record.error_type for record in failed] == ["InvalidInputError"] * 3
     assert fanned_out_run(local_stack, broken["campaign_id"]) is None
+    assert campaign_state(table, broken["campaign_id"], State.FAILED)
     failures = (
         local_stack.client("sqs")
         .receive_message(QueueUrl=local_stack.outputs["AsyncFailureQueueUrl"], MaxNumberOfMessages=10)
         .get("Messages", [])
     )
     assert broken["campaign_id"] in [json.loads(m["Body"])["requestPayload"]["campaign_id"] for m in failures]
+
+
+def campaign_state(table: str, campaign_id: str, state: State) -> bool:
+    stored = campaigns_table.get_campaign(table, campaign_id)
+    return stored is not None and stored.state is state
 
 
 def fanned_out_run(stack: LocalStack, campaign_id: str) -> dict[str, Any] | None:

@@ -64,16 +64,16 @@ def test_dispatch_settings_refuse_a_reserve_shorter_than_one_send() -> None:
         DispatchSettings.model_validate({**values, "dispatch_reserve_seconds": "19", "dispatch_lease_seconds": "18"})
 
 
-def test_the_campaign_function_may_invoke_itself_and_nothing_else() -> None:
+def test_the_campaign_function_runs_on_each_campaigns_own_schedule_and_invokes_no_function() -> None:
     properties = function("CampaignFunction")
     statements = [s for policy in properties["Policies"] if "Statement" in policy for s in policy["Statement"]]
-    invokes = [s for s in statements if "lambda:InvokeFunction" in actions(s)]
 
-    (statement,) = invokes
-    assert statement["Effect"] == "Allow"
-    assert properties["FunctionName"] == {"Fn::Sub": "cadence-${Stage}-campaign"}
-    assert statement["Resource"] == {
-        "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:cadence-${Stage}-campaign"
-    }
-    # asynchronous invocations of itself follow the same retries and on-failure destination as the schedule's
+    # no stack-wide "run every campaign" firing, and no fan-out by invoking itself
+    assert "Events" not in properties
+    assert [s for s in statements if any(action.startswith("lambda:") for action in actions(s))] == []
+    # it may only make the one-time schedules that release deferred sends, not campaigns' own schedules
+    scheduler = [s for s in statements if any(action.startswith("scheduler:") for action in actions(s))]
+    assert [actions(s) for s in scheduler] == [["scheduler:CreateSchedule"]]
+    assert scheduler[0]["Resource"]["Fn::Sub"].endswith(":schedule/cadence-${Stage}-campaigns/release-*")
+    # schedule firings are asynchronous invocations: retries, then the on-failure queue
     assert properties["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"

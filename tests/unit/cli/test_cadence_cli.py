@@ -20,6 +20,17 @@ STACK = "cadence-cli-test"
 AT = "2026-12-01T10:00:00+00:00"
 
 
+class _AnyTime:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and other[:2] == "20" and "T" in other
+
+    def __hash__(self) -> int:
+        return 0
+
+
+ANY_TIME = _AnyTime()
+
+
 @pytest.fixture
 def stack(tables: dict[str, str], queues: dict[str, str], data_bucket: str) -> dict[str, str]:
     """A tiny CloudFormation stack in moto whose Outputs name the test resources, as template.yaml's do."""
@@ -35,6 +46,7 @@ def stack(tables: dict[str, str], queues: dict[str, str], data_bucket: str) -> d
         "CampaignScheduleGroupName": "cadence-cli-test-campaigns",
         "CampaignFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:campaign",
         "CampaignSchedulerRoleArn": "arn:aws:iam::123456789012:role/scheduler",
+        "AsyncFailureQueueArn": "arn:aws:sqs:us-east-1:123456789012:async-failures",
     }
     template = {
         "Resources": {"Placeholder": {"Type": "AWS::SNS::Topic"}},
@@ -96,7 +108,7 @@ def test_deploy_list_and_show_round_trip_with_the_last_runs_counters(
     # given the coupon campaign deployed, and one finished run of it
     code, out, _ = run(capsys, *with_stack("deploy", str(COUPON)))
     assert code == 0
-    assert "stored campaign loyal-winback-coupon (active=True)" in out
+    assert "stored campaign loyal-winback-coupon: draft" in out
     table = stack["CampaignsTableName"]
     run_id = "loyal-winback-coupon@2026-11-30T02:00:00Z"
     campaigns_table.claim_run(table, "loyal-winback-coupon", run_id)
@@ -113,14 +125,16 @@ def test_deploy_list_and_show_round_trip_with_the_last_runs_counters(
         {
             "campaign_id": "loyal-winback-coupon",
             "name": "Loyal customers who have not visited in 3 months",
-            "active": True,
+            "state": "draft",
+            "state_reason": None,
+            "state_changed_at": ANY_TIME,
             "channels": ["sms"],
             "schedule": None,
         }
     ]
     assert code == 0
     document = json.loads(shown)
-    assert document["campaign"]["active"] is True
+    assert document["campaign"]["state"] == "draft"
     assert document["campaign"]["offer"]["by"] == "decile"
     [stored_run] = document["runs"]
     assert stored_run["run_id"] == run_id
@@ -148,24 +162,102 @@ def test_show_lists_runs_newest_first_and_at_most_the_number_asked(
     assert [r["run_id"][-20:-10] for r in json.loads(shown)["runs"]] == ["2026-11-03", "2026-11-02"]
 
 
-def test_pause_makes_the_stored_campaign_inactive_and_resume_active_again(
-    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+@pytest.fixture
+def weekly(tmp_path: Path) -> Path:
+    """The shipped coupon campaign with its own schedule: Mondays at 10:00 Shanghai time."""
+    path = tmp_path / "weekly.yaml"
+    schedule = "schedule: {cron: '0 10 ? * MON *', timezone: Asia/Shanghai}\n"
+    path.write_text(COUPON.read_text(encoding="utf-8") + schedule, encoding="utf-8")
+    return path
+
+
+def own_schedule(stack: dict[str, str]) -> dict[str, object]:
+    return boto3.client("scheduler").get_schedule(
+        Name="loyal-winback-coupon", GroupName=stack["CampaignScheduleGroupName"]
+    )
+
+
+def test_deploy_gives_a_campaign_its_own_schedule_and_pause_resume_switch_it(
+    stack: dict[str, str], weekly: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     table = stack["CampaignsTableName"]
-    run(capsys, *with_stack("deploy", str(COUPON)))
+    code, out, _ = run(capsys, *with_stack("deploy", str(weekly), "--json"))
+    assert (code, json.loads(out)) == (0, {"campaign_id": "loyal-winback-coupon", "state": "scheduled"})
+    schedule = own_schedule(stack)
+    assert schedule["ScheduleExpression"] == "cron(0 10 ? * MON *)"
+    assert schedule["ScheduleExpressionTimezone"] == "Asia/Shanghai"
+    assert schedule["State"] == "ENABLED"
+    assert schedule["Target"]["Arn"] == stack["CampaignFunctionArn"]
+    assert json.loads(schedule["Target"]["Input"]) == {
+        "campaign_id": "loyal-winback-coupon",
+        "scheduled_time": "<aws.scheduler.scheduled-time>",
+    }
 
     code, out, _ = run(capsys, *with_stack("pause", "loyal-winback-coupon", "--json"))
-    assert code == 0
-    assert json.loads(out) == {"campaign_id": "loyal-winback-coupon", "active": False}
-    assert campaigns_table.get_definition(table, "loyal-winback-coupon")["active"] is False
-    assert list(campaigns_table.active_campaign_ids(table)) == []
+    assert (code, json.loads(out)) == (0, {"campaign_id": "loyal-winback-coupon", "state": "paused"})
+    assert own_schedule(stack)["State"] == "DISABLED"
+    assert campaigns_table.get_definition(table, "loyal-winback-coupon")["active"] is False  # dispatch holds sends
 
     code, _, _ = run(capsys, *with_stack("resume", "loyal-winback-coupon"))
     assert code == 0
-    stored = campaigns_table.get_definition(table, "loyal-winback-coupon")
-    assert stored["active"] is True
-    assert stored["offer"]["by"] == "decile"  # the definition is untouched
-    assert list(campaigns_table.active_campaign_ids(table)) == ["loyal-winback-coupon"]
+    assert own_schedule(stack)["State"] == "ENABLED"
+    stored = campaigns_table.get_campaign(table, "loyal-winback-coupon")
+    assert stored is not None
+    assert stored.state.value == "scheduled"
+    assert stored.definition["offer"]["by"] == "decile"  # the definition is untouched
+
+
+def test_deploy_again_replaces_the_schedule_and_without_one_removes_it(
+    stack: dict[str, str], weekly: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, *with_stack("deploy", str(weekly)))
+    weekly.write_text(weekly.read_text(encoding="utf-8").replace("MON", "FRI"), encoding="utf-8")
+    run(capsys, *with_stack("deploy", str(weekly)))
+    assert own_schedule(stack)["ScheduleExpression"] == "cron(0 10 ? * FRI *)"
+
+    code, out, _ = run(capsys, *with_stack("deploy", str(COUPON)))
+
+    assert (code, out.strip()) == (0, "stored campaign loyal-winback-coupon: draft")
+    assert boto3.client("scheduler").list_schedules(GroupName=stack["CampaignScheduleGroupName"])["Schedules"] == []
+
+
+def test_cancel_deletes_the_schedule_and_a_cancelled_campaign_cannot_be_stored_or_resumed(
+    stack: dict[str, str], weekly: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, *with_stack("deploy", str(weekly)))
+
+    code, out, _ = run(capsys, *with_stack("cancel", "loyal-winback-coupon"))
+
+    assert (code, out.strip()) == (0, "campaign loyal-winback-coupon cancelled: cancelled")
+    assert boto3.client("scheduler").list_schedules(GroupName=stack["CampaignScheduleGroupName"])["Schedules"] == []
+    for argv in (("deploy", str(weekly)), ("resume", "loyal-winback-coupon"), ("cancel", "loyal-winback-coupon")):
+        code, _, err = run(capsys, *with_stack(*argv))
+        assert code == 2, argv
+        assert err.startswith("refused: cannot ") and "cancelled campaign" in err, err
+
+
+def test_a_draft_cannot_be_paused_and_the_refusal_says_why(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, *with_stack("deploy", str(COUPON)))
+
+    code, _, err = run(capsys, *with_stack("pause", "loyal-winback-coupon"))
+
+    assert code == 2
+    assert "refused: cannot pause a draft campaign: it is a draft (no schedule)" in err
+
+
+def test_deploy_refuses_a_one_off_schedule_that_has_passed(
+    stack: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    past = tmp_path / "past.yaml"
+    past.write_text(COUPON.read_text(encoding="utf-8") + "schedule: {at: '2020-01-01T10:00:00'}\n", encoding="utf-8")
+
+    code, _, err = run(capsys, *with_stack("deploy", str(past)))
+
+    assert code == 2
+    assert "schedule.at 2020-01-01T10:00:00 has passed" in err
+    assert campaigns_table.get_campaign(stack["CampaignsTableName"], "loyal-winback-coupon") is None
 
 
 def test_pause_exits_2_and_stores_nothing_when_the_campaign_is_not_deployed(
@@ -319,11 +411,3 @@ def test_the_console_script_is_installed_in_the_venv_running_the_tests() -> None
 
     assert script.is_file()
     assert "cadence_cli.main" in script.read_text(encoding="utf-8")
-
-
-def test_help_says_cancel_is_not_available_yet(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["campaign", "--help"])
-
-    assert exit_info.value.code == 0
-    assert "`cancel`" in " ".join(capsys.readouterr().out.split())

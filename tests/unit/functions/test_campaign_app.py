@@ -8,11 +8,12 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import ANY, Stubber
 from pydantic import ValidationError
 
-from cadence import config
-from cadence.dal import campaigns_table, clients
+from cadence import campaign_control, config
+from cadence.campaigns import CampaignDefinition
+from cadence.campaigns.lifecycle import State
+from cadence.dal import campaigns_table
 from cadence.errors import InvalidInputError
 from functions.campaign import app
 
@@ -78,89 +79,27 @@ def queued_sends(queues: dict[str, str]) -> list[dict[str, str]]:
     ]
 
 
-class AsyncInvocations:
-    """Lambda's asynchronous Invoke API (botocore Stubber): accepts each invocation and keeps its payload."""
-
-    def __init__(self, stubber: Stubber, function_arn: str) -> None:
-        self._stubber = stubber
-        self._function_arn = function_arn
-        self.payloads: list[dict[str, Any]] = []
-
-    def accept(self, count: int) -> None:
-        """Lambda will accept the next `count` invocations."""
-        expected = {"FunctionName": self._function_arn, "InvocationType": "Event", "Payload": ANY}
-        for _ in range(count):
-            self._stubber.add_response("invoke", {"StatusCode": 202}, expected)
-
-    def record(self, params: dict[str, Any], **_: Any) -> None:
-        self.payloads.append(json.loads(params["Payload"]))
-
-    def take(self) -> list[dict[str, Any]]:
-        taken, self.payloads = self.payloads, []
-        return taken
+def store(campaign: dict[str, Any]) -> State:
+    """Store a campaign as `cadence campaign deploy` does."""
+    return campaign_control.store(CampaignDefinition.model_validate(campaign), config.campaign_settings())
 
 
-@pytest.fixture
-def async_invocations(aws: None, lambda_context: Any) -> Iterator[AsyncInvocations]:
-    lambda_client = clients.client("lambda")
-    with Stubber(lambda_client) as stubber:
-        invocations = AsyncInvocations(stubber, lambda_context.invoked_function_arn)
-        lambda_client.meta.events.register("before-parameter-build.lambda.Invoke", invocations.record)
-        yield invocations
-        stubber.assert_no_pending_responses()
-
-
-def test_the_stack_wide_firing_runs_each_active_campaign_in_its_own_invocation(
-    tables: dict[str, str],
-    queues: dict[str, str],
-    scored_customers: list[str],
-    load_event: Any,
-    lambda_context: Any,
-    async_invocations: AsyncInvocations,
+def test_an_invalid_stored_campaign_is_failed_with_the_reason_and_queues_nothing(
+    tables: dict[str, str], queues: dict[str, str], scored_customers: list[str], lambda_context: Any
 ) -> None:
-    # given two active campaigns, one switched off, and one active whose stored definition no longer validates
-    campaigns_table.put_definition(tables["CampaignsTable"], "winback", CAMPAIGN, active=True)
-    campaigns_table.put_definition(tables["CampaignsTable"], "spring", {**CAMPAIGN, "campaign_id": "spring"}, True)
-    campaigns_table.put_definition(tables["CampaignsTable"], "paused", {**CAMPAIGN, "campaign_id": "paused"}, False)
-    broken = {**CAMPAIGN, "campaign_id": "broken", "sms": None}  # sms is a channel with no message
-    campaigns_table.put_definition(tables["CampaignsTable"], "broken", broken, active=True)
-    async_invocations.accept(3)
+    # given a campaign whose stored definition no longer validates (sms is a channel with no message)
+    broken = {**CAMPAIGN, "campaign_id": "broken", "sms": None}
+    campaigns_table.put_definition(tables["CampaignsTable"], "broken", broken, State.SCHEDULED)
 
-    # when the stack-wide schedule fires (its Input names no campaign)
-    app.lambda_handler(load_event("schedule"), lambda_context)
+    # when its schedule fires: the invocation fails (Lambda retries it, then the on-failure queue holds it)
+    with pytest.raises(InvalidInputError, match="stored campaign broken is invalid"):
+        fire("broken", "2026-11-23T10:00:00Z", lambda_context)
 
-    # then it queued no sends itself, only one invocation per active campaign for the same scheduled time
-    assert queued_sends(queues) == []
-    invocations = async_invocations.take()
-    assert sorted(payload["campaign_id"] for payload in invocations) == ["broken", "spring", "winback"]
-    assert {payload["scheduled_time"] for payload in invocations} == {"2026-11-23T10:00:00Z"}
-
-    # when Lambda delivers them: each plans its own campaign, and the invalid one fails alone (async retry, DLQ)
-    runs = {}
-    for payload in invocations:
-        if payload["campaign_id"] == "broken":
-            with pytest.raises(InvalidInputError, match="stored campaign broken is invalid"):
-                app.lambda_handler(payload, lambda_context)
-        else:
-            runs[payload["campaign_id"]] = app.lambda_handler(payload, lambda_context)["runs"]
-    assert {campaign_id: [run["run_id"] for run in result] for campaign_id, result in runs.items()} == {
-        "winback": ["winback@2026-11-23T10:00:00Z"],
-        "spring": ["spring@2026-11-23T10:00:00Z"],
-    }
-    batches = queued_batches(queues)
-    sends = [{"run_id": b["run_id"], "channel": b["channel"], **send} for b in batches for send in b["sends"]]
-    assert {batch["campaign_id"] for batch in batches} == {"winback", "spring"}
-    assert len(sends) == sum(result[0]["sends_queued"] for result in runs.values())
-    # one message per batch of at most 50 sends of one run and channel, each send in exactly one
-    assert all(1 <= len(batch["sends"]) <= 50 for batch in batches)
-    assert len(batches) < len(sends)
-    assert len({(s["run_id"], s["channel"], s["customer_id"]) for s in sends}) == len(sends)
-
-    # when the firing is retried, its invocations queue nothing new
-    async_invocations.accept(3)
-    app.lambda_handler(load_event("schedule"), lambda_context)
-    repeated = [p for p in async_invocations.take() if p["campaign_id"] != "broken"]
-    assert [app.lambda_handler(p, lambda_context)["runs"][0]["status"] for p in repeated] == ["duplicate"] * 2
+    # then the campaign is failed with the reason, and queued nothing
+    stored = campaigns_table.get_campaign(tables["CampaignsTable"], "broken")
+    assert stored is not None
+    assert stored.state is State.FAILED
+    assert "stored campaign broken is invalid" in (stored.state_reason or "")
     assert queued_sends(queues) == []
 
 
@@ -172,8 +111,8 @@ def test_a_campaign_run_fans_its_audience_out_once(
     load_event: Any,
     lambda_context: Any,
 ) -> None:
-    campaigns_table.put_definition(tables["CampaignsTable"], "winback", CAMPAIGN, active=True)
-    event = {**load_event("schedule"), "campaign_id": "winback"}  # as the stack-wide firing invokes it
+    store(CAMPAIGN)
+    event = {**load_event("schedule"), "campaign_id": "winback"}  # as its own schedule invokes it
 
     result = app.lambda_handler(event, lambda_context)
     repeat = app.lambda_handler(event, lambda_context)
@@ -183,9 +122,14 @@ def test_a_campaign_run_fans_its_audience_out_once(
     assert run["audience_size"] == 100  # deciles 1..5 of 200
     assert run["holdout_size"] > 0
     assert run["sends_by_channel"] == {"email": 100 - run["holdout_size"], "sms": 100 - run["holdout_size"]}
-    sends = queued_sends(queues)
+    batches = queued_batches(queues)
+    sends = [{"campaign_id": b["campaign_id"], "channel": b["channel"], **send} for b in batches for send in b["sends"]]
     assert len(sends) == run["sends_queued"] == 2 * (100 - run["holdout_size"])
     assert {send["campaign_id"] for send in sends} == {"winback"}
+    # one message per batch of at most 50 sends of one channel, each send in exactly one
+    assert all(1 <= len(batch["sends"]) <= 50 for batch in batches)
+    assert len(batches) == 2 * -(-len(sends) // 2 // 50)
+    assert len({(send["channel"], send["customer_id"]) for send in sends}) == len(sends)
     assert repeat["runs"][0]["status"] == "duplicate"
     stored_run = campaigns_table.get_run(tables["CampaignsTable"], "winback", run["run_id"])
     assert stored_run is not None
@@ -203,23 +147,23 @@ def test_a_campaign_run_fans_its_audience_out_once(
 def test_a_named_campaign_runs_when_its_own_schedule_fires(
     tables: dict[str, str], queues: dict[str, str], scored_customers: list[str], lambda_context: Any
 ) -> None:
-    campaigns_table.put_definition(tables["CampaignsTable"], "winback", CAMPAIGN, active=True)
+    store(CAMPAIGN)
 
     result = app.lambda_handler({"campaign_id": "winback", "scheduled_time": "2026-11-23T11:00:00Z"}, lambda_context)
 
     assert result["runs"][0]["sends_queued"] == len(queued_sends(queues)) > 0
 
 
-def test_a_named_campaign_queues_nothing_when_it_is_inactive(
+def test_a_named_campaign_queues_nothing_when_it_is_paused(
     tables: dict[str, str], queues: dict[str, str], scored_customers: list[str], lambda_context: Any
 ) -> None:
-    # given a campaign switched off (its stored flag), though its own schedule still fires
-    campaigns_table.put_definition(tables["CampaignsTable"], "winback", {**CAMPAIGN, "active": True}, active=False)
+    # given a campaign stored paused (`active: false`), though a firing already on its way still arrives
+    assert store({**CAMPAIGN, "active": False}) is State.PAUSED
 
     result = app.lambda_handler({"campaign_id": "winback", "scheduled_time": "2026-11-23T11:00:00Z"}, lambda_context)
 
     assert [(run["campaign_id"], run["status"], run["sends_queued"]) for run in result["runs"]] == [
-        ("winback", "inactive", 0)
+        ("winback", "paused", 0)
     ]
     assert queued_sends(queues) == []
     assert campaigns_table.get_run(tables["CampaignsTable"], "winback", result["runs"][0]["run_id"]) is None
@@ -245,7 +189,7 @@ def test_a_recurring_campaign_never_reaches_a_customer_twice_inside_its_reentry_
 ) -> None:
     # given a campaign a customer may receive once a week, firing every day
     weekly = {**CAMPAIGN, "reentry": {"days": 7}}
-    campaigns_table.put_definition(tables["CampaignsTable"], "winback", weekly, active=True)
+    store(weekly)
 
     first = fire("winback", "2026-11-23T10:00:00Z", lambda_context)
     second = fire("winback", "2026-11-24T10:00:00Z", lambda_context)
@@ -265,7 +209,7 @@ def test_a_recurring_campaign_never_reaches_a_customer_twice_inside_its_reentry_
 def test_a_campaign_sent_once_only_is_not_sent_again_by_a_later_run(
     tables: dict[str, str], queues: dict[str, str], scored_customers: list[str], lambda_context: Any
 ) -> None:
-    campaigns_table.put_definition(tables["CampaignsTable"], "winback", CAMPAIGN, active=True)  # reentry: once
+    store(CAMPAIGN)  # reentry: once
 
     first = fire("winback", "2026-11-23T10:00:00Z", lambda_context)
     months_later = fire("winback", "2027-03-01T10:00:00Z", lambda_context)
@@ -278,14 +222,14 @@ def test_frequency_caps_hold_across_two_campaigns(
     tables: dict[str, str], queues: dict[str, str], scored_customers: list[str], lambda_context: Any
 ) -> None:
     # given campaign A messaged its audience yesterday, and campaign B allows one message a week in all
-    campaigns_table.put_definition(tables["CampaignsTable"], "winback", CAMPAIGN, active=True)
+    store(CAMPAIGN)
     capped = {
         **CAMPAIGN,
         "campaign_id": "spring",
         "holdout_percent": 0,
         "caps": {"overall": {"max": 1, "days": 7}},
     }
-    campaigns_table.put_definition(tables["CampaignsTable"], "spring", capped, active=True)
+    store(capped)
     first = fire("winback", "2026-11-23T10:00:00Z", lambda_context)
 
     second = fire("spring", "2026-11-24T10:00:00Z", lambda_context)
@@ -320,7 +264,7 @@ def test_quiet_hours_defer_the_sends_to_their_end_and_never_drop_them(
 ) -> None:
     # given a campaign with quiet hours 21:00-08:00 for customers in Shanghai, fired at 23:00 their time
     quiet = {**CAMPAIGN, "default_timezone": "Asia/Shanghai", "quiet_hours": {"start": "21:00", "end": "08:00"}}
-    campaigns_table.put_definition(tables["CampaignsTable"], "winback", quiet, active=True)
+    store(quiet)
 
     run = fire("winback", "2026-11-23T15:00:00Z", lambda_context)
 
@@ -347,6 +291,77 @@ def test_quiet_hours_defer_the_sends_to_their_end_and_never_drop_them(
     assert len({(send["customer_id"], send["channel"]) for send in sends}) == 2 * treated
 
 
+def stored_state(tables: dict[str, str], campaign_id: str = "winback") -> State:
+    stored = campaigns_table.get_campaign(tables["CampaignsTable"], campaign_id)
+    assert stored is not None
+    return stored.state
+
+
+def test_a_one_off_campaign_completes_after_its_firing_and_a_late_redelivery_starts_nothing(
+    tables: dict[str, str],
+    queues: dict[str, str],
+    scored_customers: list[str],
+    release_settings: str,
+    lambda_context: Any,
+) -> None:
+    assert store({**CAMPAIGN, "schedule": {"at": "2030-01-01T10:00:00"}}) is State.SCHEDULED
+
+    run = fire("winback", "2030-01-01T10:00:00Z", lambda_context)
+
+    assert run["sends_queued"] == len(queued_sends(queues)) > 0
+    assert stored_state(tables) is State.COMPLETED
+    assert fire("winback", "2030-01-01T10:00:00Z", lambda_context)["status"] == "completed"
+    assert queued_sends(queues) == []
+
+
+def test_a_recurring_campaign_rests_between_firings_and_completes_after_the_last_before_its_end(
+    tables: dict[str, str],
+    queues: dict[str, str],
+    scored_customers: list[str],
+    release_settings: str,
+    lambda_context: Any,
+) -> None:
+    daily = {**CAMPAIGN, "reentry": {"days": 1}, "schedule": {"cron": "0 10 * * ? *", "end": "2030-01-03T12:00:00Z"}}
+    store(daily)
+
+    fire("winback", "2030-01-02T10:00:00Z", lambda_context)
+    assert stored_state(tables) is State.SCHEDULED
+    fire("winback", "2030-01-03T10:00:00Z", lambda_context)
+    assert stored_state(tables) is State.COMPLETED
+
+
+def test_a_paused_campaigns_firing_queues_nothing_and_after_resume_the_next_one_runs(
+    tables: dict[str, str],
+    queues: dict[str, str],
+    scored_customers: list[str],
+    release_settings: str,
+    lambda_context: Any,
+) -> None:
+    settings = config.campaign_settings()
+    store({**CAMPAIGN, "schedule": {"cron": "0 10 * * ? *"}})
+    campaign_control.pause("winback", settings)
+
+    paused = fire("winback", "2030-01-02T10:00:00Z", lambda_context)
+
+    assert (paused["status"], paused["sends_queued"], queued_sends(queues)) == ("paused", 0, [])
+    assert campaigns_table.get_run(tables["CampaignsTable"], "winback", paused["run_id"]) is None
+    campaign_control.resume("winback", settings)
+    resumed = fire("winback", "2030-01-03T10:00:00Z", lambda_context)
+    assert resumed["sends_queued"] == len(queued_sends(queues)) > 0
+    assert stored_state(tables) is State.SCHEDULED
+
+
+def test_a_move_from_a_state_read_before_another_move_is_refused(tables: dict[str, str]) -> None:
+    store(CAMPAIGN)
+    read = campaigns_table.get_campaign(tables["CampaignsTable"], "winback")
+    assert read is not None
+    campaigns_table.move(tables["CampaignsTable"], "winback", read.stored_state, State.RUNNING)
+
+    with pytest.raises(campaigns_table.ConcurrentChangeError):
+        campaigns_table.move(tables["CampaignsTable"], "winback", read.stored_state, State.CANCELLED)
+    assert stored_state(tables) is State.RUNNING
+
+
 def test_a_run_planned_again_after_a_crash_queues_the_batches_its_first_attempt_cut(
     tables: dict[str, str],
     data_bucket: str,
@@ -356,7 +371,7 @@ def test_a_run_planned_again_after_a_crash_queues_the_batches_its_first_attempt_
     lambda_context: Any,
 ) -> None:
     # given a run that queued its batches and died before recording that it had fanned out
-    campaigns_table.put_definition(tables["CampaignsTable"], "winback", CAMPAIGN, active=True)
+    store(CAMPAIGN)
     event = {**load_event("schedule"), "campaign_id": "winback"}
     app.lambda_handler(event, lambda_context)
     first = queued_batches(queues)

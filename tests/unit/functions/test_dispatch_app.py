@@ -10,10 +10,11 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
+from cadence import campaign_control, config
 from cadence.campaigns import CampaignDefinition
+from cadence.campaigns.lifecycle import State
 from cadence.dal import campaigns_table, clients
 from functions.dispatch import app
-from infra import campaigns
 from tests.unit.functions import provider_faults
 from tests.unit.functions.provider_faults import ProviderFaults
 
@@ -30,7 +31,9 @@ CAMPAIGN = CampaignDefinition.model_validate(
 
 @pytest.fixture
 def stored_campaign(tables: dict[str, str]) -> CampaignDefinition:
-    campaigns_table.put_definition(tables["CampaignsTable"], CAMPAIGN.campaign_id, CAMPAIGN.model_dump(), active=True)
+    campaigns_table.put_definition(
+        tables["CampaignsTable"], CAMPAIGN.campaign_id, CAMPAIGN.model_dump(mode="json"), State.SCHEDULED
+    )
     return CAMPAIGN
 
 
@@ -431,7 +434,7 @@ def test_records_are_left_unclaimed_for_redelivery_when_the_invocation_is_runnin
     assert emails_sent() == 3
 
 
-def test_queued_sends_are_not_sent_when_the_campaign_was_deactivated_after_planning(
+def test_queued_sends_are_not_sent_when_the_campaign_was_paused_after_planning(
     tables: dict[str, str],
     ses_sender: str,
     stored_campaign: CampaignDefinition,
@@ -439,9 +442,9 @@ def test_queued_sends_are_not_sent_when_the_campaign_was_deactivated_after_plann
     lambda_context: Any,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # given the run was planned, then the marketer deployed the campaign again with active: false
+    # given the run was planned, then the marketer paused the campaign
     put_profile(tables, "K1")
-    campaigns.deploy(CAMPAIGN.model_copy(update={"active": False}), {"CampaignsTableName": tables["CampaignsTable"]})
+    campaign_control.pause(CAMPAIGN.campaign_id, config.campaign_settings())
 
     response = app.lambda_handler(
         dispatch_event(load_event, request("K1", "email"), request("K1", "sms")), lambda_context
@@ -457,15 +460,18 @@ def test_queued_sends_are_not_sent_when_the_campaign_was_deactivated_after_plann
     assert metrics_emitted(capsys).get("SendsCampaignInactive") == 2
 
 
-def test_queued_sends_stop_when_only_the_stored_active_flag_is_switched_off(
-    tables: dict[str, str], ses_sender: str, stored_campaign: CampaignDefinition, load_event: Any, lambda_context: Any
+def test_queued_sends_stop_for_a_campaign_switched_off_before_the_lifecycle_existed(
+    tables: dict[str, str], ses_sender: str, load_event: Any, lambda_context: Any
 ) -> None:
-    # given an operator flips the item's active attribute (the one the daily sweep reads) without redeploying
+    # given a campaign item stored before lifecycle states: only its active attribute, switched off
     put_profile(tables, "K2")
-    boto3.resource("dynamodb").Table(tables["CampaignsTable"]).update_item(
-        Key={"campaign_id": CAMPAIGN.campaign_id, "record_key": "DEFINITION"},
-        UpdateExpression="SET active = :off",
-        ExpressionAttributeValues={":off": False},
+    boto3.resource("dynamodb").Table(tables["CampaignsTable"]).put_item(
+        Item={
+            "campaign_id": CAMPAIGN.campaign_id,
+            "record_key": "DEFINITION",
+            "definition": json.dumps(CAMPAIGN.model_dump(mode="json")),
+            "active": False,
+        }
     )
 
     response = app.lambda_handler(dispatch_event(load_event, request("K2", "email")), lambda_context)
@@ -489,7 +495,9 @@ def test_the_variant_message_carries_the_offer_and_coupon_and_the_ledger_keeps_t
             ],
         }
     )
-    campaigns_table.put_definition(tables["CampaignsTable"], "winback", campaign.model_dump(mode="json"), active=True)
+    campaigns_table.put_definition(
+        tables["CampaignsTable"], "winback", campaign.model_dump(mode="json"), State.SCHEDULED
+    )
     put_profile(tables, "V1")
     planned = {**request("V1", "sms"), "variant": "b", "offer_value": "15", "coupon_code": "K7QW2M9XR4TZ"}
 

@@ -5,13 +5,14 @@ import gzip
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from cadence import campaign_control
 from cadence.campaigns import CampaignDefinition, run_id_for
 from cadence.campaigns.plan import Batch, Candidate, Contact, ContactHistory, Plan, StackRules, plan_run
 from cadence.campaigns.rules import decile_ceiling
@@ -43,41 +44,22 @@ class RunOutcome:
     releases: int = 0
 
 
-def run_campaigns(
-    trigger: CampaignTrigger, settings: CampaignSettings, invoke_self: Callable[[Mapping[str, Any]], None]
-) -> list[RunOutcome]:
-    """Run the triggered campaign; a trigger naming none (the stack-wide schedule) fans out one run per active one.
-
-    `invoke_self` queues an asynchronous invocation of the campaign function with the given event.
+def run_triggered(trigger: CampaignTrigger, settings: CampaignSettings) -> RunOutcome:
+    """Run the campaign a schedule firing names.
 
     Raises:
-        InvalidInputError: the named campaign does not exist or its stored definition is invalid.
-        TransientError: Lambda did not accept an invocation (the retried firing invokes them all again; each
-            run id comes from the same scheduled time, so the repeats queue nothing).
+        InvalidInputError: the campaign does not exist, or its stored definition is invalid (it is then failed).
+        TransientError: a dependency failed; the retried firing starts the same run.
     """
-    if trigger.campaign_id is None:
-        return fan_out(trigger, settings, invoke_self)
-    stored = campaigns_table.get_definition(settings.campaigns_table, trigger.campaign_id)
+    stored = campaigns_table.get_campaign(settings.campaigns_table, trigger.campaign_id)
     if stored is None:
         raise InvalidInputError(f"campaign {trigger.campaign_id} is not defined")
-    return [run_campaign(_validated(stored), trigger, settings)]
-
-
-def fan_out(
-    trigger: CampaignTrigger, settings: CampaignSettings, invoke_self: Callable[[Mapping[str, Any]], None]
-) -> list[RunOutcome]:
-    """One asynchronous invocation per active campaign, each for this firing's scheduled time.
-
-    Each campaign then has the function's whole timeout, its own retries and its own on-failure record: an invalid
-    definition or a large audience no longer stops the campaigns after it.
-    """
-    outcomes = []
-    for campaign_id in sorted(campaigns_table.active_campaign_ids(settings.campaigns_table)):
-        invoke_self(trigger.model_copy(update={"campaign_id": campaign_id}).model_dump(mode="json", exclude_none=True))
-        outcomes.append(RunOutcome(campaign_id, run_id_for(campaign_id, trigger.scheduled_time), status="invoked"))
-    logger.info("campaign runs invoked", extra={"campaigns": len(outcomes)})
-    metrics.add_metric(name="CampaignRunsInvoked", unit=MetricUnit.Count, value=len(outcomes))
-    return outcomes
+    try:
+        definition = _validated(stored.definition)
+    except InvalidInputError as exc:
+        campaign_control.fail(trigger.campaign_id, str(exc), settings)
+        raise
+    return run_campaign(definition, trigger, settings)
 
 
 def _validated(stored: dict[str, Any]) -> CampaignDefinition:
@@ -154,13 +136,7 @@ def _defer(run_id: str, campaign_id: str, later: Mapping[datetime, list[Batch]],
     """
     if not later:
         return 0
-    target, group, role = (
-        settings.campaign_function_arn,
-        settings.campaign_schedule_group,
-        settings.campaign_scheduler_role_arn,
-    )
-    if not (target and group and role):
-        raise InvalidInputError(f"campaign {campaign_id}: sends for later need CAMPAIGN_SCHEDULE_GROUP and its role")
+    group, target, role = settings.schedule_target()
     for moment, batches in later.items():
         key = release_key(campaign_id, run_id, moment)
         body = "".join(json.dumps(batch.to_message(), separators=(",", ":")) + "\n" for batch in batches)
@@ -237,19 +213,34 @@ def _write_members(plan: Plan, campaign_id: str, settings: CampaignSettings) -> 
 
 
 def run_campaign(definition: CampaignDefinition, trigger: CampaignTrigger, settings: CampaignSettings) -> RunOutcome:
-    """One run of one campaign; a repeated trigger for the same firing, or an inactive campaign, queues nothing.
+    """One run of one campaign, moving it through its lifecycle (running, then back to rest or completed).
 
+    A repeated trigger for the same firing, or a campaign paused, cancelled, completed or failed, queues nothing.
     Sends due later (send_at_local, quiet hours) wait in S3 for a one-time schedule that releases them.
 
     Raises:
-        InvalidInputError: sends are due later but the stack gives no schedule group to release them with.
+        InvalidInputError: sends are due later but the stack gives no schedule group to release them with (the
+            campaign is then failed).
     """
     run_id = run_id_for(definition.campaign_id, trigger.scheduled_time)
-    if not definition.active:
-        # Its own schedule may still fire; the dispatch function would suppress every send anyway.
-        logger.info("campaign inactive, run skipped", extra={"run_id": run_id})
-        metrics.add_metric(name="InactiveRunsSkipped", unit=MetricUnit.Count, value=1)
-        return RunOutcome(definition.campaign_id, run_id, status="inactive")
+    may_run, state = campaign_control.start_run(definition.campaign_id, settings)
+    if not may_run:
+        # Its schedule may still fire (a firing already queued, a failed campaign's): no run, nothing queued.
+        logger.info("campaign not running, run skipped", extra={"run_id": run_id, "state": state.value})
+        metrics.add_metric(name="RunsSkipped", unit=MetricUnit.Count, value=1)
+        return RunOutcome(definition.campaign_id, run_id, status=state.value)
+    try:
+        outcome = _fan_out(definition, run_id, trigger, settings)
+    except InvalidInputError as exc:
+        campaign_control.fail(definition.campaign_id, str(exc), settings)
+        raise
+    campaign_control.finish_run(definition, trigger.scheduled_time, settings)
+    return outcome
+
+
+def _fan_out(
+    definition: CampaignDefinition, run_id: str, trigger: CampaignTrigger, settings: CampaignSettings
+) -> RunOutcome:
     earlier = campaigns_table.claim_run(settings.campaigns_table, definition.campaign_id, run_id)
     if earlier is campaigns_table.RunStatus.FANNED_OUT:
         logger.info("campaign run already fanned out", extra={"run_id": run_id})

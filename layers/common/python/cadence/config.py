@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from cadence.errors import InvalidInputError
+
 
 class _EnvSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -89,6 +91,17 @@ class CampaignSettings(_EnvSettings):
     campaign_schedule_group: str | None = None
     campaign_scheduler_role_arn: str | None = None
     async_failure_queue_arn: str | None = None
+
+    def schedule_target(self) -> tuple[str, str, str]:
+        """(schedule group, campaign function ARN, scheduler role ARN): what a schedule invoking this function needs.
+
+        Raises:
+            InvalidInputError: the settings do not name them all.
+        """
+        group, target, role = self.campaign_schedule_group, self.campaign_function_arn, self.campaign_scheduler_role_arn
+        if not (group and target and role):
+            raise InvalidInputError("schedules need CAMPAIGN_SCHEDULE_GROUP, CAMPAIGN_FUNCTION_ARN and its role")
+        return group, target, role
 
 
 class DispatchSettings(_EnvSettings):

@@ -11,12 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 class CampaignTrigger(BaseModel):
     """The Input of an EventBridge Scheduler schedule targeting the campaign function.
 
-    Without campaign_id every active campaign runs, each in its own invocation. scheduled_time is Scheduler's
-    <aws.scheduler.scheduled-time>: identical across retries of one firing, so run ids are too.
+    Each campaign's own schedule names it. scheduled_time is Scheduler's <aws.scheduler.scheduled-time>: identical
+    across retries of one firing, so run ids are too.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
-    campaign_id: str | None = None
+    campaign_id: str = Field(min_length=1)
     scheduled_time: datetime
     schedule_arn: str | None = None
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
+from cadence.campaigns import schedule
 from cadence.campaigns.rules import All, AnyOf, Compare, Not, Rule, RuleError, parse_rule
 
 Channel = Literal["email", "sms"]
@@ -122,11 +123,15 @@ class Schedule(_Model):
     at: datetime | None = None
     cron: str | None = None
     rate: str | None = None
-    timezone: str = "UTC"
+    # The zone of cron/at wall times and of naive start/end; without one, the campaign's default_timezone.
+    timezone: str | None = None
     start: datetime | None = None
     end: datetime | None = None
 
-    _zone = field_validator("timezone")(_iana_zone)
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else _iana_zone(value)
 
     @field_validator("cron")
     @classmethod
@@ -149,17 +154,29 @@ class Schedule(_Model):
             raise ValueError(f"a schedule has exactly one of at, cron, rate; found {given or 'none'}")
         if self.at is not None and (self.start or self.end):
             raise ValueError("a one-off schedule (at) takes no start or end")
+        if self.start and self.end and in_zone(self.end, "UTC") <= in_zone(self.start, "UTC"):
+            raise ValueError("a schedule's end must come after its start")
+        try:
+            schedule.parse(self.expression("UTC"))  # what EventBridge Scheduler would refuse, refused here
+        except schedule.ScheduleExpressionError as exc:
+            raise ValueError(str(exc)) from exc
         return self
 
     @property
     def recurring(self) -> bool:
         return self.at is None
 
-    def expression(self) -> str:
-        """The EventBridge Scheduler expression."""
+    def expression(self, zone: str) -> str:
+        """The EventBridge Scheduler expression, wall times in `zone` (the schedule's time zone)."""
         if self.at is not None:
-            return f"at({self.at.replace(tzinfo=None).isoformat(timespec='seconds')})"
+            return f"at({in_zone(self.at, zone).replace(tzinfo=None).isoformat(timespec='seconds')})"
         return f"cron({self.cron})" if self.cron else f"rate({self.rate})"
+
+
+def in_zone(moment: datetime, zone: str) -> datetime:
+    """`moment` as an aware time in `zone`; a naive one is a wall time there."""
+    tz = zoneinfo.ZoneInfo(zone)
+    return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment.astimezone(tz)
 
 
 class Reentry(_Model):
@@ -254,6 +271,11 @@ class CampaignDefinition(_Model):
                     where = f"variant {variant.name}" if variant else "the campaign"
                     raise ValueError(f"channel {channel} is listed but {where} has no {channel} message")
         return self
+
+    @property
+    def schedule_zone(self) -> str:
+        """The time zone the schedule's wall times are in."""
+        return (self.schedule.timezone if self.schedule else None) or self.default_timezone
 
     def variant(self, name: str | None) -> Variant | None:
         return next((variant for variant in self.variants if variant.name == name), None)

@@ -3,6 +3,7 @@
 import json
 import secrets
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -10,9 +11,9 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
+from cadence.campaigns.lifecycle import SENDING, State
 from cadence.dal import clients
 from cadence.dal.items import from_item, to_item
-from cadence.errors import InvalidInputError
 
 DEFINITION = "DEFINITION"
 
@@ -26,47 +27,118 @@ def _run_key(run_id: str) -> str:
     return f"RUN#{run_id}"
 
 
-def put_definition(table_name: str, campaign_id: str, definition: Mapping[str, Any], active: bool) -> None:
-    """Store (or replace) a validated campaign definition."""
+@dataclass(frozen=True)
+class StoredCampaign:
+    """A stored definition (JSON-ready, as validated when stored) and the campaign's lifecycle state."""
+
+    campaign_id: str
+    definition: dict[str, Any]
+    state: State
+    # The item's own state attribute (None on items stored before the lifecycle): what a conditional move expects.
+    stored_state: str | None
+    state_reason: str | None = None
+    state_changed_at: str | None = None
+
+
+class ConcurrentChangeError(Exception):
+    """The campaign's state changed between reading it and writing the move."""
+
+
+def _campaign(item: Mapping[str, Any]) -> StoredCampaign:
+    raw = item.get("state")
+    # Items stored before the lifecycle carry only the active switch.
+    state = State(raw) if raw else (State.DRAFT if item.get("active") is not False else State.PAUSED)
+    definition = json.loads(item["definition"])
+    definition.pop("active", None)
+    return StoredCampaign(
+        campaign_id=str(item["campaign_id"]),
+        definition=definition,
+        state=state,
+        stored_state=raw,
+        state_reason=item.get("state_reason"),
+        state_changed_at=item.get("state_changed_at"),
+    )
+
+
+def _expect(stored_state: str | None) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """(condition, names, values) that hold only while the item's state attribute is still `stored_state`."""
+    if stored_state is None:
+        return "attribute_not_exists(#state)", {"#state": "state"}, {}
+    return "#state = :expected", {"#state": "state"}, {":expected": stored_state}
+
+
+def put_definition(
+    table_name: str, campaign_id: str, definition: Mapping[str, Any], state: State, expected: str | None = None
+) -> None:
+    """Store (or replace) a validated definition in `state`, if the item's state attribute is still `expected`
+    (None: no campaign is stored, or one stored before the lifecycle).
+
+    Raises:
+        ConcurrentChangeError: the state is no longer `expected`.
+    """
+    condition, names, values = _expect(expected)
+    now = datetime.now(UTC).isoformat()
     try:
         clients.table(table_name).put_item(
             Item={
                 "campaign_id": campaign_id,
                 "record_key": DEFINITION,
-                "definition": json.dumps(definition, sort_keys=True),
-                "active": active,
-                "updated_at": datetime.now(UTC).isoformat(),
-            }
+                "definition": json.dumps({k: v for k, v in definition.items() if k != "active"}, sort_keys=True),
+                "state": state.value,
+                "state_changed_at": now,
+                "updated_at": now,
+            },
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            **({"ExpressionAttributeValues": values} if values else {}),
         )
     except ClientError as exc:
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            raise ConcurrentChangeError(f"campaign {campaign_id} changed while it was being stored") from exc
         raise clients.translate(exc, "campaigns.put_definition") from exc
 
 
-def _stored_definition(item: Mapping[str, Any]) -> dict[str, Any]:
-    # The item's own active attribute is the switch: the daily sweep filters on it and an operator can flip it with
-    # one UpdateItem. The copy inside the JSON is what was last deployed, and gives way to it.
-    return {**json.loads(item["definition"]), "active": item.get("active") is True}
+def move(table_name: str, campaign_id: str, expected: str | None, to: State, reason: str | None = None) -> None:
+    """Set the campaign's state to `to` if it is still `expected` (the stored state attribute just read).
+
+    Raises:
+        ConcurrentChangeError: the campaign is gone, or its state is no longer `expected`.
+    """
+    condition, names, values = _expect(expected)
+    assignments = "#state = :to, state_changed_at = :now" + (", state_reason = :reason" if reason else "")
+    try:
+        clients.table(table_name).update_item(
+            Key={"campaign_id": campaign_id, "record_key": DEFINITION},
+            UpdateExpression=f"SET {assignments}" + ("" if reason else " REMOVE state_reason"),
+            ConditionExpression=f"attribute_exists(record_key) AND {condition}",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={
+                **values,
+                ":to": to.value,
+                ":now": datetime.now(UTC).isoformat(),
+                **({":reason": reason[:1000]} if reason else {}),
+            },
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            raise ConcurrentChangeError(f"campaign {campaign_id} changed before it could become {to.value}") from exc
+        raise clients.translate(exc, "campaigns.move") from exc
 
 
-def get_definition(table_name: str, campaign_id: str) -> dict[str, Any] | None:
-    """A campaign's stored definition, with `active` as the item's attribute says; None when there is none."""
+def get_campaign(table_name: str, campaign_id: str) -> StoredCampaign | None:
+    """A campaign's stored definition and state; None when there is none."""
     try:
         key = {"campaign_id": campaign_id, "record_key": DEFINITION}
         item = clients.table(table_name).get_item(Key=key, ConsistentRead=True).get("Item")
     except ClientError as exc:
-        raise clients.translate(exc, "campaigns.get_definition") from exc
-    return _stored_definition(item) if item else None
+        raise clients.translate(exc, "campaigns.get_campaign") from exc
+    return _campaign(item) if item else None
 
 
-def active_campaign_ids(table_name: str) -> Iterator[str]:
-    """The id of every active campaign (the definitions themselves are read, and validated, by each run)."""
-    active = Attr("record_key").eq(DEFINITION) & Attr("active").eq(True)
-    pages = clients.scan_pages(
-        table_name, "campaigns.active_campaign_ids", FilterExpression=active, ProjectionExpression="campaign_id"
-    )
-    for page in pages:
-        for item in page:
-            yield str(item["campaign_id"])
+def get_definition(table_name: str, campaign_id: str) -> dict[str, Any] | None:
+    """A campaign's stored definition, `active` saying whether its sends may leave; None when there is none."""
+    stored = get_campaign(table_name, campaign_id)
+    return None if stored is None else {**stored.definition, "active": stored.state in SENDING}
 
 
 def claim_run(table_name: str, campaign_id: str, run_id: str) -> RunStatus | None:
@@ -137,33 +209,14 @@ def get_run(table_name: str, campaign_id: str, run_id: str) -> dict[str, Any] | 
     return from_item(item["Item"]) if "Item" in item else None
 
 
-def list_definitions(table_name: str) -> Iterator[dict[str, Any]]:
-    """Every stored campaign definition, with `active` as the item's attribute says (the operator's view)."""
+def list_campaigns(table_name: str) -> Iterator[StoredCampaign]:
+    """Every stored campaign with its state (the operator's view)."""
     pages = clients.scan_pages(
-        table_name, "campaigns.list_definitions", FilterExpression=Attr("record_key").eq(DEFINITION)
+        table_name, "campaigns.list_campaigns", FilterExpression=Attr("record_key").eq(DEFINITION)
     )
     for page in pages:
         for item in page:
-            yield _stored_definition(item)
-
-
-def set_active(table_name: str, campaign_id: str, active: bool) -> None:
-    """Switch a stored campaign on or off: the item attribute the daily sweep and dispatch read.
-
-    Raises:
-        InvalidInputError: no campaign with that id is stored.
-    """
-    try:
-        clients.table(table_name).update_item(
-            Key={"campaign_id": campaign_id, "record_key": DEFINITION},
-            UpdateExpression="SET active = :active, updated_at = :now",
-            ConditionExpression="attribute_exists(record_key)",
-            ExpressionAttributeValues={":active": active, ":now": datetime.now(UTC).isoformat()},
-        )
-    except ClientError as exc:
-        if clients.error_code(exc) == "ConditionalCheckFailedException":
-            raise InvalidInputError(f"campaign {campaign_id} is not deployed") from exc
-        raise clients.translate(exc, "campaigns.set_active") from exc
+            yield _campaign(item)
 
 
 def list_runs(table_name: str, campaign_id: str, limit: int = 10) -> list[dict[str, Any]]:
