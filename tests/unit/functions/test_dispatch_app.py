@@ -702,3 +702,29 @@ def test_a_batch_cut_off_mid_send_is_in_doubt_only_for_the_sends_not_settled_bef
     assert ledger(tables, "D1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
     assert ledger(tables, "D2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "IN_DOUBT"
     assert emails_sent() == 2
+
+
+def test_a_retry_naming_only_the_failed_sends_of_a_batch_keeps_every_other_outcome(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
+) -> None:
+    # given a batch of two whose second email was throttled
+    for customer_id in ("X1", "X2"):
+        put_profile(tables, customer_id)
+    provider.once("ses.SendEmail", provider_faults.ANSWERED)
+    provider.once("ses.SendEmail", provider_faults.error("ses", "Throttling", 400))
+    with pytest.raises(BatchProcessingError):
+        app.lambda_handler(dispatch_event(load_event, batch(["X1", "X2"], "email")), lambda_context)
+
+    # when `cadence campaign retry-failed` queues the batch with only the failed send
+    response = app.lambda_handler(dispatch_event(load_event, batch(["X2"], "email")), lambda_context)
+
+    # then that one is sent and the first keeps its outcome (one email each)
+    assert response == {"batchItemFailures": []}
+    assert emails_sent() == 2
+    assert ledger(tables, "X1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
+    assert ledger(tables, "X2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"

@@ -89,13 +89,13 @@ def send_batch(
     if claim.token is None:
         return _already_claimed(batch, settings, claim)
     token = claim.token
-    earlier = claim.outcomes or {}
-    outcomes: dict[str, Outcome] = {
-        send.customer_id: earlier[send.customer_id]
+    # Every earlier outcome stays, also of sends this message does not name (retry-failed queues only the failed).
+    outcomes: dict[str, Outcome] = dict(claim.outcomes or {})
+    pending = [
+        send
         for send in batch.sends
-        if send.customer_id in earlier and earlier[send.customer_id].status in sends_table.FINAL_STATUSES
-    }
-    pending = [send for send in batch.sends if send.customer_id not in outcomes]
+        if send.customer_id not in outcomes or outcomes[send.customer_id].status not in sends_table.FINAL_STATUSES
+    ]
     outgoing = _prepare(batch, pending, settings, outcomes)
     if outgoing:
         if not sends_table.start_sending(
@@ -119,11 +119,11 @@ def send_batch(
             on_crash=lambda: _settle(settings, batch, token, outcomes),
         )
     _settle(settings, batch, token, outcomes)
-    failed = sum(outcome.status is SendStatus.FAILED for outcome in outcomes.values())
+    failed = sum(outcomes[send.customer_id].status is SendStatus.FAILED for send in batch.sends)
     if failed:
         # The batch is PARTIAL: SQS redelivers it and only the FAILED sends go out again.
-        raise TransientError(f"dispatch: {failed} of {len(outcomes)} sends of the batch failed transiently")
-    return {customer_id: outcome.status for customer_id, outcome in outcomes.items()}
+        raise TransientError(f"dispatch: {failed} of {len(batch.sends)} sends of the batch failed transiently")
+    return {send.customer_id: outcomes[send.customer_id].status for send in batch.sends}
 
 
 def _already_claimed(
@@ -152,7 +152,7 @@ def _already_claimed(
             "batch lease expired while sending: in doubt, not sent again", extra={**log_ids, "in_doubt": in_doubt}
         )
         metrics.add_metric(name="SendsInDoubt", unit=MetricUnit.Count, value=in_doubt)
-        return {customer_id: outcome.status for customer_id, outcome in outcomes.items()}
+        return {send.customer_id: outcomes[send.customer_id].status for send in batch.sends}
     # Another delivery holds the lease: come back once the lease has run out, rather than drop the batch while
     # the holder may still die before sending.
     logger.info("batch held by another delivery", extra={**log_ids, "status": str(claim.status)})

@@ -241,14 +241,11 @@ def settle_in_doubt(
 
     Returns every outcome, or None when the batch was settled meanwhile.
     """
-    earlier = claim.outcomes or {}
     in_doubt = Outcome(SendStatus.IN_DOUBT, reason="lease_expired_while_sending")
-    outcomes = {
-        customer_id: earlier[customer_id]
-        if customer_id in earlier and earlier[customer_id].status in FINAL_STATUSES
-        else in_doubt
-        for customer_id in customer_ids
-    }
+    earlier = dict(claim.outcomes or {})
+    # Final outcomes stay; the message's other sends were being sent and may have gone out.
+    unsettled = [c for c in customer_ids if c not in earlier or earlier[c].status not in FINAL_STATUSES]
+    outcomes = {**earlier, **dict.fromkeys(unsettled, in_doubt)}
     condition = "#status = :sending AND lease_until < :now"
     values: dict[str, Any] = {
         ":sending": BatchStatus.SENDING.value,
@@ -270,19 +267,34 @@ def settle_in_doubt(
     return outcomes if settled else None
 
 
-def run_outcomes(table_name: str, run_id: str) -> dict[tuple[str, str], Outcome]:
-    """Every settled send of a run by (customer, channel): one Query over the run's batch items."""
-    found: dict[tuple[str, str], Outcome] = {}
+@dataclass(frozen=True)
+class StoredBatch:
+    """A batch item as the ledger holds it."""
+
+    channel: str
+    batch_id: str
+    status: BatchStatus
+    lease_expired: bool
+    outcomes: Mapping[str, Outcome]
+
+
+def run_batches(table_name: str, run_id: str) -> dict[tuple[str, str], StoredBatch]:
+    """Every batch item of a run by (channel, batch id): one paged Query over the run's partition."""
+    found: dict[tuple[str, str], StoredBatch] = {}
     arguments: dict[str, Any] = {"KeyConditionExpression": Key("customer_id").eq(batch_partition(run_id))}
+    now = _now()
     while True:
         try:
             page = clients.table(table_name).query(**arguments)
         except ClientError as exc:
-            raise clients.translate(exc, "sends.run_outcomes") from exc
+            raise clients.translate(exc, "sends.run_batches") from exc
         for item in page.get("Items", []):
             stored = from_item(item)
-            for customer_id, outcome in _outcomes(stored).items():
-                found[(customer_id, str(stored["channel"]))] = outcome
+            claim = _found(stored, now)
+            channel, batch_id = str(stored["channel"]), str(stored["batch_id"])
+            status = claim.status or BatchStatus.CLAIMED
+            outcomes = claim.outcomes or {}
+            found[(channel, batch_id)] = StoredBatch(channel, batch_id, status, claim.lease_expired, outcomes)
         if "LastEvaluatedKey" not in page:
             return found
         arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
