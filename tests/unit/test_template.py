@@ -77,3 +77,12 @@ def test_the_campaign_function_runs_on_each_campaigns_own_schedule_and_invokes_n
     assert scheduler[0]["Resource"]["Fn::Sub"].endswith(":schedule/cadence-${Stage}-campaigns/release-*")
     # schedule firings are asynchronous invocations: retries, then the on-failure queue
     assert properties["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
+
+
+def test_the_dispatch_fleet_is_capped_by_a_parameter_so_it_can_be_paced_to_the_ses_quota() -> None:
+    source = function("DispatchFunction")["Events"]["SendRequests"]["Properties"]
+    parameter = TEMPLATE["Parameters"]["DispatchMaxConcurrency"]
+
+    assert source["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "DispatchMaxConcurrency"}
+    # SQS event sources accept 2..1000; a default below Lambda's burst keeps a new account under its SES quota
+    assert 2 <= parameter["MinValue"] <= parameter["Default"] <= parameter["MaxValue"] <= 1000
