@@ -7,6 +7,7 @@
     cadence campaign preview FILE [--members OUT.csv]
     cadence campaign pause ID | resume ID | cancel ID
     cadence campaign run-now ID
+    cadence campaign retry-failed RUN_ID
 
 Every command takes --stack-name (default $CADENCE_STACK_NAME, else cadence-dev), --endpoint-url (e.g.
 http://127.0.0.1:4566 for the local stack) and --json. The stack's resources come from its CloudFormation Outputs.
@@ -24,7 +25,7 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from cadence import campaign_control, campaign_runs
+from cadence import campaign_control, campaign_runs, run_report
 from cadence.campaigns.lifecycle import IllegalTransitionError, State
 from cadence.campaigns.plan import Plan
 from cadence.config import CampaignSettings
@@ -70,9 +71,15 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    table = stack.output(_outputs(args), "CampaignsTableName")
+    outputs = _outputs(args)
+    table = stack.output(outputs, "CampaignsTableName")
     stored = _deployed(table, args.campaign_id)
     runs = campaigns_table.list_runs(table, args.campaign_id, limit=args.runs)
+    if sends := outputs.get("SendsTableName"):
+        # What dispatch made of each run's sends (one Query per run): outcomes adding up to what was queued.
+        for run in runs:
+            queued = int(run.get("sends_queued") or 0) + int(run.get("sends_deferred") or 0)
+            run["sends_by_outcome"] = run_report.run_counters(sends, str(run["run_id"]), queued)
     summary = _summary(stored)
     if args.json:
         lifecycle = {key: summary[key] for key in ("state", "state_reason", "state_changed_at")}
@@ -89,7 +96,15 @@ def _show(args: argparse.Namespace) -> int:
         "variants": [variant["name"] for variant in definition.get("variants", [])],
     }
     render.table(f"campaign {args.campaign_id}", ("", ""), details.items())
-    columns = ("run_id", "status", "started_at", "audience_size", "members_by_state", "sends_by_channel")
+    columns = (
+        "run_id",
+        "status",
+        "started_at",
+        "audience_size",
+        "members_by_state",
+        "sends_by_channel",
+        "sends_by_outcome",
+    )
     render.table("last runs", columns, ([run.get(column) for column in columns] for run in runs))
     return EXIT_OK
 
@@ -139,6 +154,23 @@ def _run_now(args: argparse.Namespace) -> int:
         render.emit_json({"campaign_id": args.campaign_id, "schedule_name": name})
     else:
         render.line(f"scheduled one-time run {name}")
+    return EXIT_OK
+
+
+def _retry_failed(args: argparse.Namespace) -> int:
+    outputs = _outputs(args)
+    campaign_id = args.run_id.partition("@")[0]
+    queued = run_report.retry_failed(
+        stack.output(outputs, "SendsTableName"),
+        stack.output(outputs, "DataBucketName"),
+        stack.output(outputs, "DispatchQueueUrl"),
+        campaign_id,
+        args.run_id,
+    )
+    if args.json:
+        render.emit_json({"run_id": args.run_id, "sends_requeued": queued})
+    else:
+        render.line(f"run {args.run_id}: {queued} failed or unsettled sends queued again (none in doubt)")
     return EXIT_OK
 
 
@@ -256,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("run-now", _run_now, "fire a stored campaign once, now (a one-time EventBridge schedule)")
     for name in ("pause", "resume", "cancel", "run-now"):
         commands.choices[name].add_argument("campaign_id")
+    retry = command("retry-failed", _retry_failed, "queue a run's failed sends again (never those in doubt)")
+    retry.add_argument("run_id", help="e.g. winback@2026-11-23T10:00:00Z")
     return parser
 
 

@@ -163,8 +163,14 @@ def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
         coupon_run = fire(COUPON_CAMPAIGN)
         done()
         ledger = scan_all(stack, outputs["SendsTableName"])
-        sent_by_channel = Counter(item["channel"]["S"] for item in ledger if item["status"]["S"] == "SENT")
-        outcomes = Counter(item["status"]["S"] for item in ledger)
+        # One item per batch, each send's outcome in its recipients map.
+        sends = [
+            (item["channel"]["S"], outcome["M"]["s"]["S"])
+            for item in ledger
+            for outcome in item.get("recipients", {"M": {}})["M"].values()
+        ]
+        sent_by_channel = Counter(channel for channel, status in sends if status == "SENT")
+        outcomes = Counter(status for _, status in sends)
         provider_counts = {"email": len(stack.sent_emails()), "sms": len(stack.sent_sms())}
         stages = {name: stage_activity(stack, name) for name in STAGES}
 

@@ -1,4 +1,4 @@
-"""Dispatch function: SQS batches of planned sends -> at most one SES/SNS send each, recorded in the ledger."""
+"""Dispatch function: SQS messages of up to 50 planned sends -> at most one SES/SNS send each, settled per batch."""
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -13,7 +13,7 @@ processor = BatchProcessor(event_type=EventType.SQS, model=events.DispatchSqsRec
 def handle_record(record: events.DispatchSqsRecord, lambda_context: LambdaContext) -> None:
     # The batch processor passes the context to a record handler that asks for it by this name.
     settings = config.dispatch_settings()
-    dispatch.send_once(record.body, settings, time_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000)
+    dispatch.send_batch(record.body, settings, time_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000)
 
 
 @logger.inject_lambda_context(clear_state=True)

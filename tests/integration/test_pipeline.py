@@ -183,21 +183,23 @@ def test_a_fired_campaign_sends_each_message_once(
     run = wait_for(lambda: fanned_out_run(local_stack, campaign_id))
     local_stack.wait_idle(timeout=120)
 
-    ledger = ledger_for_run(local_stack, run["run_id"]["S"])
-    sent = [item for item in ledger if item["status"]["S"] == "SENT"]
+    batches = ledger_for_run(local_stack, run["run_id"]["S"])
+    outcomes = [(b["channel"]["S"], o["M"]["s"]["S"]) for b in batches for o in b["recipients"]["M"].values()]
+    sent = [(channel, status) for channel, status in outcomes if status == "SENT"]
     assert len(sent) == int(run["sends_queued"]["N"]) > 0
-    assert len(local_stack.sent_emails()) - emails_before == sum(item["channel"]["S"] == "email" for item in sent)
-    assert len(local_stack.sent_sms()) - sms_before == sum(item["channel"]["S"] == "sms" for item in sent)
+    assert len(local_stack.sent_emails()) - emails_before == sum(channel == "email" for channel, _ in sent)
+    assert len(local_stack.sent_sms()) - sms_before == sum(channel == "sms" for channel, _ in sent)
 
-    # when the same send is delivered again (a retrying producer mints a new message id)
-    again = sent[0]
-    request = {
+    # when the same batch is delivered again (a retrying producer mints a new message id)
+    again = batches[0]
+    message = {
         "campaign_id": campaign_id,
         "run_id": run["run_id"]["S"],
-        "customer_id": again["customer_id"]["S"],
         "channel": again["channel"]["S"],
+        "batch_id": again["batch_id"]["S"],
+        "sends": [{"customer_id": customer_id} for customer_id in again["recipients"]["M"]],
     }
-    local_stack.client("sqs").send_message(QueueUrl=outputs["DispatchQueueUrl"], MessageBody=json.dumps(request))
+    local_stack.client("sqs").send_message(QueueUrl=outputs["DispatchQueueUrl"], MessageBody=json.dumps(message))
     local_stack.wait_idle(timeout=60)
 
     # then nothing more is sent
@@ -265,7 +267,16 @@ def fanned_out_run(stack: LocalStack, campaign_id: str) -> dict[str, Any] | None
 
 
 def ledger_for_run(stack: LocalStack, run_id: str) -> list[dict[str, Any]]:
+    """The run's batch items in the send ledger (raw DynamoDB JSON), each with its sends' outcomes."""
     items = []
-    for page in stack.client("dynamodb").get_paginator("scan").paginate(TableName=stack.outputs["SendsTableName"]):
-        items += [item for item in page["Items"] if item["run_id"]["S"] == run_id]
+    for page in (
+        stack.client("dynamodb")
+        .get_paginator("query")
+        .paginate(
+            TableName=stack.outputs["SendsTableName"],
+            KeyConditionExpression="customer_id = :run",
+            ExpressionAttributeValues={":run": {"S": f"BATCH#{run_id}"}},
+        )
+    ):
+        items += page["Items"]
     return items

@@ -38,6 +38,8 @@ def test_the_dispatch_function_starts_sends_only_well_inside_its_timeout_and_its
 
     # the template sets the values (not the defaults), and a batch has time for several sends before the reserve
     assert {"SEND_CONNECT_TIMEOUT_SECONDS", "SEND_READ_TIMEOUT_SECONDS", "DISPATCH_RESERVE_SECONDS"} <= set(variables)
+    # a claim's lease outlasts any worker holding it (the function's timeout bounds each invocation)
+    assert settings.dispatch_lease_seconds >= timeout
     assert settings.dispatch_reserve_seconds >= 2 * one_send
     assert timeout - settings.dispatch_reserve_seconds >= batch_size / 2 * one_send
     assert RESOURCES["DispatchQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout
@@ -55,8 +57,11 @@ def test_dispatch_settings_refuse_a_reserve_shorter_than_one_send() -> None:
     }
 
     with pytest.raises(ValidationError, match="dispatch_reserve_seconds"):
-        DispatchSettings.model_validate({**values, "dispatch_reserve_seconds": "6"})
-    assert DispatchSettings.model_validate({**values, "dispatch_reserve_seconds": "7"}).dispatch_reserve_seconds == 7
+        DispatchSettings.model_validate({**values, "dispatch_reserve_seconds": "18"})
+    # 2 + 5 s for the send, and the ledger's three attempts of 1 + 2 s with 1 + 2 s of backoff to settle it
+    assert DispatchSettings.model_validate({**values, "dispatch_reserve_seconds": "19"}).dispatch_reserve_seconds == 19
+    with pytest.raises(ValidationError, match="dispatch_lease_seconds"):
+        DispatchSettings.model_validate({**values, "dispatch_reserve_seconds": "19", "dispatch_lease_seconds": "18"})
 
 
 def test_the_campaign_function_runs_on_each_campaigns_own_schedule_and_invokes_no_function() -> None:
@@ -72,3 +77,12 @@ def test_the_campaign_function_runs_on_each_campaigns_own_schedule_and_invokes_n
     assert scheduler[0]["Resource"]["Fn::Sub"].endswith(":schedule/cadence-${Stage}-campaigns/release-*")
     # schedule firings are asynchronous invocations: retries, then the on-failure queue
     assert properties["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
+
+
+def test_the_dispatch_fleet_is_capped_by_a_parameter_so_it_can_be_paced_to_the_ses_quota() -> None:
+    source = function("DispatchFunction")["Events"]["SendRequests"]["Properties"]
+    parameter = TEMPLATE["Parameters"]["DispatchMaxConcurrency"]
+
+    assert source["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "DispatchMaxConcurrency"}
+    # SQS event sources accept 2..1000; a default below Lambda's burst keeps a new account under its SES quota
+    assert 2 <= parameter["MinValue"] <= parameter["Default"] <= parameter["MaxValue"] <= 1000

@@ -1,16 +1,21 @@
 """The `cadence` CLI run in-process (main(argv)) against moto; the stack is a CloudFormation stack with Outputs."""
 
 import csv
+import gzip
 import json
 import sys
 import tomllib
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import boto3
 import pytest
 
-from cadence.dal import campaigns_table
+from cadence.campaign_runs import batches_key
+from cadence.campaigns.plan import Batch, Send
+from cadence.dal import campaigns_table, sends_table
+from cadence.dal.sends_table import Outcome, SendStatus
 from cadence_cli.main import main
 from infra import campaigns as infra_campaigns
 
@@ -41,6 +46,7 @@ def stack(tables: dict[str, str], queues: dict[str, str], data_bucket: str) -> d
         "ScoresTableName": tables["ScoresTable"],
         "CampaignsTableName": tables["CampaignsTable"],
         "DispatchQueueUrl": queues["DISPATCH_QUEUE_URL"],
+        "SendsTableName": tables["SendsTable"],
         "DataBucketName": data_bucket,
         "CampaignCaps": '{"overall": {"max": 3, "days": 7}}',
         "CampaignScheduleGroupName": "cadence-cli-test-campaigns",
@@ -411,3 +417,41 @@ def test_the_console_script_is_installed_in_the_venv_running_the_tests() -> None
 
     assert script.is_file()
     assert "cadence_cli.main" in script.read_text(encoding="utf-8")
+
+
+def test_show_counts_each_runs_sends_by_outcome_and_retry_failed_queues_only_the_failed(
+    stack: dict[str, str], queues: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a run that queued one batch of four, of which dispatch sent one, left one failed and one in doubt
+    run(capsys, *with_stack("deploy", str(COUPON)))
+    campaign_id, run_id = "loyal-winback-coupon", "loyal-winback-coupon@2026-11-30T02:00:00Z"
+    campaigns_table.claim_run(stack["CampaignsTableName"], campaign_id, run_id)
+    campaigns_table.finish_run(stack["CampaignsTableName"], campaign_id, run_id, {"sends_queued": 4})
+    sends = tuple(Send(campaign_id, run_id, customer_id, "sms", coupon_code="K7") for customer_id in "ABCD")
+    batch = Batch(campaign_id, run_id, "sms", "sms-20261130T0200Z-00000", datetime(2026, 11, 30, 2, tzinfo=UTC), sends)
+    body = gzip.compress((json.dumps(batch.to_record()) + "\n").encode())
+    boto3.client("s3").put_object(Bucket=stack["DataBucketName"], Key=batches_key(campaign_id, run_id), Body=body)
+    table = stack["SendsTableName"]
+    claim = sends_table.claim_batch(table, run_id, "sms", batch.batch_id, campaign_id, lease_seconds=60)
+    assert claim.token is not None
+    sends_table.start_sending(table, run_id, "sms", batch.batch_id, claim.token, lease_seconds=60)
+    outcomes = {"A": SendStatus.SENT, "B": SendStatus.FAILED, "C": SendStatus.IN_DOUBT}
+    settled = {customer_id: Outcome(status) for customer_id, status in outcomes.items()}
+    sends_table.settle(table, run_id, "sms", batch.batch_id, token=claim.token, outcomes=settled)
+
+    # when the campaign is shown and the run's failed sends retried
+    _, shown, _ = run(capsys, *with_stack("show", campaign_id, "--json"))
+    code, retried, _ = run(capsys, *with_stack("retry-failed", run_id, "--json"))
+
+    # then the outcomes add up to what was queued (D was never settled), and only B and D go back, with their codes
+    [stored_run] = json.loads(shown)["runs"]
+    assert stored_run["sends_by_outcome"] == {
+        "sent": 1, "rejected": 0, "suppressed": 0, "failed": 1, "in_doubt": 1, "cancelled": 0, "unsettled": 1
+    }  # fmt: skip
+    assert (code, json.loads(retried)) == (0, {"run_id": run_id, "sends_requeued": 2})
+    [message] = boto3.client("sqs").receive_message(QueueUrl=queues["DISPATCH_QUEUE_URL"])["Messages"]
+    requeued = json.loads(message["Body"])
+    assert (requeued["batch_id"], requeued["sends"]) == (
+        batch.batch_id,
+        [{"customer_id": "B", "coupon_code": "K7"}, {"customer_id": "D", "coupon_code": "K7"}],
+    )

@@ -37,6 +37,28 @@ def error(service: str, code: str, status: int) -> Fault:
     return lambda request: AWSResponse(request.url, status, {"Content-Type": "text/xml"}, _Raw(body.encode()))
 
 
+def json_error(code: str, status: int) -> Fault:
+    """An AWS JSON-protocol error response, as DynamoDB sends them."""
+    body = f'{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"injected"}}'
+    headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-ErrorType": code}
+    return lambda request: AWSResponse(request.url, status, headers, _Raw(body.encode()))
+
+
+class WorkerKilled(BaseException):
+    """The worker process dies here: nothing after this point of the invocation runs (no except, no finally)."""
+
+
+def killed(request: AWSPreparedRequest) -> AWSResponse:
+    """The worker dies as the call leaves: the service never sees it."""
+    raise WorkerKilled
+
+
+# A planned step answered by moto as usual (`once` faults queue up per attempt; this lets one attempt through).
+ANSWERED = "answered"
+# moto acts on the call, then the worker dies before it reads the answer (e.g. SES accepted the email).
+KILLED_AFTER = "killed_after"
+
+
 def read_timeout(request: AWSPreparedRequest) -> AWSResponse:
     """The request went out and no answer came: the provider may have acted on it."""
     raise ReadTimeoutError(endpoint_url=request.url)
@@ -57,11 +79,11 @@ class ProviderFaults:
 
     def __init__(self) -> None:
         self.attempts: Counter[str] = Counter()
-        self._faults: dict[str, list[Fault]] = {}
+        self._faults: dict[str, list[Fault | str]] = {}
         self._always: dict[str, Fault] = {}
 
-    def once(self, operation: str, fault: Fault) -> None:
-        """Answer the next attempt of the operation with the fault."""
+    def once(self, operation: str, fault: Fault | str) -> None:
+        """Answer the next attempt of the operation with the fault (or ANSWERED, KILLED_AFTER)."""
         self._faults.setdefault(operation, []).append(fault)
 
     def always(self, operation: str, fault: Fault) -> None:
@@ -76,7 +98,13 @@ class ProviderFaults:
         operation = event_name.removeprefix("before-send.")
         self.attempts[operation] += 1
         if self._faults.get(operation):
-            return self._faults[operation].pop(0)(request)
+            fault = self._faults[operation].pop(0)
+            if not isinstance(fault, str):
+                return fault(request)
+            answered: AWSResponse | None = botocore_stubber(event_name=event_name, request=request, **kwargs)
+            if fault == KILLED_AFTER:
+                raise WorkerKilled
+            return answered
         if operation in self._always:
             return self._always[operation](request)
         response: AWSResponse | None = botocore_stubber(event_name=event_name, request=request, **kwargs)

@@ -55,7 +55,8 @@ def scored_customers(tables: dict[str, str], data_bucket: str) -> list[str]:
     return ids
 
 
-def queued_sends(queues: dict[str, str]) -> list[dict[str, str]]:
+def queued_batches(queues: dict[str, str]) -> list[dict[str, Any]]:
+    """Every message on the dispatch queue (one batch of sends each), consumed."""
     sqs = boto3.client("sqs")
     bodies = []
     while messages := sqs.receive_message(QueueUrl=queues["DISPATCH_QUEUE_URL"], MaxNumberOfMessages=10).get(
@@ -67,6 +68,15 @@ def queued_sends(queues: dict[str, str]) -> list[dict[str, str]]:
             Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
         )
     return bodies
+
+
+def queued_sends(queues: dict[str, str]) -> list[dict[str, str]]:
+    """The queued sends, one dict per send with its batch's run, campaign and channel."""
+    return [
+        {**{key: batch[key] for key in ("campaign_id", "run_id", "channel")}, **send}
+        for batch in queued_batches(queues)
+        for send in batch["sends"]
+    ]
 
 
 def store(campaign: dict[str, Any]) -> State:
@@ -112,9 +122,14 @@ def test_a_campaign_run_fans_its_audience_out_once(
     assert run["audience_size"] == 100  # deciles 1..5 of 200
     assert run["holdout_size"] > 0
     assert run["sends_by_channel"] == {"email": 100 - run["holdout_size"], "sms": 100 - run["holdout_size"]}
-    sends = queued_sends(queues)
+    batches = queued_batches(queues)
+    sends = [{"campaign_id": b["campaign_id"], "channel": b["channel"], **send} for b in batches for send in b["sends"]]
     assert len(sends) == run["sends_queued"] == 2 * (100 - run["holdout_size"])
     assert {send["campaign_id"] for send in sends} == {"winback"}
+    # one message per batch of at most 50 sends of one channel, each send in exactly one
+    assert all(1 <= len(batch["sends"]) <= 50 for batch in batches)
+    assert len(batches) == 2 * -(-len(sends) // 2 // 50)
+    assert len({(send["channel"], send["customer_id"]) for send in sends}) == len(sends)
     assert repeat["runs"][0]["status"] == "duplicate"
     stored_run = campaigns_table.get_run(tables["CampaignsTable"], "winback", run["run_id"])
     assert stored_run is not None
@@ -345,3 +360,35 @@ def test_a_move_from_a_state_read_before_another_move_is_refused(tables: dict[st
     with pytest.raises(campaigns_table.ConcurrentChangeError):
         campaigns_table.move(tables["CampaignsTable"], "winback", read.stored_state, State.CANCELLED)
     assert stored_state(tables) is State.RUNNING
+
+
+def test_a_run_planned_again_after_a_crash_queues_the_batches_its_first_attempt_cut(
+    tables: dict[str, str],
+    data_bucket: str,
+    queues: dict[str, str],
+    scored_customers: list[str],
+    load_event: Any,
+    lambda_context: Any,
+) -> None:
+    # given a run that queued its batches and died before recording that it had fanned out
+    store(CAMPAIGN)
+    event = {**load_event("schedule"), "campaign_id": "winback"}
+    app.lambda_handler(event, lambda_context)
+    first = queued_batches(queues)
+    run_key = {"campaign_id": "winback", "record_key": "RUN#winback@2026-11-23T10:00:00Z"}
+    boto3.resource("dynamodb").Table(tables["CampaignsTable"]).update_item(
+        Key=run_key, UpdateExpression="SET #s = :planning", ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":planning": "PLANNING"},
+    )  # fmt: skip
+    # and the first customer of the first batch withdrew consent meanwhile (a fresh cut would shift every batch)
+    boto3.resource("dynamodb").Table(tables["ProfilesTable"]).update_item(
+        Key={"customer_id": first[0]["sends"][0]["customer_id"]},
+        UpdateExpression="SET consent_email = :no, consent_sms = :no",
+        ExpressionAttributeValues={":no": False},
+    )
+
+    # when the retried firing plans the run again
+    app.lambda_handler(event, lambda_context)
+
+    # then it queues exactly the batches of the first attempt (dispatch suppresses the withdrawn customer)
+    assert queued_batches(queues) == first

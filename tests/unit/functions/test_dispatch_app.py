@@ -41,11 +41,11 @@ def stored_campaign(tables: dict[str, str]) -> CampaignDefinition:
 def provider(aws: None) -> Iterator[ProviderFaults]:
     """SES and SNS as moto answers them, unless a test plans a fault; counts every HTTP attempt."""
     with provider_faults.injected() as faults:
-        clients.send_client.cache_clear()  # the DAL's clients are built after the faults are in place
-        clients.client.cache_clear()
+        for cached in (clients.send_client, clients.client, clients.table):
+            cached.cache_clear()  # the DAL's clients are built after the faults are in place
         yield faults
-    clients.send_client.cache_clear()
-    clients.client.cache_clear()
+    for cached in (clients.send_client, clients.client, clients.table):
+        cached.cache_clear()
 
 
 def put_profile(tables: dict[str, str], customer_id: str, **overrides: Any) -> None:
@@ -76,9 +76,36 @@ def request(customer_id: str, channel: str, run_id: str = "winback@2026-11-23T02
     return {"campaign_id": "winback", "run_id": run_id, "customer_id": customer_id, "channel": channel}
 
 
+def batch(customer_ids: list[str], channel: str, batch_id: str = "email-20261123T0200Z-00000") -> dict[str, Any]:
+    """A batch message as the campaign run queues it (cadence.campaigns.plan.Batch.to_message)."""
+    return {
+        "campaign_id": "winback",
+        "run_id": "winback@2026-11-23T02:00:00Z",
+        "channel": channel,
+        "batch_id": batch_id,
+        "sends": [{"customer_id": customer_id} for customer_id in customer_ids],
+    }
+
+
 def ledger(tables: dict[str, str], customer_id: str) -> dict[str, dict[str, Any]]:
-    items = boto3.resource("dynamodb").Table(tables["SendsTable"]).scan()["Items"]
-    return {item["send_key"]: item for item in items if item["customer_id"] == customer_id}
+    """The customer's sends by "<run>#<channel>", read from the batch items: each send's settled outcome, or its
+    batch's status while none is settled."""
+    entries = {}
+    for item in boto3.resource("dynamodb").Table(tables["SendsTable"]).scan()["Items"]:
+        recipients = item.get("recipients", {})
+        if customer_id not in recipients and item["batch_id"] != f"customer-{customer_id}":
+            continue
+        outcome = recipients.get(customer_id, {"s": item["status"]})
+        names = {
+            "s": "status",
+            "r": "reason",
+            "m": "provider_message_id",
+            "v": "variant",
+            "o": "offer_value",
+            "c": "coupon_code",
+        }
+        entries[f"{item['run_id']}#{item['channel']}"] = {names[key]: value for key, value in outcome.items()}
+    return entries
 
 
 def emails_sent() -> int:
@@ -288,7 +315,7 @@ def metrics_emitted(capsys: pytest.CaptureFixture[str]) -> dict[str, float]:
     return totals
 
 
-def test_a_send_whose_answer_never_came_is_recorded_uncertain_and_not_sent_again_when_redelivered(
+def test_a_send_whose_answer_never_came_is_recorded_in_doubt_and_not_sent_again_when_redelivered(
     tables: dict[str, str],
     ses_sender: str,
     stored_campaign: CampaignDefinition,
@@ -308,9 +335,9 @@ def test_a_send_whose_answer_never_came_is_recorded_uncertain_and_not_sent_again
     assert response == {"batchItemFailures": []}
     assert provider.attempts["sns.Publish"] == 1
     entry = ledger(tables, "U1")["winback@2026-11-23T02:00:00Z#sms"]
-    assert entry["status"] == "UNCERTAIN"
+    assert entry["status"] == "IN_DOUBT"
     assert entry["reason"].endswith("read_timeout")
-    assert metrics_emitted(capsys).get("SendsUncertain") == 1
+    assert metrics_emitted(capsys).get("SendsInDoubt") == 1
 
     # when the same send is delivered again, with SNS answering now
     provider.clear()
@@ -320,7 +347,7 @@ def test_a_send_whose_answer_never_came_is_recorded_uncertain_and_not_sent_again
     assert again == {"batchItemFailures": []}
     assert provider.attempts["sns.Publish"] == 1
     assert sms_sent() == []
-    assert ledger(tables, "U1")["winback@2026-11-23T02:00:00Z#sms"]["status"] == "UNCERTAIN"
+    assert ledger(tables, "U1")["winback@2026-11-23T02:00:00Z#sms"]["status"] == "IN_DOUBT"
     logged = captured_logs.getvalue()
     assert "U1" in logged
     assert "13700000042" not in logged
@@ -479,3 +506,225 @@ def test_the_variant_message_carries_the_offer_and_coupon_and_the_ledger_keeps_t
     assert sms_sent() == [("+8613800138000", "Li: 15% off, code K7QW2M9XR4TZ")]
     (sent,) = ledger(tables, "V1").values()
     assert (sent["status"], sent["variant"], sent["coupon_code"]) == ("SENT", "b", "K7QW2M9XR4TZ")
+
+
+def expire_lease(tables: dict[str, str], customer_id: str, channel: str) -> None:
+    """Time passes: the send's lease (the function's timeout) has run out."""
+    boto3.resource("dynamodb").Table(tables["SendsTable"]).update_item(
+        Key={"customer_id": "BATCH#winback@2026-11-23T02:00:00Z", "send_key": f"{channel}#customer-{customer_id}"},
+        UpdateExpression="SET lease_until = :past",
+        ExpressionAttributeValues={":past": "2026-01-01T00:00:00+00:00"},
+    )
+
+
+def test_a_send_whose_worker_died_before_the_provider_call_is_sent_once_its_lease_expired(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given the worker claimed the send and died reading the campaign, before calling SES
+    put_profile(tables, "L1")
+    provider.once("dynamodb.GetItem", provider_faults.killed)
+    with pytest.raises(provider_faults.WorkerKilled):
+        app.lambda_handler(dispatch_event(load_event, request("L1", "email")), lambda_context)
+    assert ledger(tables, "L1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "CLAIMED"
+
+    # when SQS redelivers it while the dead worker's lease still runs, it is handed back (not dropped)
+    with pytest.raises(BatchProcessingError, match="All records failed"):
+        app.lambda_handler(dispatch_event(load_event, request("L1", "email")), lambda_context)
+    assert emails_sent() == 0
+    assert metrics_emitted(capsys).get("SendsLeaseHeld") == 1
+
+    # and once the lease ran out, the next delivery sends it: the claim shows nothing was sent
+    expire_lease(tables, "L1", "email")
+    assert app.lambda_handler(dispatch_event(load_event, request("L1", "email")), lambda_context) == {
+        "batchItemFailures": []
+    }
+    assert emails_sent() == 1
+    assert ledger(tables, "L1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
+
+
+def test_a_send_whose_worker_died_during_the_provider_call_is_in_doubt_and_never_sent_again(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given SES accepted the email and the worker died before reading the answer
+    put_profile(tables, "L2")
+    provider.once("ses.SendEmail", provider_faults.KILLED_AFTER)
+    with pytest.raises(provider_faults.WorkerKilled):
+        app.lambda_handler(dispatch_event(load_event, request("L2", "email")), lambda_context)
+    assert emails_sent() == 1
+
+    # when redelivered within the lease it waits; after the lease it is settled in doubt, and never sent again
+    with pytest.raises(BatchProcessingError, match="All records failed"):
+        app.lambda_handler(dispatch_event(load_event, request("L2", "email")), lambda_context)
+    expire_lease(tables, "L2", "email")
+    for _ in range(2):
+        assert app.lambda_handler(dispatch_event(load_event, request("L2", "email")), lambda_context) == {
+            "batchItemFailures": []
+        }
+
+    assert emails_sent() == 1
+    assert provider.attempts["ses.SendEmail"] == 1
+    entry = ledger(tables, "L2")["winback@2026-11-23T02:00:00Z#email"]
+    assert (entry["status"], entry["reason"]) == ("IN_DOUBT", "lease_expired_while_sending")
+    assert metrics_emitted(capsys).get("SendsInDoubt") == 1
+
+
+def test_a_claim_is_given_back_unsent_when_the_reads_left_too_little_time_to_send_and_settle(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
+) -> None:
+    # given the claim starts with a minute left, but the campaign and profile reads leave 15 s (budget: 19 s)
+    put_profile(tables, "L3")
+    context = ClockedContext(lambda_context, lambda: 15_000 if provider.attempts["dynamodb.BatchGetItem"] else 60_000)
+
+    with pytest.raises(BatchProcessingError, match="All records failed"):
+        app.lambda_handler(dispatch_event(load_event, request("L3", "email")), context)
+
+    # then SES is not called, the send is FAILED (claimable) and SQS redelivers it
+    assert provider.attempts["ses.SendEmail"] == 0
+    entry = ledger(tables, "L3")["winback@2026-11-23T02:00:00Z#email"]
+    assert (entry["status"], entry["reason"]) == ("FAILED", "deferred")
+    assert app.lambda_handler(dispatch_event(load_event, request("L3", "email")), lambda_context) == {
+        "batchItemFailures": []
+    }
+    assert emails_sent() == 1
+
+
+def test_ledger_retries_are_bounded_and_a_send_whose_outcome_was_not_recorded_is_not_sent_again(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
+) -> None:
+    # given DynamoDB throttles every write after the batch was marked SENDING
+    put_profile(tables, "L4")
+    for _ in range(2):  # the claim and the mark SENDING
+        provider.once("dynamodb.UpdateItem", provider_faults.ANSWERED)
+    for _ in range(10):
+        provider.once("dynamodb.UpdateItem", provider_faults.json_error("ProvisionedThroughputExceededException", 400))
+
+    with pytest.raises(BatchProcessingError, match="All records failed"):
+        app.lambda_handler(dispatch_event(load_event, request("L4", "email")), lambda_context)
+
+    # then botocore gave up after the ledger's three attempts (not the default client's eight), the record is
+    # left for redelivery, and a redelivery after the lease settles it in doubt instead of sending again
+    assert provider.attempts["dynamodb.UpdateItem"] == 2 + clients.LEDGER_BUDGET.attempts
+    provider.clear()
+    expire_lease(tables, "L4", "email")
+    assert app.lambda_handler(dispatch_event(load_event, request("L4", "email")), lambda_context) == {
+        "batchItemFailures": []
+    }
+    assert emails_sent() == 1
+    assert ledger(tables, "L4")["winback@2026-11-23T02:00:00Z#email"]["status"] == "IN_DOUBT"
+
+
+def test_only_the_throttled_sends_of_a_batch_are_sent_again_and_none_twice(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
+) -> None:
+    # given a batch of four (one without consent) where SES throttles the second email
+    for customer_id in ("B1", "B2", "B3"):
+        put_profile(tables, customer_id)
+    put_profile(tables, "B4", consent_email=False)
+    provider.once("ses.SendEmail", provider_faults.ANSWERED)
+    provider.once("ses.SendEmail", provider_faults.error("ses", "Throttling", 400))
+    event = dispatch_event(load_event, batch(["B1", "B2", "B3", "B4"], "email"), request("B9", "sms"))
+    put_profile(tables, "B9")
+
+    response = app.lambda_handler(event, lambda_context)
+
+    # then the batch is reported for redelivery with the throttled send FAILED and the others settled
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    statuses = {c: ledger(tables, c)["winback@2026-11-23T02:00:00Z#email"]["status"] for c in ("B1", "B2", "B3", "B4")}
+    assert statuses == {"B1": "SENT", "B2": "FAILED", "B3": "SENT", "B4": "SUPPRESSED"}
+    assert emails_sent() == 2
+
+    # and the redelivered batch sends only the failed one; a further repeat sends nothing
+    for _ in range(2):
+        assert app.lambda_handler(
+            dispatch_event(load_event, batch(["B1", "B2", "B3", "B4"], "email")), lambda_context
+        ) == {"batchItemFailures": []}
+    assert emails_sent() == 3
+    assert provider.attempts["ses.SendEmail"] == 4
+    assert ledger(tables, "B2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
+    assert ledger(tables, "B4")["winback@2026-11-23T02:00:00Z#email"]["reason"] == "no_consent_or_address"
+
+
+def test_a_batch_cut_off_mid_send_is_in_doubt_only_for_the_sends_not_settled_before(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
+) -> None:
+    # given a batch whose first delivery left one send FAILED, and whose redelivery died while sending it
+    for customer_id in ("D1", "D2"):
+        put_profile(tables, customer_id)
+    provider.once("ses.SendEmail", provider_faults.ANSWERED)
+    provider.once("ses.SendEmail", provider_faults.error("ses", "Throttling", 400))
+    with pytest.raises(BatchProcessingError):
+        app.lambda_handler(dispatch_event(load_event, batch(["D1", "D2"], "email")), lambda_context)
+    provider.once("ses.SendEmail", provider_faults.KILLED_AFTER)
+    with pytest.raises(provider_faults.WorkerKilled):
+        app.lambda_handler(dispatch_event(load_event, batch(["D1", "D2"], "email")), lambda_context)
+
+    # when it is delivered again after the lease
+    boto3.resource("dynamodb").Table(tables["SendsTable"]).update_item(
+        Key={"customer_id": "BATCH#winback@2026-11-23T02:00:00Z", "send_key": "email#email-20261123T0200Z-00000"},
+        UpdateExpression="SET lease_until = :past",
+        ExpressionAttributeValues={":past": "2026-01-01T00:00:00+00:00"},
+    )
+    app.lambda_handler(dispatch_event(load_event, batch(["D1", "D2"], "email")), lambda_context)
+
+    # then the send settled before keeps its outcome, the one cut off is in doubt, and nothing went out twice
+    assert ledger(tables, "D1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
+    assert ledger(tables, "D2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "IN_DOUBT"
+    assert emails_sent() == 2
+
+
+def test_a_retry_naming_only_the_failed_sends_of_a_batch_keeps_every_other_outcome(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
+) -> None:
+    # given a batch of two whose second email was throttled
+    for customer_id in ("X1", "X2"):
+        put_profile(tables, customer_id)
+    provider.once("ses.SendEmail", provider_faults.ANSWERED)
+    provider.once("ses.SendEmail", provider_faults.error("ses", "Throttling", 400))
+    with pytest.raises(BatchProcessingError):
+        app.lambda_handler(dispatch_event(load_event, batch(["X1", "X2"], "email")), lambda_context)
+
+    # when `cadence campaign retry-failed` queues the batch with only the failed send
+    response = app.lambda_handler(dispatch_event(load_event, batch(["X2"], "email")), lambda_context)
+
+    # then that one is sent and the first keeps its outcome (one email each)
+    assert response == {"batchItemFailures": []}
+    assert emails_sent() == 2
+    assert ledger(tables, "X1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
+    assert ledger(tables, "X2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"

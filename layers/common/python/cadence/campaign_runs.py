@@ -1,10 +1,11 @@
 """Running campaigns: claim the run, plan it from the profiles, fan the sends out to the dispatch queue."""
 
 import csv
+import gzip
 import hashlib
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from cadence import campaign_control
 from cadence.campaigns import CampaignDefinition, run_id_for
-from cadence.campaigns.plan import Candidate, Contact, ContactHistory, Plan, Send, StackRules, plan_run
+from cadence.campaigns.plan import Batch, Candidate, Contact, ContactHistory, Plan, StackRules, plan_run
 from cadence.campaigns.rules import decile_ceiling, profile_attributes
 from cadence.config import CampaignSettings
 from cadence.dal import campaigns_table, contact_history, profiles_table, queues, schedules, scores_table, uploads
@@ -151,8 +152,8 @@ def release_key(campaign_id: str, run_id: str, moment: datetime) -> str:
     return f"campaign-runs/{campaign_id}/{run_id}/release-{moment.astimezone(UTC).strftime('%Y%m%dT%H%MZ')}.jsonl"
 
 
-def _defer(run_id: str, campaign_id: str, later: Mapping[datetime, list[Send]], settings: CampaignSettings) -> int:
-    """Write each later release's sends to S3 and schedule their release; returns how many sends wait.
+def _defer(run_id: str, campaign_id: str, later: Mapping[datetime, list[Batch]], settings: CampaignSettings) -> int:
+    """Write each later release's batches to S3 and schedule their release; returns how many sends wait.
 
     A re-planned run writes the same objects (the plan is deterministic) and finds its schedules made.
 
@@ -162,9 +163,9 @@ def _defer(run_id: str, campaign_id: str, later: Mapping[datetime, list[Send]], 
     if not later:
         return 0
     group, target, role = settings.schedule_target()
-    for moment, sends in later.items():
+    for moment, batches in later.items():
         key = release_key(campaign_id, run_id, moment)
-        body = "".join(json.dumps(send.to_message(), separators=(",", ":")) + "\n" for send in sends)
+        body = "".join(json.dumps(batch.to_message(), separators=(",", ":")) + "\n" for batch in batches)
         uploads.put_bytes(settings.data_bucket, key, body.encode("utf-8"), "application/x-ndjson")
         name = "release-" + hashlib.sha256(key.encode()).hexdigest()[:40]
         schedules.create_one_time(
@@ -177,7 +178,7 @@ def _defer(run_id: str, campaign_id: str, later: Mapping[datetime, list[Send]], 
             dead_letter_arn=settings.async_failure_queue_arn,
         )
     logger.info("sends deferred", extra={"run_id": run_id, "releases": len(later)})
-    return sum(len(sends) for sends in later.values())
+    return sum(len(batch.sends) for batches in later.values() for batch in batches)
 
 
 def release_sends(trigger: ReleaseTrigger, settings: CampaignSettings) -> int:
@@ -185,10 +186,40 @@ def release_sends(trigger: ReleaseTrigger, settings: CampaignSettings) -> int:
     send ledger ignores; a campaign stopped meanwhile has its sends recorded SUPPRESSED by dispatch."""
     body = uploads.read_bytes(settings.data_bucket, trigger.release.key).decode("utf-8")
     messages = [json.loads(line) for line in body.splitlines() if line.strip()]
-    queued = queues.send_json_batches(settings.dispatch_queue_url, messages)
+    queues.send_json_batches(settings.dispatch_queue_url, messages)
+    # One batch message per line (a file written before batches holds one send a line).
+    queued = sum(len(message["sends"]) if "sends" in message else 1 for message in messages)
     logger.info("deferred sends released", extra={"run_id": trigger.release.run_id, "sends": queued})
     metrics.add_metric(name="DeferredSendsReleased", unit=MetricUnit.Count, value=queued)
     return queued
+
+
+def batches_key(campaign_id: str, run_id: str) -> str:
+    return f"campaign-runs/{campaign_id}/{run_id}/batches.jsonl.gz"
+
+
+def _kept_batches(plan: Plan, campaign_id: str, settings: CampaignSettings) -> list[Batch]:
+    """The run's batches as its first attempt cut them (written once, then read back).
+
+    A run re-planned after a crash may see changed data and cut differently; a customer moved to another batch
+    could then be sent twice or skipped, so every attempt queues the first attempt's batches.
+    """
+    body = "".join(json.dumps(batch.to_record(), separators=(",", ":")) + "\n" for batch in plan.batches())
+    data = gzip.compress(body.encode("utf-8"), mtime=0)
+    kept = uploads.put_bytes_once(settings.data_bucket, batches_key(campaign_id, plan.run_id), data, "application/gzip")
+    return [Batch.from_record(json.loads(line)) for line in gzip.decompress(kept).decode("utf-8").splitlines() if line]
+
+
+def _batches_by_release(batches: Iterable[Batch], due: datetime) -> tuple[list[Batch], dict[datetime, list[Batch]]]:
+    """(the batches that may leave by `due`, the later ones by release time): one SQS message per batch."""
+    now: list[Batch] = []
+    later: dict[datetime, list[Batch]] = {}
+    for batch in batches:
+        if batch.release_at <= due:
+            now.append(batch)
+        else:
+            later.setdefault(batch.release_at, []).append(batch)
+    return now, later
 
 
 def members_key(campaign_id: str, run_id: str) -> str:
@@ -250,9 +281,11 @@ def _fan_out(
     contact_history.put_run(
         settings.data_bucket, definition.campaign_id, run_id, today, [(s.customer_id, s.channel) for s in plan.sends()]
     )
-    now_sends, later = plan.split(due=trigger.scheduled_time + timedelta(minutes=1))
+    due = trigger.scheduled_time + timedelta(minutes=1)
+    now_batches, later = _batches_by_release(_kept_batches(plan, definition.campaign_id, settings), due)
     deferred = _defer(run_id, definition.campaign_id, later, settings)
-    queued = queues.send_json_batches(settings.dispatch_queue_url, (send.to_message() for send in now_sends))
+    queues.send_json_batches(settings.dispatch_queue_url, (batch.to_message() for batch in now_batches))
+    queued = sum(len(batch.sends) for batch in now_batches)
     counters = plan.counters()
     states = {name.removeprefix("state_"): count for name, count in counters.items() if name.startswith("state_")}
     outcome = RunOutcome(

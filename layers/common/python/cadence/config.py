@@ -121,11 +121,29 @@ class DispatchSettings(_EnvSettings):
     # A record is started only with this much of the invocation left: one record's worst case is a send that times
     # out plus its ledger and profile calls, so twice the send timeouts and a margin.
     dispatch_reserve_seconds: float = Field(default=20.0, gt=0, le=600)
+    # How long a claim in the send ledger holds a send before another delivery may judge it (take over a claim
+    # never sent, or settle a send cut off mid-call as in doubt): at least the function's timeout, which bounds
+    # how long any worker can hold it.
+    dispatch_lease_seconds: float = Field(default=900.0, ge=1, le=43_200)
+
+    @property
+    def send_budget_seconds(self) -> float:
+        """The longest a send can take from the provider call to its settled outcome in the ledger."""
+        # Imported here: the settings module stays free of boto3 for the functions that never send.
+        from cadence.dal.clients import LEDGER_BUDGET  # noqa: PLC0415
+
+        provider = self.send_connect_timeout_seconds + self.send_read_timeout_seconds
+        return provider + LEDGER_BUDGET.worst_case_seconds
 
     @model_validator(mode="after")
     def _reserve_covers_a_send(self) -> "DispatchSettings":
-        if self.dispatch_reserve_seconds < self.send_connect_timeout_seconds + self.send_read_timeout_seconds:
-            raise ValueError("dispatch_reserve_seconds must cover at least one send's connect and read timeouts")
+        if self.dispatch_reserve_seconds < self.send_budget_seconds:
+            raise ValueError(
+                "dispatch_reserve_seconds must cover one send's connect and read timeouts and settling it "
+                f"({self.send_budget_seconds:g} s)"
+            )
+        if self.dispatch_lease_seconds < self.dispatch_reserve_seconds:
+            raise ValueError("dispatch_lease_seconds must be at least dispatch_reserve_seconds")
         return self
 
 

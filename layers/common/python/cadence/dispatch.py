@@ -1,7 +1,10 @@
-"""Sending one planned message exactly once: claim it in the ledger, check consent, send, record the outcome."""
+"""Sending a batch of planned messages, each at most once: claim the batch under a lease, check consent, send,
+settle every outcome in one ledger write."""
 
 import re
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -10,17 +13,24 @@ from cadence.campaigns import CampaignDefinition, is_reachable
 from cadence.campaigns.definition import EmailMessage, SmsMessage
 from cadence.config import DispatchSettings
 from cadence.dal import campaigns_table, clients, email, profiles_table, sends_table, sms
-from cadence.dal.sends_table import SendStatus
+from cadence.dal.sends_table import BatchStatus, Outcome, SendStatus
 from cadence.errors import InvalidInputError, PermanentError, TransientError, UncertainOutcomeError
-from cadence.events import DispatchRequest
+from cadence.events import BatchRecipient, DispatchBatch
 from cadence.observability import logger, metrics
 
 _PLACEHOLDER = re.compile(r"\{(first_name|last_name|city|offer_value|coupon_code)\}")
 # The ledger reason of a send whose campaign was stopped, by whether its definition is gone.
 _CAMPAIGN_STOPPED = {False: "campaign_inactive", True: "campaign_not_defined"}
+# The metric each settled outcome is counted under (SUPPRESSED is counted where it is decided, by its reason).
+_METRICS = {
+    SendStatus.SENT.value: "MessagesSent",
+    SendStatus.REJECTED.value: "SendsRejected",
+    SendStatus.IN_DOUBT.value: "SendsInDoubt",
+    SendStatus.FAILED.value: "SendsFailed",
+}
 
 
-def render(template: str, profile: Mapping[str, Any], request: DispatchRequest | None = None) -> str:
+def render(template: str, profile: Mapping[str, Any], request: BatchRecipient | None = None) -> str:
     """Fill {first_name}, {last_name}, {city} from the profile and {offer_value}, {coupon_code} from the run's
     decision; nothing else in a template is interpreted."""
     values = {
@@ -31,116 +41,255 @@ def render(template: str, profile: Mapping[str, Any], request: DispatchRequest |
     return _PLACEHOLDER.sub(lambda match: str(values.get(match.group(1)) or "").strip(), template)
 
 
-def send_once(
-    request: DispatchRequest, settings: DispatchSettings, time_left: Callable[[], float]
-) -> SendStatus | None:
-    """Send the requested message unless an earlier delivery did; returns the outcome, None for a duplicate.
+@dataclass(frozen=True)
+class _Outgoing:
+    """One rendered message, ready for a single provider call."""
 
-    `time_left` gives the seconds left in the invocation: with less than the reserve, the send is not started.
+    customer_id: str
+    channel: str
+    address: str
+    text: str
+    subject: str = ""
 
-    A send of a campaign that is no longer active (or no longer defined) is recorded SUPPRESSED, not sent:
-    deactivating a campaign stops the sends already queued for it.
+
+def send_batch(
+    batch: DispatchBatch, settings: DispatchSettings, time_left: Callable[[], float]
+) -> dict[str, SendStatus]:
+    """Send each of the batch's messages unless an earlier delivery did; returns every send's outcome ({} for a
+    duplicate delivery).
+
+    `time_left` gives the seconds left in the invocation: with less than the reserve, the batch is not started;
+    with less than one send's budget before a send, that send and the rest are FAILED (not sent) for a retry.
+
+    The batch's claim carries a lease. A claim left by a worker that died before the provider calls is taken over
+    once its lease expired; one left while sending is settled IN_DOUBT for its unsettled sends, never re-sent.
+    A send of a campaign that is no longer active (or defined), or to a customer without consent or address, is
+    recorded SUPPRESSED, not sent.
 
     Raises:
-        TransientError: too little time is left (nothing was claimed), or the provider failed in a way that
-            shows nothing was sent; the claim is released for the retry.
+        TransientError: too little time is left, another delivery holds an unexpired lease on the batch, or some
+            sends failed in a way that shows they were not sent (they are FAILED, and the redelivery of the batch
+            sends only those).
         InvalidInputError: the stored campaign definition is invalid.
     """
-    log_ids = {"run_id": request.run_id, "customer_id": request.customer_id, "channel": request.channel}
+    log_ids = {"run_id": batch.run_id, "batch_id": batch.batch_id, "channel": batch.channel}
     if time_left() < settings.dispatch_reserve_seconds:
-        # A send started now might be cut off by the function's timeout after the provider accepted it, leaving
+        # A batch started now might be cut off by the function's timeout after the provider accepted it, leaving
         # its outcome unrecorded: leave it unclaimed for SQS to redeliver.
-        metrics.add_metric(name="SendsDeferred", unit=MetricUnit.Count, value=1)
-        raise TransientError("dispatch: too little time left in the invocation to start a send")
-    details = {"variant": request.variant, "offer_value": request.offer_value, "coupon_code": request.coupon_code}
-    if not sends_table.claim(
+        metrics.add_metric(name="SendsDeferred", unit=MetricUnit.Count, value=len(batch.sends))
+        raise TransientError("dispatch: too little time left in the invocation to start a batch")
+    claim = sends_table.claim_batch(
         settings.sends_table,
-        request.customer_id,
-        request.run_id,
-        request.channel,
-        request.campaign_id,
-        details={name: value for name, value in details.items() if value},
-    ):
-        logger.info("send already claimed", extra=log_ids)
-        metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=1)
-        return None
-    definition = _definition(settings.campaigns_table, request.campaign_id)
+        batch.run_id,
+        batch.channel,
+        batch.batch_id,
+        batch.campaign_id,
+        lease_seconds=settings.dispatch_lease_seconds,
+    )
+    if claim.token is None:
+        return _already_claimed(batch, settings, claim)
+    token = claim.token
+    # Every earlier outcome stays, also of sends this message does not name (retry-failed queues only the failed).
+    outcomes: dict[str, Outcome] = dict(claim.outcomes or {})
+    pending = [
+        send
+        for send in batch.sends
+        if send.customer_id not in outcomes or outcomes[send.customer_id].status not in sends_table.FINAL_STATUSES
+    ]
+    outgoing = _prepare(batch, pending, settings, outcomes)
+    if outgoing:
+        if not sends_table.start_sending(
+            settings.sends_table,
+            batch.run_id,
+            batch.channel,
+            batch.batch_id,
+            token,
+            lease_seconds=settings.dispatch_lease_seconds,
+        ):
+            # Our lease ran out before sending and another delivery took the claim over: it sends, we do not.
+            logger.warning("batch claim taken over before sending", extra=log_ids)
+            metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=len(batch.sends))
+            return {}
+        _deliver_all(
+            outgoing,
+            {send.customer_id: send for send in pending},
+            settings,
+            time_left,
+            outcomes=outcomes,
+            on_crash=lambda: _settle(settings, batch, token, outcomes),
+        )
+    _settle(settings, batch, token, outcomes)
+    failed = sum(outcomes[send.customer_id].status is SendStatus.FAILED for send in batch.sends)
+    if failed:
+        # The batch is PARTIAL: SQS redelivers it and only the FAILED sends go out again.
+        raise TransientError(f"dispatch: {failed} of {len(batch.sends)} sends of the batch failed transiently")
+    return {send.customer_id: outcomes[send.customer_id].status for send in batch.sends}
+
+
+def _already_claimed(
+    batch: DispatchBatch, settings: DispatchSettings, claim: sends_table.BatchClaim
+) -> dict[str, SendStatus]:
+    """A delivery of a batch this one could not claim: a duplicate, a batch left in doubt, or one held by a lease."""
+    log_ids = {"run_id": batch.run_id, "batch_id": batch.batch_id, "channel": batch.channel}
+    if claim.status is BatchStatus.SETTLED:
+        logger.info("batch already settled", extra=log_ids)
+        metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=len(batch.sends))
+        return {}
+    if claim.status is BatchStatus.SENDING and claim.lease_expired:
+        # Its worker started the provider calls and never settled them (killed, timed out): they may have been sent.
+        outcomes = sends_table.settle_in_doubt(
+            settings.sends_table,
+            batch.run_id,
+            batch.channel,
+            batch.batch_id,
+            claim=claim,
+            customer_ids=[send.customer_id for send in batch.sends],
+        )
+        if outcomes is None:
+            return {}
+        in_doubt = sum(outcome.status is SendStatus.IN_DOUBT for outcome in outcomes.values())
+        logger.warning(
+            "batch lease expired while sending: in doubt, not sent again", extra={**log_ids, "in_doubt": in_doubt}
+        )
+        metrics.add_metric(name="SendsInDoubt", unit=MetricUnit.Count, value=in_doubt)
+        return {send.customer_id: outcomes[send.customer_id].status for send in batch.sends}
+    # Another delivery holds the lease: come back once the lease has run out, rather than drop the batch while
+    # the holder may still die before sending.
+    logger.info("batch held by another delivery", extra={**log_ids, "status": str(claim.status)})
+    metrics.add_metric(name="SendsLeaseHeld", unit=MetricUnit.Count, value=1)
+    raise TransientError("dispatch: the batch is held by another delivery's lease")
+
+
+def _prepare(
+    batch: DispatchBatch,
+    pending: Sequence[BatchRecipient],
+    settings: DispatchSettings,
+    outcomes: dict[str, Outcome],
+) -> list[_Outgoing]:
+    """The messages to send, after suppressing (into `outcomes`) what must not go out."""
+    if not pending:
+        return []
+    definition = _definition(settings.campaigns_table, batch.campaign_id)
     if definition is None or not definition.active:
-        # Read per send, after the claim: a campaign switched off after planning stops here, and is accounted for.
-        _record(settings, request, SendStatus.SUPPRESSED, reason=_CAMPAIGN_STOPPED[definition is None])
-        metrics.add_metric(name="SendsCampaignInactive", unit=MetricUnit.Count, value=1)
-        return SendStatus.SUPPRESSED
-    profile = profiles_table.get(settings.profiles_table, request.customer_id)
-    if profile is None or not is_reachable(profile, request.channel):
-        # Consent can be withdrawn between planning and sending: check it again at the last moment.
-        _record(settings, request, SendStatus.SUPPRESSED, reason="no_consent_or_address")
-        metrics.add_metric(name="SendsSuppressed", unit=MetricUnit.Count, value=1)
-        return SendStatus.SUPPRESSED
-    try:
-        message_id = _deliver(request, definition, profile, settings)
-    except PermanentError as exc:
-        _record(settings, request, SendStatus.REJECTED, reason=str(exc))
-        logger.warning("provider rejected send", extra={**log_ids, "reason": str(exc)})
-        metrics.add_metric(name="SendsRejected", unit=MetricUnit.Count, value=1)
-        return SendStatus.REJECTED
-    except UncertainOutcomeError as exc:
-        # Not raised: a redelivery could send the message twice. The ledger keeps it for an operator to check.
-        _record(settings, request, SendStatus.UNCERTAIN, reason=str(exc))
-        logger.warning("send outcome unknown, not sent again", extra={**log_ids, "reason": str(exc)})
-        metrics.add_metric(name="SendsUncertain", unit=MetricUnit.Count, value=1)
-        return SendStatus.UNCERTAIN
-    except Exception:
-        _record(settings, request, SendStatus.FAILED, reason="transient")
-        raise
-    _record(settings, request, SendStatus.SENT, provider_message_id=message_id)
-    metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=1)
-    return SendStatus.SENT
+        # Read per batch, after the claim: a campaign switched off after planning stops here, and is accounted for.
+        reason = _CAMPAIGN_STOPPED[definition is None]
+        outcomes |= {send.customer_id: _outcome(send, SendStatus.SUPPRESSED, reason=reason) for send in pending}
+        metrics.add_metric(name="SendsCampaignInactive", unit=MetricUnit.Count, value=len(pending))
+        return []
+    profiles = profiles_table.get_many(settings.profiles_table, [send.customer_id for send in pending])
+    outgoing = []
+    for send in pending:
+        profile = profiles.get(send.customer_id)
+        if profile is None or not is_reachable(profile, batch.channel):
+            # Consent can be withdrawn between planning and sending: check it again at the last moment.
+            outcomes[send.customer_id] = _outcome(send, SendStatus.SUPPRESSED, reason="no_consent_or_address")
+            metrics.add_metric(name="SendsSuppressed", unit=MetricUnit.Count, value=1)
+            continue
+        outgoing.append(_compose(batch, send, definition, profile))
+    return outgoing
 
 
-def _deliver(
-    request: DispatchRequest, definition: CampaignDefinition, profile: Mapping[str, Any], settings: DispatchSettings
-) -> str:
-    timeouts = clients.SendTimeouts(settings.send_connect_timeout_seconds, settings.send_read_timeout_seconds)
-    message = definition.message(request.channel, request.variant)
+def _deliver_all(
+    outgoing: Sequence[_Outgoing],
+    sends: Mapping[str, BatchRecipient],
+    settings: DispatchSettings,
+    time_left: Callable[[], float],
+    *,
+    outcomes: dict[str, Outcome],
+    on_crash: Callable[[], None],
+) -> None:
+    """Send each message once, recording its outcome; a failure to record leaves the batch SENDING (in doubt)."""
+    for index, message in enumerate(outgoing):
+        send = sends[message.customer_id]
+        if time_left() < settings.send_budget_seconds:
+            # A send started now could outlive the invocation: this one and the rest go back unsent.
+            outcomes |= {
+                m.customer_id: _outcome(sends[m.customer_id], SendStatus.FAILED, reason="deferred")
+                for m in outgoing[index:]
+            }
+            metrics.add_metric(name="SendsDeferred", unit=MetricUnit.Count, value=len(outgoing) - index)
+            return
+        try:
+            message_id = _deliver(message, settings)
+        except PermanentError as exc:
+            outcomes[send.customer_id] = _outcome(send, SendStatus.REJECTED, reason=str(exc))
+        except UncertainOutcomeError as exc:
+            # Not retried: a redelivery could send the message twice. The ledger keeps it for an operator to check.
+            outcomes[send.customer_id] = _outcome(send, SendStatus.IN_DOUBT, reason=str(exc))
+        except TransientError as exc:
+            # Throttling, an outage or no connection: the provider shows it did not send, so a retry may.
+            outcomes[send.customer_id] = _outcome(send, SendStatus.FAILED, reason=str(exc))
+        except Exception:
+            # Anything else during the provider call may have come after it accepted the message; the rest were
+            # not attempted.
+            outcomes[send.customer_id] = _outcome(send, SendStatus.IN_DOUBT, reason="unexpected_error")
+            outcomes |= {
+                m.customer_id: _outcome(sends[m.customer_id], SendStatus.FAILED, reason="not_attempted")
+                for m in outgoing[index + 1 :]
+            }
+            on_crash()
+            raise
+        else:
+            outcomes[send.customer_id] = _outcome(send, SendStatus.SENT, message_id=message_id)
+
+
+def _outcome(
+    send: BatchRecipient, status: SendStatus, *, reason: str | None = None, message_id: str | None = None
+) -> Outcome:
+    return Outcome(
+        status=status,
+        reason=reason,
+        message_id=message_id,
+        variant=send.variant,
+        offer_value=send.offer_value,
+        coupon_code=send.coupon_code,
+    )
+
+
+def _compose(
+    batch: DispatchBatch, send: BatchRecipient, definition: CampaignDefinition, profile: Mapping[str, Any]
+) -> _Outgoing:
+    message = definition.message(batch.channel, send.variant)
     if isinstance(message, EmailMessage):
-        return email.send_email(
-            sender=settings.sender_email,
-            recipient=str(profile["email"]),
-            subject=render(message.subject, profile, request),
-            text_body=render(message.body, profile, request),
-            timeouts=timeouts,
+        return _Outgoing(
+            customer_id=send.customer_id,
+            channel="email",
+            address=str(profile["email"]),
+            subject=render(message.subject, profile, send),
+            text=render(message.body, profile, send),
         )
     if isinstance(message, SmsMessage):
-        text = render(message.text, profile, request)
-        return sms.send_sms(str(profile["phone"]), text, settings.sms_sender_id, timeouts)
-    raise PermanentError(f"campaign has no {request.channel} message")
+        text = render(message.text, profile, send)
+        return _Outgoing(send.customer_id, channel="sms", address=str(profile["phone"]), text=text)
+    raise PermanentError(f"campaign has no {batch.channel} message")
 
 
-def _record(
-    settings: DispatchSettings,
-    request: DispatchRequest,
-    status: SendStatus,
-    provider_message_id: str | None = None,
-    reason: str | None = None,
-) -> None:
-    sends_table.record_outcome(
-        settings.sends_table,
-        request.customer_id,
-        request.run_id,
-        request.channel,
-        status,
-        provider_message_id=provider_message_id,
-        reason=reason,
-    )
-    logger.info(
-        "send recorded",
-        extra={
-            "run_id": request.run_id,
-            "customer_id": request.customer_id,
-            "channel": request.channel,
-            "status": status.value,
-        },
-    )
+def _deliver(outgoing: _Outgoing, settings: DispatchSettings) -> str:
+    timeouts = clients.SendTimeouts(settings.send_connect_timeout_seconds, settings.send_read_timeout_seconds)
+    if outgoing.channel == "email":
+        return email.send_email(
+            sender=settings.sender_email,
+            recipient=outgoing.address,
+            subject=outgoing.subject,
+            text_body=outgoing.text,
+            timeouts=timeouts,
+        )
+    return sms.send_sms(outgoing.address, outgoing.text, settings.sms_sender_id, timeouts)
+
+
+def _settle(settings: DispatchSettings, batch: DispatchBatch, token: str, outcomes: Mapping[str, Outcome]) -> None:
+    log_ids = {"run_id": batch.run_id, "batch_id": batch.batch_id, "channel": batch.channel}
+    if not sends_table.settle(
+        settings.sends_table, batch.run_id, batch.channel, batch.batch_id, token=token, outcomes=outcomes
+    ):
+        # Only a claim taken over after its lease expired loses its token, and that happens before any send.
+        logger.warning("batch outcome not recorded: the claim was taken over", extra=log_ids)
+        return
+    counts = Counter(outcome.status.value for outcome in outcomes.values())
+    for status, count in counts.items():
+        if status in _METRICS:
+            metrics.add_metric(name=_METRICS[status], unit=MetricUnit.Count, value=count)
+    logger.info("batch recorded", extra={**log_ids, **{f"sends_{status.lower()}": n for status, n in counts.items()}})
 
 
 def _definition(table_name: str, campaign_id: str) -> CampaignDefinition | None:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class CampaignTrigger(BaseModel):
@@ -65,6 +65,45 @@ class DispatchRequest(BaseModel):
     coupon_code: str | None = Field(default=None, pattern=r"^[A-Z0-9]{1,24}$")
 
 
+class BatchRecipient(BaseModel):
+    """One send of a batch: the customer and what the run decided for them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    customer_id: str = Field(min_length=1, max_length=128)
+    variant: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,30}$")
+    offer_value: str | None = Field(default=None, max_length=40)
+    coupon_code: str | None = Field(default=None, pattern=r"^[A-Z0-9]{1,24}$")
+
+
+class DispatchBatch(BaseModel):
+    """One SQS message of a run: up to 50 sends of one channel (cadence.campaigns.plan.Batch), settled together."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    campaign_id: str
+    run_id: str
+    channel: Literal["email", "sms"]
+    batch_id: str = Field(min_length=1, max_length=200)
+    sends: list[BatchRecipient] = Field(min_length=1, max_length=50)
+
+    @model_validator(mode="after")
+    def _one_send_per_customer(self) -> "DispatchBatch":
+        if len({send.customer_id for send in self.sends}) != len(self.sends):
+            raise ValueError("a batch names each customer once")
+        return self
+
+    @classmethod
+    def of_request(cls, request: DispatchRequest) -> "DispatchBatch":
+        """A one-send batch for a message queued before batches (same ids: the customer is its own batch)."""
+        details = request.model_dump(include={"customer_id", "variant", "offer_value", "coupon_code"})
+        return cls(
+            campaign_id=request.campaign_id,
+            run_id=request.run_id,
+            channel=request.channel,
+            batch_id=f"customer-{request.customer_id}",
+            sends=[BatchRecipient(**details)],
+        )
+
+
 def _json_body(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
@@ -75,7 +114,14 @@ class ScoreSqsRecord(SqsRecordModel):
     _parse_body = field_validator("body", mode="before")(_json_body)
 
 
-class DispatchSqsRecord(SqsRecordModel):
-    body: DispatchRequest  # type: ignore[assignment]
+def _dispatch_body(value: Any) -> Any:
+    body = _json_body(value)
+    if isinstance(body, dict) and "sends" not in body and "customer_id" in body:
+        return DispatchBatch.of_request(DispatchRequest.model_validate(body))
+    return body
 
-    _parse_body = field_validator("body", mode="before")(_json_body)
+
+class DispatchSqsRecord(SqsRecordModel):
+    body: DispatchBatch  # type: ignore[assignment]
+
+    _parse_body = field_validator("body", mode="before")(_dispatch_body)

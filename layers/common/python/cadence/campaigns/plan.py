@@ -138,6 +138,60 @@ class Send:
         return message
 
 
+# SESv2 SendBulkEmail takes at most 50 destinations a call; a batch is also one ledger item and one SQS message.
+BATCH_LIMIT = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Sends of one run, channel and release time that are queued, claimed and settled together."""
+
+    campaign_id: str
+    run_id: str
+    channel: Channel
+    batch_id: str
+    release_at: datetime
+    sends: tuple[Send, ...]
+
+    def to_message(self) -> dict[str, Any]:
+        """The SQS body: the run once, and per send only what differs (customer, variant, offer, code)."""
+        recipients = []
+        for send in self.sends:
+            recipient = {"customer_id": send.customer_id}
+            for name in ("variant", "offer_value", "coupon_code"):
+                if (value := getattr(send, name)) is not None:
+                    recipient[name] = value
+            recipients.append(recipient)
+        return {
+            "campaign_id": self.campaign_id,
+            "run_id": self.run_id,
+            "channel": self.channel,
+            "batch_id": self.batch_id,
+            "sends": recipients,
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        """The message with its release time: what a run keeps of the batches it cut."""
+        return {**self.to_message(), "release_at": self.release_at.astimezone(UTC).isoformat()}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "Batch":
+        sends = tuple(
+            Send(
+                campaign_id=record["campaign_id"],
+                run_id=record["run_id"],
+                customer_id=send["customer_id"],
+                channel=record["channel"],
+                variant=send.get("variant"),
+                offer_value=send.get("offer_value"),
+                coupon_code=send.get("coupon_code"),
+            )
+            for send in record["sends"]
+        )
+        release_at = datetime.fromisoformat(record["release_at"])
+        return cls(record["campaign_id"], record["run_id"], record["channel"], record["batch_id"], release_at, sends)
+
+
 @dataclass(slots=True)
 class Plan:
     run_id: str
@@ -161,6 +215,23 @@ class Plan:
 
     def sends(self) -> list[Send]:
         return [send for moment in sorted(self.releases) for send in self.releases[moment]]
+
+    def batches(self, size: int = BATCH_LIMIT) -> list[Batch]:
+        """The sends cut into batches of at most `size`, per release time and channel, in customer id order.
+
+        The cut depends only on the plan's sends, not their order: each (customer, channel) send is in exactly
+        one batch, and the same plan always gives the same batch ids. A plan made again from changed data may
+        cut differently, so a run keeps the batches it queued (cadence.campaign_runs).
+        """
+        cut: list[Batch] = []
+        for moment in sorted(self.releases):
+            for channel in CHANNELS:
+                sends = sorted((s for s in self.releases[moment] if s.channel == channel), key=lambda s: s.customer_id)
+                for index, start in enumerate(range(0, len(sends), size)):
+                    chunk = tuple(sends[start : start + size])
+                    batch_id = f"{channel}-{moment.astimezone(UTC):%Y%m%dT%H%MZ}-{index:05d}"
+                    cut.append(Batch(chunk[0].campaign_id, chunk[0].run_id, channel, batch_id, moment, chunk))
+        return cut
 
     def split(self, due: datetime) -> tuple[list[Send], dict[datetime, list[Send]]]:
         """(the sends that may leave by `due`, the later releases by their time)."""

@@ -74,6 +74,34 @@ class SendTimeouts:
     read_seconds: float
 
 
+@dataclass(frozen=True)
+class CallBudget:
+    """Timeouts and attempts (the first included) of a client whose calls must end within a known time."""
+
+    connect_seconds: float
+    read_seconds: float
+    attempts: int
+
+    @property
+    def worst_case_seconds(self) -> float:
+        """Every attempt timing out, plus botocore's standard backoff between them (at most 20 s each, jittered)."""
+        backoff = sum(min(2.0**attempt, 20.0) for attempt in range(self.attempts - 1))
+        return self.attempts * (self.connect_seconds + self.read_seconds) + backoff
+
+    def config(self) -> Config:
+        # total_max_attempts counts the first attempt; botocore's max_attempts counts retries (1 would mean two).
+        return Config(
+            retries={"mode": "standard", "total_max_attempts": self.attempts},
+            connect_timeout=self.connect_seconds,
+            read_timeout=self.read_seconds,
+        )
+
+
+# The send ledger's calls (conditional writes, answered in milliseconds): a few short attempts, so settling a send
+# that the provider accepted cannot be cut off by the function's timeout while botocore is still retrying.
+LEDGER_BUDGET = CallBudget(connect_seconds=1.0, read_seconds=2.0, attempts=3)
+
+
 @cache
 def send_client(service: str, timeouts: SendTimeouts) -> Any:
     """The container's client for calls that are not idempotent (SES and SNS sends): one attempt, short timeouts.
@@ -81,19 +109,15 @@ def send_client(service: str, timeouts: SendTimeouts) -> Any:
     botocore would repeat a send after a read timeout (the provider may have sent it already), and its retry
     budget (attempts x timeouts) would outlast the function; a failed send is retried through SQS instead.
     """
-    config = Config(
-        # total_max_attempts counts the first attempt; botocore's max_attempts counts retries (1 would mean two).
-        retries={"mode": "standard", "total_max_attempts": 1},
-        connect_timeout=timeouts.connect_seconds,
-        read_timeout=timeouts.read_seconds,
-    )
+    config = CallBudget(timeouts.connect_seconds, timeouts.read_seconds, attempts=1).config()
     return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
 
 
 @cache
-def table(name: str) -> Any:
-    """The container's one DynamoDB Table resource for a table name."""
-    return boto3.session.Session().resource("dynamodb", config=_CONFIG).Table(name)
+def table(name: str, budget: CallBudget | None = None) -> Any:
+    """The container's DynamoDB Table resource for a table name (with `budget`, calls bounded in time)."""
+    config = budget.config() if budget else _CONFIG
+    return boto3.session.Session().resource("dynamodb", config=config).Table(name)
 
 
 def scan_pages(table_name: str, action: str, **scan_arguments: Any) -> Iterator[list[dict[str, Any]]]:

@@ -1,6 +1,20 @@
-"""The send ledger: one item per (customer, campaign run, channel), claimed before anything is sent."""
+"""The send ledger: one item per batch of a run (up to 50 sends of one channel), claimed under a lease.
 
-from collections.abc import Mapping
+Items sit under partition `BATCH#<run_id>`, sort key `<channel>#<batch_id>`, with a `recipients` map holding each
+send's outcome: a run's ledger is one Query, and a batch costs three small writes however many sends it holds.
+A batch moves CLAIMED -> SENDING -> SETTLED (or PARTIAL while some sends FAILED and may be retried). The claim
+carries a token and a lease (an expiry time):
+
+- CLAIMED means the worker has not yet started the provider calls, so a claim whose lease expired was provably not
+  sent and the next delivery takes it over (a new token);
+- SENDING is written (conditional on the token) just before the provider calls, so a SENDING batch whose lease
+  expired may have been sent: its unsettled sends are settled IN_DOUBT and never sent again by themselves;
+- every write after the claim is conditional on the token, so a worker that lost its claim cannot send or settle.
+"""
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -16,87 +30,292 @@ LEDGER_RETENTION = timedelta(days=400)
 
 
 class SendStatus(StrEnum):
-    CLAIMED = "CLAIMED"
+    CLAIMED = "CLAIMED"  # a worker holds the lease and has not called the provider yet
+    SENDING = "SENDING"  # the provider call has started (or is about to)
     SENT = "SENT"
-    FAILED = "FAILED"  # transient failure: a retry may claim it again
-    REJECTED = "REJECTED"  # the provider refused it for good
+    FAILED = "FAILED"  # a transient failure showed nothing was sent: a retry may claim it again
+    REJECTED = "REJECTED"  # the provider refused it for good (reason: the provider's code)
     SUPPRESSED = "SUPPRESSED"  # not sent on purpose: no consent or address, or the campaign was stopped
-    # The provider got the request but never answered: it may have sent. Never claimed again (only FAILED is), so
-    # no redelivery sends it a second time; an operator can check the provider's delivery logs.
-    UNCERTAIN = "UNCERTAIN"
+    # The provider may have accepted it (no answer came, or the worker died mid-call). Never claimed again, so no
+    # redelivery sends it a second time; counted and reported for an operator to check the provider's logs.
+    IN_DOUBT = "IN_DOUBT"
+    CANCELLED = "CANCELLED"  # the run was cancelled before it was sent
+    UNCERTAIN = "UNCERTAIN"  # what IN_DOUBT was called before leases; still final when read from older items
 
 
-def send_key(run_id: str, channel: str) -> str:
-    return f"{run_id}#{channel}"
+FINAL_STATUSES = frozenset(
+    {
+        SendStatus.SENT,
+        SendStatus.REJECTED,
+        SendStatus.SUPPRESSED,
+        SendStatus.IN_DOUBT,
+        SendStatus.CANCELLED,
+        SendStatus.UNCERTAIN,
+    }
+)
 
 
-def claim(
-    table_name: str,
-    customer_id: str,
-    run_id: str,
-    channel: str,
-    campaign_id: str,
-    *,
-    details: Mapping[str, str] | None = None,
-) -> bool:
-    """Claim the send; False when an earlier delivery already claimed or completed it.
+class BatchStatus(StrEnum):
+    CLAIMED = "CLAIMED"  # a worker holds the lease and has not called the provider yet
+    SENDING = "SENDING"  # the provider calls have started
+    PARTIAL = "PARTIAL"  # settled, but some sends FAILED (nothing sent): the next delivery claims it again for those
+    SETTLED = "SETTLED"  # every send has a final outcome
 
-    `details` (variant, offer_value, coupon_code) are kept with the send, so a later order carrying the
-    coupon code is attributed to it exactly.
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one send of a batch, with what the run decided for it (kept for coupon attribution)."""
+
+    status: SendStatus
+    reason: str | None = None
+    message_id: str | None = None
+    variant: str | None = None
+    offer_value: str | None = None
+    coupon_code: str | None = None
+
+    def to_attribute(self) -> dict[str, str]:
+        # One-letter names: the map is most of a batch item's size, and DynamoDB bills writes by the kilobyte.
+        values = {"s": self.status.value, "r": self.reason, "m": self.message_id}
+        values |= {"v": self.variant, "o": self.offer_value, "c": self.coupon_code}
+        return {name: value for name, value in values.items() if value}
+
+    @classmethod
+    def from_attribute(cls, value: Mapping[str, Any]) -> "Outcome":
+        return cls(
+            status=SendStatus(value["s"]),
+            reason=value.get("r"),
+            message_id=value.get("m"),
+            variant=value.get("v"),
+            offer_value=value.get("o"),
+            coupon_code=value.get("c"),
+        )
+
+
+@dataclass(frozen=True)
+class BatchClaim:
+    """What claiming a batch found: a token when this delivery holds it, else the stored status and lease.
+
+    `outcomes` are the sends an earlier delivery settled (a PARTIAL batch's final ones are kept).
     """
-    now = datetime.now(UTC)
+
+    token: str | None
+    status: BatchStatus | None = None
+    lease_expired: bool = False
+    holder_token: str | None = None
+    outcomes: Mapping[str, Outcome] | None = None
+
+
+def batch_partition(run_id: str) -> str:
+    """The ledger's partition of a run's batches (the table's hash key is named customer_id, for history)."""
+    return f"BATCH#{run_id}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _table(table_name: str) -> Any:
+    return clients.table(table_name, clients.LEDGER_BUDGET)
+
+
+def _key(run_id: str, channel: str, batch_id: str) -> dict[str, str]:
+    return {"customer_id": batch_partition(run_id), "send_key": f"{channel}#{batch_id}"}
+
+
+def claim_batch(
+    table_name: str, run_id: str, channel: str, batch_id: str, campaign_id: str, *, lease_seconds: float
+) -> BatchClaim:
+    """Claim the batch under a lease: new, PARTIAL, or CLAIMED with an expired lease (its worker never sent)."""
+    now = _now()
+    token = uuid.uuid4().hex
     try:
-        clients.table(table_name).put_item(
-            Item={
-                **{name: value for name, value in (details or {}).items() if value},
-                "customer_id": customer_id,
-                "send_key": send_key(run_id, channel),
-                "campaign_id": campaign_id,
-                "run_id": run_id,
-                "channel": channel,
-                "status": SendStatus.CLAIMED.value,
-                "claimed_at": now.isoformat(),
-                "expires_at": int((now + LEDGER_RETENTION).timestamp()),
-            },
-            ConditionExpression="attribute_not_exists(send_key) OR #status = :failed",
+        response = _table(table_name).update_item(
+            Key=_key(run_id, channel, batch_id),
+            UpdateExpression=(
+                "SET #status = :claimed, claim_token = :token, claimed_at = :now, lease_until = :lease, "
+                "campaign_id = :campaign, run_id = :run, channel = :channel, batch_id = :batch, "
+                "expires_at = if_not_exists(expires_at, :expires)"
+            ),
+            ConditionExpression=(
+                "attribute_not_exists(send_key) OR #status = :partial OR (#status = :claimed AND lease_until < :now)"
+            ),
             ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":failed": SendStatus.FAILED.value},
+            ExpressionAttributeValues={
+                ":claimed": BatchStatus.CLAIMED.value,
+                ":partial": BatchStatus.PARTIAL.value,
+                ":token": token,
+                ":now": now.isoformat(),
+                ":lease": (now + timedelta(seconds=lease_seconds)).isoformat(),
+                ":campaign": campaign_id,
+                ":run": run_id,
+                ":channel": channel,
+                ":batch": batch_id,
+                ":expires": int((now + LEDGER_RETENTION).timestamp()),
+            },
+            ReturnValues="ALL_NEW",
         )
     except ClientError as exc:
-        if clients.error_code(exc) == "ConditionalCheckFailedException":
-            return False
-        raise clients.translate(exc, "sends.claim") from exc
-    return True
+        if clients.error_code(exc) != "ConditionalCheckFailedException":
+            raise clients.translate(exc, "sends.claim_batch") from exc
+        # A consistent read rather than ReturnValuesOnConditionCheckFailure: the Table resource leaves that item in
+        # DynamoDB's wire format. Only contended or repeated deliveries pay for it.
+        return _found(_get(table_name, run_id, channel, batch_id), now)
+    return BatchClaim(token=token, outcomes=_outcomes(from_item(response.get("Attributes", {}))))
 
 
-def record_outcome(
-    table_name: str,
-    customer_id: str,
-    run_id: str,
-    channel: str,
-    status: SendStatus,
-    *,
-    provider_message_id: str | None = None,
-    reason: str | None = None,
-) -> None:
-    """Move a claimed send to its outcome."""
-    values: dict[str, Any] = {":status": status.value, ":at": datetime.now(UTC).isoformat()}
-    assignments = ["#status = :status", "completed_at = :at"]
-    if provider_message_id:
-        values[":mid"] = provider_message_id
-        assignments.append("provider_message_id = :mid")
-    if reason:
-        values[":reason"] = reason
-        assignments.append("reason = :reason")
+def _get(table_name: str, run_id: str, channel: str, batch_id: str) -> dict[str, Any]:
     try:
-        clients.table(table_name).update_item(
-            Key={"customer_id": customer_id, "send_key": send_key(run_id, channel)},
-            UpdateExpression="SET " + ", ".join(assignments),
+        item = _table(table_name).get_item(Key=_key(run_id, channel, batch_id), ConsistentRead=True).get("Item")
+    except ClientError as exc:
+        raise clients.translate(exc, "sends.get_batch") from exc
+    return from_item(item) if item else {}
+
+
+def _outcomes(stored: Mapping[str, Any]) -> dict[str, Outcome]:
+    return {customer_id: Outcome.from_attribute(value) for customer_id, value in stored.get("recipients", {}).items()}
+
+
+def _found(stored: Mapping[str, Any], now: datetime) -> BatchClaim:
+    lease_until = stored.get("lease_until")
+    return BatchClaim(
+        token=None,
+        status=BatchStatus(stored["status"]) if stored.get("status") else None,
+        lease_expired=lease_until is None or datetime.fromisoformat(str(lease_until)) < now,
+        holder_token=stored.get("claim_token"),
+        outcomes=_outcomes(stored),
+    )
+
+
+def start_sending(
+    table_name: str, run_id: str, channel: str, batch_id: str, token: str, *, lease_seconds: float
+) -> bool:
+    """Mark the claimed batch SENDING just before the provider calls; False when this worker no longer holds it."""
+    now = _now()
+    return _conditional_update(
+        table_name,
+        _key(run_id, channel, batch_id),
+        update="SET #status = :sending, sending_at = :now, lease_until = :lease",
+        condition="claim_token = :token AND #status = :claimed",
+        values={
+            ":sending": BatchStatus.SENDING.value,
+            ":claimed": BatchStatus.CLAIMED.value,
+            ":token": token,
+            ":now": now.isoformat(),
+            ":lease": (now + timedelta(seconds=lease_seconds)).isoformat(),
+        },
+        action="sends.start_sending",
+    )
+
+
+def _status_of(outcomes: Mapping[str, Outcome]) -> BatchStatus:
+    failed = any(outcome.status is SendStatus.FAILED for outcome in outcomes.values())
+    return BatchStatus.PARTIAL if failed else BatchStatus.SETTLED
+
+
+def settle(
+    table_name: str, run_id: str, channel: str, batch_id: str, *, token: str, outcomes: Mapping[str, Outcome]
+) -> bool:
+    """Record every send's outcome in one write; False when another delivery took the claim over.
+
+    The condition is the token alone: known outcomes replace the IN_DOUBT another delivery wrote meanwhile.
+    """
+    return _conditional_update(
+        table_name,
+        _key(run_id, channel, batch_id),
+        update="SET #status = :status, completed_at = :at, recipients = :recipients",
+        condition="claim_token = :token",
+        values={
+            ":status": _status_of(outcomes).value,
+            ":at": _now().isoformat(),
+            ":token": token,
+            ":recipients": {customer_id: outcome.to_attribute() for customer_id, outcome in outcomes.items()},
+        },
+        action="sends.settle",
+    )
+
+
+def settle_in_doubt(
+    table_name: str, run_id: str, channel: str, batch_id: str, *, claim: BatchClaim, customer_ids: Sequence[str]
+) -> dict[str, Outcome] | None:
+    """Settle a batch whose worker started the provider calls and never finished: its unsettled sends IN_DOUBT.
+
+    Returns every outcome, or None when the batch was settled meanwhile.
+    """
+    in_doubt = Outcome(SendStatus.IN_DOUBT, reason="lease_expired_while_sending")
+    earlier = dict(claim.outcomes or {})
+    # Final outcomes stay; the message's other sends were being sent and may have gone out.
+    unsettled = [c for c in customer_ids if c not in earlier or earlier[c].status not in FINAL_STATUSES]
+    outcomes = {**earlier, **dict.fromkeys(unsettled, in_doubt)}
+    condition = "#status = :sending AND lease_until < :now"
+    values: dict[str, Any] = {
+        ":sending": BatchStatus.SENDING.value,
+        ":settled": BatchStatus.SETTLED.value,
+        ":now": _now().isoformat(),
+        ":recipients": {customer_id: outcome.to_attribute() for customer_id, outcome in outcomes.items()},
+    }
+    if claim.holder_token:
+        condition += " AND claim_token = :token"
+        values[":token"] = claim.holder_token
+    settled = _conditional_update(
+        table_name,
+        _key(run_id, channel, batch_id),
+        update="SET #status = :settled, completed_at = :now, recipients = :recipients",
+        condition=condition,
+        values=values,
+        action="sends.settle_in_doubt",
+    )
+    return outcomes if settled else None
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    """A batch item as the ledger holds it."""
+
+    channel: str
+    batch_id: str
+    status: BatchStatus
+    lease_expired: bool
+    outcomes: Mapping[str, Outcome]
+
+
+def run_batches(table_name: str, run_id: str) -> dict[tuple[str, str], StoredBatch]:
+    """Every batch item of a run by (channel, batch id): one paged Query over the run's partition."""
+    found: dict[tuple[str, str], StoredBatch] = {}
+    arguments: dict[str, Any] = {"KeyConditionExpression": Key("customer_id").eq(batch_partition(run_id))}
+    now = _now()
+    while True:
+        try:
+            page = clients.table(table_name).query(**arguments)
+        except ClientError as exc:
+            raise clients.translate(exc, "sends.run_batches") from exc
+        for item in page.get("Items", []):
+            stored = from_item(item)
+            claim = _found(stored, now)
+            channel, batch_id = str(stored["channel"]), str(stored["batch_id"])
+            status = claim.status or BatchStatus.CLAIMED
+            outcomes = claim.outcomes or {}
+            found[(channel, batch_id)] = StoredBatch(channel, batch_id, status, claim.lease_expired, outcomes)
+        if "LastEvaluatedKey" not in page:
+            return found
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _conditional_update(
+    table_name: str, key: dict[str, str], *, update: str, condition: str, values: dict[str, Any], action: str
+) -> bool:
+    try:
+        _table(table_name).update_item(
+            Key=key,
+            UpdateExpression=update,
+            ConditionExpression=condition,
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues=values,
         )
     except ClientError as exc:
-        raise clients.translate(exc, "sends.record_outcome") from exc
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise clients.translate(exc, action) from exc
+    return True
 
 
 def sends_for_customer(table_name: str, customer_id: str) -> list[dict[str, Any]]:

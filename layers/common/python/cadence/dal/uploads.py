@@ -101,6 +101,22 @@ def put_bytes(bucket: str, key: str, data: bytes, content_type: str = "applicati
         raise clients.translate(exc, "uploads.put_bytes") from exc
 
 
+def put_bytes_once(bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> bytes:
+    """Write the object unless it exists (a conditional PutObject); returns the bytes stored under the key.
+
+    Raises:
+        TransientError, PermanentError: S3 failed or refused the write or the read.
+    """
+    try:
+        clients.client("s3").put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type, IfNoneMatch="*")
+    except ClientError as exc:
+        # 412: an earlier attempt wrote it; 409: a concurrent write of the same key is under way.
+        if clients.error_code(exc) not in {"PreconditionFailed", "ConditionalRequestConflict"}:
+            raise clients.translate(exc, "uploads.put_bytes_once") from exc
+        return read_bytes(bucket, key)
+    return data
+
+
 def put_json(bucket: str, key: str, body: Mapping[str, Any]) -> None:
     data = json.dumps(body, ensure_ascii=False, indent=2, default=str).encode("utf-8")
     try:
