@@ -671,6 +671,18 @@ def test_only_the_throttled_sends_of_a_batch_are_sent_again_and_none_twice(
     assert ledger(tables, "B4")["winback@2026-11-23T02:00:00Z#email"]["reason"] == "no_consent_or_address"
 
 
+def deliver_with_the_second_email_throttled(
+    tables: dict[str, str], provider: ProviderFaults, load_event: Any, lambda_context: Any, customer_ids: list[str]
+) -> None:
+    """Deliver one email batch of these customers: SES accepts the first send and throttles the second."""
+    for customer_id in customer_ids:
+        put_profile(tables, customer_id)
+    provider.once("ses.SendEmail", provider_faults.ANSWERED)
+    provider.once("ses.SendEmail", provider_faults.error("ses", "Throttling", 400))
+    with pytest.raises(BatchProcessingError):
+        app.lambda_handler(dispatch_event(load_event, batch(customer_ids, "email")), lambda_context)
+
+
 def test_a_batch_cut_off_mid_send_is_in_doubt_only_for_the_sends_not_settled_before(
     tables: dict[str, str],
     ses_sender: str,
@@ -680,12 +692,7 @@ def test_a_batch_cut_off_mid_send_is_in_doubt_only_for_the_sends_not_settled_bef
     provider: ProviderFaults,
 ) -> None:
     # given a batch whose first delivery left one send FAILED, and whose redelivery died while sending it
-    for customer_id in ("D1", "D2"):
-        put_profile(tables, customer_id)
-    provider.once("ses.SendEmail", provider_faults.ANSWERED)
-    provider.once("ses.SendEmail", provider_faults.error("ses", "Throttling", 400))
-    with pytest.raises(BatchProcessingError):
-        app.lambda_handler(dispatch_event(load_event, batch(["D1", "D2"], "email")), lambda_context)
+    deliver_with_the_second_email_throttled(tables, provider, load_event, lambda_context, ["D1", "D2"])
     provider.once("ses.SendEmail", provider_faults.KILLED_AFTER)
     with pytest.raises(provider_faults.WorkerKilled):
         app.lambda_handler(dispatch_event(load_event, batch(["D1", "D2"], "email")), lambda_context)
@@ -713,12 +720,7 @@ def test_a_retry_naming_only_the_failed_sends_of_a_batch_keeps_every_other_outco
     provider: ProviderFaults,
 ) -> None:
     # given a batch of two whose second email was throttled
-    for customer_id in ("X1", "X2"):
-        put_profile(tables, customer_id)
-    provider.once("ses.SendEmail", provider_faults.ANSWERED)
-    provider.once("ses.SendEmail", provider_faults.error("ses", "Throttling", 400))
-    with pytest.raises(BatchProcessingError):
-        app.lambda_handler(dispatch_event(load_event, batch(["X1", "X2"], "email")), lambda_context)
+    deliver_with_the_second_email_throttled(tables, provider, load_event, lambda_context, ["X1", "X2"])
 
     # when `cadence campaign retry-failed` queues the batch with only the failed send
     response = app.lambda_handler(dispatch_event(load_event, batch(["X2"], "email")), lambda_context)
