@@ -202,7 +202,9 @@ def test_deploy_gives_a_campaign_its_own_schedule_and_pause_resume_switch_it(
     code, out, _ = run(capsys, *with_stack("pause", "loyal-winback-coupon", "--json"))
     assert (code, json.loads(out)) == (0, {"campaign_id": "loyal-winback-coupon", "state": "paused"})
     assert own_schedule(stack)["State"] == "DISABLED"
-    assert campaigns_table.get_definition(table, "loyal-winback-coupon")["active"] is False  # dispatch holds sends
+    paused = campaigns_table.get_campaign(table, "loyal-winback-coupon")
+    assert paused is not None
+    assert paused.state.value == "paused"  # dispatch suppresses its queued sends
 
     code, _, _ = run(capsys, *with_stack("resume", "loyal-winback-coupon"))
     assert code == 0
@@ -273,7 +275,7 @@ def test_pause_exits_2_and_stores_nothing_when_the_campaign_is_not_deployed(
 
     assert code == 2
     assert "no-such-campaign is not deployed" in err
-    assert campaigns_table.get_definition(stack["CampaignsTableName"], "no-such-campaign") is None
+    assert campaigns_table.get_campaign(stack["CampaignsTableName"], "no-such-campaign") is None
 
 
 def put_customers(stack: dict[str, str]) -> None:
@@ -393,7 +395,7 @@ def test_outputs_file_replaces_cloudformation(
     code, _, _ = run(capsys, "deploy", str(COUPON), "--stack-name", "no-such-stack", "--outputs-file", str(outputs))
 
     assert code == 0
-    assert campaigns_table.get_definition(stack["CampaignsTableName"], "loyal-winback-coupon") is not None
+    assert campaigns_table.get_campaign(stack["CampaignsTableName"], "loyal-winback-coupon") is not None
 
 
 def test_infra_campaigns_still_delegates_to_the_cli(stack: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -401,7 +403,7 @@ def test_infra_campaigns_still_delegates_to_the_cli(stack: dict[str, str], capsy
     infra_campaigns.deploy(definition, infra_campaigns.stack_outputs(STACK))
 
     assert infra_campaigns.main(["validate", str(COUPON)]) == 0
-    assert campaigns_table.get_definition(stack["CampaignsTableName"], "loyal-winback-coupon") is not None
+    assert campaigns_table.get_campaign(stack["CampaignsTableName"], "loyal-winback-coupon") is not None
 
 
 def test_pyproject_declares_the_console_script_and_packages_only_the_cli() -> None:

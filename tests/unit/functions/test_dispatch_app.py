@@ -434,6 +434,26 @@ def test_records_are_left_unclaimed_for_redelivery_when_the_invocation_is_runnin
     assert emails_sent() == 3
 
 
+def test_queued_sends_of_a_campaign_cancelled_after_planning_end_cancelled(
+    tables: dict[str, str], ses_sender: str, stored_campaign: CampaignDefinition, load_event: Any, lambda_context: Any
+) -> None:
+    # given the run was planned, then the marketer cancelled the campaign
+    put_profile(tables, "K3")
+    campaign_control.cancel(CAMPAIGN.campaign_id, config.campaign_settings())
+
+    response = app.lambda_handler(
+        dispatch_event(load_event, request("K3", "email"), request("K3", "sms")), lambda_context
+    )
+
+    # then nothing goes out, and both sends end in the final CANCELLED state, not as suppressed
+    assert response == {"batchItemFailures": []}
+    assert emails_sent() == 0
+    assert sms_sent() == []
+    entries = ledger(tables, "K3")
+    assert {(entry["status"], entry["reason"]) for entry in entries.values()} == {("CANCELLED", "campaign_cancelled")}
+    assert len(entries) == 2
+
+
 def test_queued_sends_are_not_sent_when_the_campaign_was_paused_after_planning(
     tables: dict[str, str],
     ses_sender: str,

@@ -11,6 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from cadence.campaigns import CampaignDefinition, is_reachable
 from cadence.campaigns.definition import EmailMessage, SmsMessage
+from cadence.campaigns.lifecycle import SENDING, State
 from cadence.config import DispatchSettings
 from cadence.dal import campaigns_table, clients, email, profiles_table, sends_table, sms
 from cadence.dal.sends_table import BatchStatus, Outcome, SendStatus
@@ -20,7 +21,7 @@ from cadence.observability import logger, metrics
 
 _PLACEHOLDER = re.compile(r"\{(first_name|last_name|city|offer_value|coupon_code)\}")
 # The ledger reason of a send whose campaign was stopped, by whether its definition is gone.
-_CAMPAIGN_STOPPED = {False: "campaign_inactive", True: "campaign_not_defined"}
+_STOPPED = {State.CANCELLED: "campaign_cancelled", State.PAUSED: "campaign_inactive"}
 # The metric each settled outcome is counted under (SUPPRESSED is counted where it is decided, by its reason).
 _METRICS = {
     SendStatus.SENT.value: "MessagesSent",
@@ -169,11 +170,12 @@ def _prepare(
     """The messages to send, after suppressing (into `outcomes`) what must not go out."""
     if not pending:
         return []
-    definition = _definition(settings.campaigns_table, batch.campaign_id)
-    if definition is None or not definition.active:
-        # Read per batch, after the claim: a campaign switched off after planning stops here, and is accounted for.
-        reason = _CAMPAIGN_STOPPED[definition is None]
-        outcomes |= {send.customer_id: _outcome(send, SendStatus.SUPPRESSED, reason=reason) for send in pending}
+    definition, state = _campaign(settings.campaigns_table, batch.campaign_id)
+    if definition is None or state not in SENDING:
+        # Read per batch, after the claim: a campaign stopped after planning stops here, and is accounted for.
+        status = SendStatus.CANCELLED if state is State.CANCELLED else SendStatus.SUPPRESSED
+        reason = _STOPPED.get(state, "campaign_inactive") if definition is not None else "campaign_not_defined"
+        outcomes |= {send.customer_id: _outcome(send, status, reason=reason) for send in pending}
         metrics.add_metric(name="SendsCampaignInactive", unit=MetricUnit.Count, value=len(pending))
         return []
     profiles = profiles_table.get_many(settings.profiles_table, [send.customer_id for send in pending])
@@ -292,12 +294,13 @@ def _settle(settings: DispatchSettings, batch: DispatchBatch, token: str, outcom
     logger.info("batch recorded", extra={**log_ids, **{f"sends_{status.lower()}": n for status, n in counts.items()}})
 
 
-def _definition(table_name: str, campaign_id: str) -> CampaignDefinition | None:
-    # Read per send rather than cached: an edited or withdrawn campaign takes effect at once.
-    stored = campaigns_table.get_definition(table_name, campaign_id)
+def _campaign(table_name: str, campaign_id: str) -> tuple[CampaignDefinition | None, State | None]:
+    """The campaign's definition and lifecycle state; (None, None) when it is not stored."""
+    # Read per batch rather than cached: an edited, paused or cancelled campaign takes effect at once.
+    stored = campaigns_table.get_campaign(table_name, campaign_id)
     if stored is None:
-        return None
+        return None, None
     try:
-        return CampaignDefinition.model_validate(stored)
+        return CampaignDefinition.model_validate(stored.definition), stored.state
     except ValueError as exc:
         raise InvalidInputError(f"stored campaign {campaign_id} is invalid") from exc

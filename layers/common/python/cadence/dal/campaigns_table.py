@@ -11,7 +11,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from cadence.campaigns.lifecycle import SENDING, State
+from cadence.campaigns.lifecycle import State
 from cadence.dal import clients
 from cadence.dal.items import from_item, to_item
 
@@ -133,12 +133,6 @@ def get_campaign(table_name: str, campaign_id: str) -> StoredCampaign | None:
     except ClientError as exc:
         raise clients.translate(exc, "campaigns.get_campaign") from exc
     return _campaign(item) if item else None
-
-
-def get_definition(table_name: str, campaign_id: str) -> dict[str, Any] | None:
-    """A campaign's stored definition, `active` saying whether its sends may leave; None when there is none."""
-    stored = get_campaign(table_name, campaign_id)
-    return None if stored is None else {**stored.definition, "active": stored.state in SENDING}
 
 
 def claim_run(table_name: str, campaign_id: str, run_id: str) -> RunStatus | None:
