@@ -277,39 +277,48 @@ def add_settled(table_name: str, campaign_id: str, run_id: str, sends: int) -> d
 
 def complete_run(table_name: str, campaign_id: str, run_id: str, counters: Mapping[str, int]) -> bool:
     """FANNED_OUT -> COMPLETED with the final counters; False when the run was not FANNED_OUT (done already)."""
+    return _move_run(
+        table_name,
+        campaign_id,
+        run_id,
+        (RunStatus.FANNED_OUT, RunStatus.COMPLETED),
+        update="SET #status = :to, completed_at = :now, final_counters = :counters",
+        values={":now": datetime.now(UTC).isoformat(), ":counters": dict(counters)},
+    )
+
+
+def reopen_run(table_name: str, campaign_id: str, run_id: str) -> bool:
+    """COMPLETED -> FANNED_OUT: some of its sends were queued again (retry-failed); False for a run not completed."""
+    return _move_run(
+        table_name,
+        campaign_id,
+        run_id,
+        (RunStatus.COMPLETED, RunStatus.FANNED_OUT),
+        update="SET #status = :to REMOVE completed_at, final_counters",
+        values={},
+    )
+
+
+def _move_run(
+    table_name: str,
+    campaign_id: str,
+    run_id: str,
+    move: tuple[RunStatus, RunStatus],
+    *,
+    update: str,
+    values: Mapping[str, Any],
+) -> bool:
+    expected, to = move
     try:
         clients.table(table_name).update_item(
             Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)},
-            UpdateExpression="SET #status = :completed, completed_at = :now, final_counters = :counters",
-            ConditionExpression="#status = :fanned_out",
+            UpdateExpression=update,
+            ConditionExpression="#status = :expected",
             ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":completed": RunStatus.COMPLETED.value,
-                ":fanned_out": RunStatus.FANNED_OUT.value,
-                ":now": datetime.now(UTC).isoformat(),
-                ":counters": dict(counters),
-            },
+            ExpressionAttributeValues={":expected": expected.value, ":to": to.value, **values},
         )
     except ClientError as exc:
         if clients.error_code(exc) == "ConditionalCheckFailedException":
             return False
-        raise clients.translate(exc, "campaigns.complete_run") from exc
+        raise clients.translate(exc, f"campaigns.move_run_to_{to.value.lower()}") from exc
     return True
-
-
-def reopen_run(table_name: str, campaign_id: str, run_id: str) -> None:
-    """COMPLETED -> FANNED_OUT: some of its sends were queued again (retry-failed); a run not completed stays."""
-    try:
-        clients.table(table_name).update_item(
-            Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)},
-            UpdateExpression="SET #status = :fanned_out REMOVE completed_at, final_counters",
-            ConditionExpression="#status = :completed",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":completed": RunStatus.COMPLETED.value,
-                ":fanned_out": RunStatus.FANNED_OUT.value,
-            },
-        )
-    except ClientError as exc:
-        if clients.error_code(exc) != "ConditionalCheckFailedException":
-            raise clients.translate(exc, "campaigns.reopen_run") from exc
