@@ -97,6 +97,13 @@ def split_settings(monkeypatch: pytest.MonkeyPatch, aws: None) -> Iterator[str]:
     config.campaign_settings.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Settings read from this module's environment never outlive its tests (the loader caches them)."""
+    yield
+    config.campaign_settings.cache_clear()
+
+
 def segment_size(monkeypatch: pytest.MonkeyPatch, size: int) -> config.CampaignSettings:
     monkeypatch.setenv("AUDIENCE_SEGMENT_SIZE", str(size))
     config.campaign_settings.cache_clear()
