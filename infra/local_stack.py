@@ -217,6 +217,15 @@ class LocalStack:
         """SMS moto's SNS accepted: dicts with message_id, phone_number, message."""
         return self._in_process().sent_sms()
 
+    @property
+    def ses_shim(self) -> Any:
+        """The SESv2 shim (infra.sesv2_shim.SHIM): ``configure(max_send_rate=..., failure_share=...)``, and every
+        bulk message it accepted, with its headers, in ``messages``."""
+        from infra.sesv2_shim import SHIM  # noqa: PLC0415 - see the module docstring
+
+        self._in_process()  # the stack must be running
+        return SHIM
+
     def invocations(self, function_logical_id: str) -> list[InvocationRecord]:
         """Every invocation of a function so far (``len`` for the count; ``ok``/``error_type`` per record)."""
         return self._routing().invocations(function_logical_id)

@@ -1,5 +1,6 @@
 import io
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -10,11 +11,13 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
-from cadence import campaign_control, config
+from cadence import campaign_control, config, email_templates
 from cadence.campaigns import CampaignDefinition
 from cadence.campaigns.lifecycle import State
 from cadence.dal import campaigns_table, clients
+from cadence.dal import email_templates as stored_templates
 from functions.dispatch import app
+from infra import sesv2_shim
 from tests.unit.functions import provider_faults
 from tests.unit.functions.provider_faults import ProviderFaults
 
@@ -29,11 +32,18 @@ CAMPAIGN = CampaignDefinition.model_validate(
 )
 
 
+def store_campaign(tables: dict[str, str], campaign: CampaignDefinition) -> None:
+    """The campaign scheduled, with its email templates (what `cadence campaign deploy` makes)."""
+    for template in email_templates.templates_of(campaign, os.environ["EMAIL_TEMPLATE_PREFIX"]).values():
+        stored_templates.put(template)
+    campaigns_table.put_definition(
+        tables["CampaignsTable"], campaign.campaign_id, campaign.model_dump(mode="json"), State.SCHEDULED
+    )
+
+
 @pytest.fixture
 def stored_campaign(tables: dict[str, str]) -> CampaignDefinition:
-    campaigns_table.put_definition(
-        tables["CampaignsTable"], CAMPAIGN.campaign_id, CAMPAIGN.model_dump(mode="json"), State.SCHEDULED
-    )
+    store_campaign(tables, CAMPAIGN)
     return CAMPAIGN
 
 
@@ -207,7 +217,7 @@ def test_the_whole_batch_is_retried_when_every_record_fails(
     provider: ProviderFaults,
 ) -> None:
     put_profile(tables, "C8")
-    provider.always("ses.SendEmail", provider_faults.error("ses", "Throttling", 400))
+    provider.always("sesv2.SendBulkEmail", provider_faults.rest_json_error("TooManyRequestsException", 429))
 
     with pytest.raises(BatchProcessingError):
         app.lambda_handler(dispatch_event(load_event, request("C8", "email")), lambda_context)
@@ -239,7 +249,7 @@ def test_logs_never_carry_the_address_or_phone(
         ("sns.Publish", "Throttled", 429),  # SNS's throttling code, not "Throttling"
         ("sns.Publish", "InternalError", 500),
         ("sns.Publish", "KMSThrottling", 400),  # transient by its code alone
-        ("ses.SendEmail", "SomethingNew", 503),  # an unknown code: transient by its status alone
+        ("sesv2.SendBulkEmail", "SomethingNew", 503),  # an unknown code: transient by its status alone
     ],
 )
 def test_a_throttled_or_failing_provider_is_retried_via_sqs_not_rejected_when_it_answers_429_or_5xx(
@@ -276,7 +286,7 @@ def test_a_throttled_or_failing_provider_is_retried_via_sqs_not_rejected_when_it
 
 @pytest.mark.parametrize(
     ("operation", "code", "status"),
-    [("sns.Publish", "InvalidParameter", 400), ("ses.SendEmail", "MessageRejected", 400)],
+    [("sns.Publish", "InvalidParameter", 400), ("sesv2.SendBulkEmail", "MessageRejected", 400)],
 )
 def test_a_provider_refusal_is_still_a_rejection_when_it_answers_4xx(
     tables: dict[str, str],
@@ -358,8 +368,8 @@ def test_a_send_whose_answer_never_came_is_recorded_in_doubt_and_not_sent_again_
     [
         provider_faults.connect_timeout,
         provider_faults.no_endpoint,
-        provider_faults.error("ses", "Throttling", 400),
-        provider_faults.error("ses", "ServiceUnavailable", 503),
+        provider_faults.rest_json_error("TooManyRequestsException", 429),
+        provider_faults.rest_json_error("ServiceUnavailable", 503),
     ],
     ids=["connect-timeout", "no-endpoint", "throttled", "unavailable"],
 )
@@ -374,14 +384,14 @@ def test_a_send_is_attempted_once_per_delivery_and_left_to_sqs_when_it_provably_
 ) -> None:
     # given SES keeps failing in a way that shows the email was not sent
     put_profile(tables, "U2")
-    provider.always("ses.SendEmail", fault)
+    provider.always("sesv2.SendBulkEmail", fault)
     event = dispatch_event(load_event, request("U2", "email"), request("U2", "sms"))
 
     response = app.lambda_handler(event, lambda_context)
 
     # then the SDK did not retry within the invocation (SQS redelivers instead) and the ledger lets the retry in
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
-    assert provider.attempts["ses.SendEmail"] == 1
+    assert provider.attempts["sesv2.SendBulkEmail"] == 1
     assert ledger(tables, "U2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "FAILED"
     provider.clear()
     assert app.lambda_handler(dispatch_event(load_event, request("U2", "email")), lambda_context) == {
@@ -515,9 +525,7 @@ def test_the_variant_message_carries_the_offer_and_coupon_and_the_ledger_keeps_t
             ],
         }
     )
-    campaigns_table.put_definition(
-        tables["CampaignsTable"], "winback", campaign.model_dump(mode="json"), State.SCHEDULED
-    )
+    store_campaign(tables, campaign)
     put_profile(tables, "V1")
     planned = {**request("V1", "sms"), "variant": "b", "offer_value": "15", "coupon_code": "K7QW2M9XR4TZ"}
 
@@ -579,7 +587,7 @@ def test_a_send_whose_worker_died_during_the_provider_call_is_in_doubt_and_never
 ) -> None:
     # given SES accepted the email and the worker died before reading the answer
     put_profile(tables, "L2")
-    provider.once("ses.SendEmail", provider_faults.KILLED_AFTER)
+    provider.once("sesv2.SendBulkEmail", provider_faults.KILLED_AFTER)
     with pytest.raises(provider_faults.WorkerKilled):
         app.lambda_handler(dispatch_event(load_event, request("L2", "email")), lambda_context)
     assert emails_sent() == 1
@@ -594,7 +602,7 @@ def test_a_send_whose_worker_died_during_the_provider_call_is_in_doubt_and_never
         }
 
     assert emails_sent() == 1
-    assert provider.attempts["ses.SendEmail"] == 1
+    assert provider.attempts["sesv2.SendBulkEmail"] == 1
     entry = ledger(tables, "L2")["winback@2026-11-23T02:00:00Z#email"]
     assert (entry["status"], entry["reason"]) == ("IN_DOUBT", "lease_expired_while_sending")
     assert metrics_emitted(capsys).get("SendsInDoubt") == 1
@@ -616,7 +624,7 @@ def test_a_claim_is_given_back_unsent_when_the_reads_left_too_little_time_to_sen
         app.lambda_handler(dispatch_event(load_event, request("L3", "email")), context)
 
     # then SES is not called, the send is FAILED (claimable) and SQS redelivers it
-    assert provider.attempts["ses.SendEmail"] == 0
+    assert provider.attempts["sesv2.SendBulkEmail"] == 0
     entry = ledger(tables, "L3")["winback@2026-11-23T02:00:00Z#email"]
     assert (entry["status"], entry["reason"]) == ("FAILED", "deferred")
     assert app.lambda_handler(dispatch_event(load_event, request("L3", "email")), lambda_context) == {
@@ -655,6 +663,20 @@ def test_ledger_retries_are_bounded_and_a_send_whose_outcome_was_not_recorded_is
     assert ledger(tables, "L4")["winback@2026-11-23T02:00:00Z#email"]["status"] == "IN_DOUBT"
 
 
+@pytest.fixture
+def no_throttle_rounds(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Destinations SES throttled are FAILED at once (not sent again within the invocation)."""
+    monkeypatch.setenv("DISPATCH_THROTTLE_ROUNDS", "0")
+    config.dispatch_settings.cache_clear()
+    yield
+    config.dispatch_settings.cache_clear()
+
+
+def ses_takes_one_message_then_throttles() -> None:
+    """The shim's send rate leaves room for one message now (a bucket of one, refilled in a millisecond)."""
+    sesv2_shim.SHIM.configure(max_send_rate=1000.0, burst=1)
+
+
 def test_only_the_throttled_sends_of_a_batch_are_sent_again_and_none_twice(
     tables: dict[str, str],
     ses_sender: str,
@@ -662,45 +684,84 @@ def test_only_the_throttled_sends_of_a_batch_are_sent_again_and_none_twice(
     load_event: Any,
     lambda_context: Any,
     provider: ProviderFaults,
+    no_throttle_rounds: None,
 ) -> None:
-    # given a batch of four (one without consent) where SES throttles the second email
+    # given a batch of four (one without consent) where SES takes the first email and throttles the others
     for customer_id in ("B1", "B2", "B3"):
         put_profile(tables, customer_id)
     put_profile(tables, "B4", consent_email=False)
-    provider.once("ses.SendEmail", provider_faults.ANSWERED)
-    provider.once("ses.SendEmail", provider_faults.error("ses", "Throttling", 400))
     event = dispatch_event(load_event, batch(["B1", "B2", "B3", "B4"], "email"), request("B9", "sms"))
     put_profile(tables, "B9")
+    ses_takes_one_message_then_throttles()
 
     response = app.lambda_handler(event, lambda_context)
 
-    # then the batch is reported for redelivery with the throttled send FAILED and the others settled
+    # then the batch is reported for redelivery with the throttled sends FAILED and the others settled
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
-    statuses = {c: ledger(tables, c)["winback@2026-11-23T02:00:00Z#email"]["status"] for c in ("B1", "B2", "B3", "B4")}
-    assert statuses == {"B1": "SENT", "B2": "FAILED", "B3": "SENT", "B4": "SUPPRESSED"}
-    assert emails_sent() == 2
+    entries = {c: ledger(tables, c)["winback@2026-11-23T02:00:00Z#email"] for c in ("B1", "B2", "B3", "B4")}
+    assert {c: entry["status"] for c, entry in entries.items()} == {
+        "B1": "SENT",
+        "B2": "FAILED",
+        "B3": "FAILED",
+        "B4": "SUPPRESSED",
+    }
+    assert entries["B2"]["reason"] == "ACCOUNT_THROTTLED"
+    assert emails_sent() == 1
 
-    # and the redelivered batch sends only the failed one; a further repeat sends nothing
+    # and the redelivered batch sends only the failed ones, in one call; a further repeat sends nothing
+    sesv2_shim.SHIM.configure()
     for _ in range(2):
         assert app.lambda_handler(
             dispatch_event(load_event, batch(["B1", "B2", "B3", "B4"], "email")), lambda_context
         ) == {"batchItemFailures": []}
+    assert sorted(m.destinations["ToAddresses"][0] for m in sesv2_shim.SHIM.messages) == [
+        "b2@example.com",
+        "b3@example.com",
+    ]
     assert emails_sent() == 3
-    assert provider.attempts["ses.SendEmail"] == 4
+    assert provider.attempts["sesv2.SendBulkEmail"] == 2
     assert ledger(tables, "B2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
     assert ledger(tables, "B4")["winback@2026-11-23T02:00:00Z#email"]["reason"] == "no_consent_or_address"
 
 
-def deliver_with_the_second_email_throttled(
-    tables: dict[str, str], provider: ProviderFaults, load_event: Any, lambda_context: Any, customer_ids: list[str]
+def test_destinations_ses_throttled_are_sent_again_within_the_invocation_once_each(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
 ) -> None:
-    """Deliver one email batch of these customers: SES accepts the first send and throttles the second."""
+    # given SES lets one message through at a time (its bucket refills within milliseconds)
+    customer_ids = ["P1", "P2", "P3"]
     for customer_id in customer_ids:
         put_profile(tables, customer_id)
-    provider.once("ses.SendEmail", provider_faults.ANSWERED)
-    provider.once("ses.SendEmail", provider_faults.error("ses", "Throttling", 400))
+    ses_takes_one_message_then_throttles()
+
+    response = app.lambda_handler(dispatch_event(load_event, batch(customer_ids, "email")), lambda_context)
+
+    # then the worker slowed down and sent the throttled ones again itself: every one sent, exactly once
+    assert response == {"batchItemFailures": []}
+    assert sorted(m.destinations["ToAddresses"][0] for m in sesv2_shim.SHIM.messages) == [
+        "p1@example.com",
+        "p2@example.com",
+        "p3@example.com",
+    ]
+    assert provider.attempts["sesv2.SendBulkEmail"] == 3
+    assert {ledger(tables, c)["winback@2026-11-23T02:00:00Z#email"]["status"] for c in customer_ids} == {"SENT"}
+
+
+def deliver_with_the_second_email_throttled(
+    tables: dict[str, str], load_event: Any, lambda_context: Any, customer_ids: list[str]
+) -> None:
+    """Deliver one email batch of these customers: SES accepts the first send and throttles the others (no retry
+    within the invocation: use with the no_throttle_rounds fixture)."""
+    for customer_id in customer_ids:
+        put_profile(tables, customer_id)
+    ses_takes_one_message_then_throttles()
     with pytest.raises(BatchProcessingError):
         app.lambda_handler(dispatch_event(load_event, batch(customer_ids, "email")), lambda_context)
+    sesv2_shim.SHIM.configure()
 
 
 def test_a_batch_cut_off_mid_send_is_in_doubt_only_for_the_sends_not_settled_before(
@@ -710,10 +771,11 @@ def test_a_batch_cut_off_mid_send_is_in_doubt_only_for_the_sends_not_settled_bef
     load_event: Any,
     lambda_context: Any,
     provider: ProviderFaults,
+    no_throttle_rounds: None,
 ) -> None:
     # given a batch whose first delivery left one send FAILED, and whose redelivery died while sending it
-    deliver_with_the_second_email_throttled(tables, provider, load_event, lambda_context, ["D1", "D2"])
-    provider.once("ses.SendEmail", provider_faults.KILLED_AFTER)
+    deliver_with_the_second_email_throttled(tables, load_event, lambda_context, ["D1", "D2"])
+    provider.once("sesv2.SendBulkEmail", provider_faults.KILLED_AFTER)
     with pytest.raises(provider_faults.WorkerKilled):
         app.lambda_handler(dispatch_event(load_event, batch(["D1", "D2"], "email")), lambda_context)
 
@@ -737,10 +799,10 @@ def test_a_retry_naming_only_the_failed_sends_of_a_batch_keeps_every_other_outco
     stored_campaign: CampaignDefinition,
     load_event: Any,
     lambda_context: Any,
-    provider: ProviderFaults,
+    no_throttle_rounds: None,
 ) -> None:
     # given a batch of two whose second email was throttled
-    deliver_with_the_second_email_throttled(tables, provider, load_event, lambda_context, ["X1", "X2"])
+    deliver_with_the_second_email_throttled(tables, load_event, lambda_context, ["X1", "X2"])
 
     # when `cadence campaign retry-failed` queues the batch with only the failed send
     response = app.lambda_handler(dispatch_event(load_event, batch(["X2"], "email")), lambda_context)
