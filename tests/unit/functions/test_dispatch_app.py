@@ -3,7 +3,9 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
@@ -11,7 +13,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
-from cadence import campaign_control, config, email_templates
+from cadence import campaign_control, config, email_templates, unsubscribe
 from cadence.campaigns import CampaignDefinition
 from cadence.campaigns.lifecycle import State
 from cadence.dal import campaigns_table, clients
@@ -812,3 +814,99 @@ def test_a_retry_naming_only_the_failed_sends_of_a_batch_keeps_every_other_outco
     assert emails_sent() == 2
     assert ledger(tables, "X1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
     assert ledger(tables, "X2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
+
+
+def test_an_email_is_sent_from_its_template_with_escaped_html_and_one_click_unsubscribe_headers(
+    tables: dict[str, str], ses_sender: str, stored_campaign: CampaignDefinition, load_event: Any, lambda_context: Any
+) -> None:
+    # given a customer whose first name is markup
+    put_profile(tables, "H1", first_name="<script>alert(1)</script>", city="O'Fallon")
+
+    app.lambda_handler(dispatch_event(load_event, request("H1", "email")), lambda_context)
+
+    (message,) = sesv2_shim.SHIM.messages
+    # then the HTML part carries the name escaped, the plain parts as written
+    assert "<script>" not in message.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in message.html
+    assert "O&#x27;Fallon" in message.html
+    assert message.subject == "Hello <script>alert(1)</script>"
+    assert message.body.startswith("Dear <script>alert(1)</script> from O'Fallon, we miss you.")
+    # and the message went through the stack's configuration set, with RFC 8058 headers naming a signed link
+    assert message.configuration_set == os.environ["SES_CONFIGURATION_SET"]
+    assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = message.headers["List-Unsubscribe"].removeprefix("<").removesuffix(">")
+    assert url.startswith(os.environ["UNSUBSCRIBE_BASE_URL"] + "?token=")
+    assert url in message.body
+    key = boto3.client("secretsmanager").get_secret_value(SecretId=os.environ["UNSUBSCRIBE_SECRET_ARN"])
+    claims = unsubscribe.verify(
+        key["SecretString"].encode(), parse_qs(urlsplit(url).query)["token"][0], datetime.now(UTC)
+    )
+    assert (claims.customer_id, claims.channel, claims.campaign_id, claims.run_id) == (
+        "H1",
+        "email",
+        "winback",
+        "winback@2026-11-23T02:00:00Z",
+    )
+    sent = ledger(tables, "H1")["winback@2026-11-23T02:00:00Z#email"]
+    assert (sent["status"], sent["provider_message_id"]) == ("SENT", message.id)
+
+
+def test_a_batch_of_two_variants_sends_one_bulk_call_per_variant_template(
+    tables: dict[str, str], ses_sender: str, provider: ProviderFaults, load_event: Any, lambda_context: Any
+) -> None:
+    # given a campaign whose arm b has its own email
+    campaign = CampaignDefinition.model_validate(
+        {
+            **CAMPAIGN.model_dump(mode="json"),
+            "variants": [
+                {"name": "a", "weight": 1},
+                {"name": "b", "weight": 1, "email": {"subject": "B {first_name}", "body": "{offer_value}% off"}},
+            ],
+        }
+    )
+    store_campaign(tables, campaign)
+    for customer_id in ("W1", "W2", "W3"):
+        put_profile(tables, customer_id)
+    message = batch(["W1", "W2", "W3"], "email")
+    message["sends"] = [
+        {"customer_id": "W1", "variant": "a"},
+        {"customer_id": "W2", "variant": "b", "offer_value": "15"},
+        {"customer_id": "W3", "variant": "a"},
+    ]
+
+    assert app.lambda_handler(dispatch_event(load_event, message), lambda_context) == {"batchItemFailures": []}
+
+    # then each arm's recipients went out in one call with that arm's template
+    assert provider.attempts["sesv2.SendBulkEmail"] == 2
+    by_address = {m.destinations["ToAddresses"][0]: m for m in sesv2_shim.SHIM.messages}
+    assert by_address["w2@example.com"].subject == "B Li"
+    assert by_address["w2@example.com"].body.startswith("15% off")
+    assert by_address["w1@example.com"].template == by_address["w3@example.com"].template
+    assert by_address["w1@example.com"].template != by_address["w2@example.com"].template
+
+
+def test_storing_a_campaign_makes_its_templates_an_edit_makes_new_ones_and_cancel_deletes_them(
+    tables: dict[str, str],
+) -> None:
+    settings = config.campaign_settings()
+    sesv2 = boto3.client("sesv2")
+
+    def names() -> set[str]:
+        from moto.ses.models import ses_backends  # noqa: PLC0415 - SESv2 has no ListEmailTemplates in the shim
+
+        return set(ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].templates)
+
+    campaign_control.store(CAMPAIGN, settings)
+    first = names()
+    (name,) = first
+    assert sesv2.get_email_template(TemplateName=name)["TemplateContent"]["Subject"] == "Hello {{first_name}}"
+
+    # when the email is edited and stored again: a new template, the old one kept for batches still using it
+    edited = CAMPAIGN.model_copy(update={"email": CAMPAIGN.email.model_copy(update={"subject": "Hi {first_name}"})})
+    campaign_control.store(edited, settings)
+    assert len(names()) == 2
+    assert first < names()
+
+    # and cancel deletes the current campaign's template
+    campaign_control.cancel(CAMPAIGN.campaign_id, settings)
+    assert names() == first

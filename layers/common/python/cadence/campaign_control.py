@@ -10,11 +10,11 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from cadence import email_templates
 from cadence.campaigns import schedule as expressions
 from cadence.campaigns.definition import CampaignDefinition, in_zone
 from cadence.campaigns.lifecycle import Action, IllegalTransitionError, State, next_state, schedule_state
 from cadence.config import CampaignSettings
-from cadence import email_templates
 from cadence.dal import campaigns_table, schedules
 from cadence.dal import email_templates as stored_templates
 from cadence.dal.campaigns_table import ConcurrentChangeError, StoredCampaign
