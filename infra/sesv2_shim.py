@@ -295,6 +295,12 @@ def _send_bulk_email(self: Any) -> str:
     return json.dumps({"BulkEmailEntryResults": results})
 
 
+_PATHS = (
+    "{0}/v2/email/account$",
+    "{0}/v2/email/templates$",
+    "{0}/v2/email/templates/(?P<TemplateName>[^/]+)$",
+    "{0}/v2/email/outbound-bulk-emails$",
+)
 _OPERATIONS = {
     "create_email_template": _create_email_template,
     "update_email_template": _update_email_template,
@@ -307,6 +313,7 @@ _OPERATIONS = {
 
 def install() -> SesShim:
     """Add the operations to moto's SESv2 responder (once per process) and apply the environment's settings."""
+    from moto.sesv2 import urls  # noqa: PLC0415
     from moto.sesv2.responses import SESV2Response  # noqa: PLC0415 - moto loads only where the shim is used
 
     with _install_lock:
@@ -314,6 +321,10 @@ def install() -> SesShim:
             _installed["errors"] = _errors()
             for name, operation in _OPERATIONS.items():
                 setattr(SESV2Response, name, operation)
+            # moto's server routes by these paths (its catch-all /v2/.* does not reach them there); its Flask app for
+            # SESv2 is built on the first SESv2 request, so install before that (the local stack does, at start).
+            for path in _PATHS:
+                urls.url_paths.setdefault(path, SESV2Response.dispatch)
     rate = os.environ.get("CADENCE_SES_SHIM_MAX_SEND_RATE")
     share = os.environ.get("CADENCE_SES_SHIM_FAILURE_SHARE")
     seed = os.environ.get("CADENCE_SES_SHIM_SEED")
