@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from cadence import email_templates
+from cadence import email_templates, run_report
 from cadence.campaigns import schedule as expressions
 from cadence.campaigns.definition import CampaignDefinition, in_zone
 from cadence.campaigns.lifecycle import Action, IllegalTransitionError, State, next_state, schedule_state
@@ -73,17 +73,21 @@ def pause(campaign_id: str, settings: CampaignSettings) -> State:
 
 
 def resume(campaign_id: str, settings: CampaignSettings) -> State:
-    """A paused (or failed) campaign fires on its schedule again.
+    """A paused (or failed) campaign fires on its schedule again, and the sends held while it was paused are
+    queued again, each to be sent once.
 
     Raises:
         IllegalTransitionError: the campaign is not paused or failed.
         InvalidInputError: no such campaign.
     """
-    return _operator_move(campaign_id, Action.RESUME, settings)
+    state = _operator_move(campaign_id, Action.RESUME, settings)
+    run_report.release_held(settings, campaign_id)
+    return state
 
 
 def cancel(campaign_id: str, settings: CampaignSettings) -> State:
-    """End the campaign for good: its schedule and its email templates are deleted, its queued sends cancelled.
+    """End the campaign for good: its schedule and its email templates are deleted, and its queued sends (also
+    those held while it was paused, queued again for this) end CANCELLED.
 
     Deleting the templates is safe: a batch that read the campaign just before the cancel and sends after it finds
     no template, which SES answers before sending anything, so the send is FAILED and its redelivery ends CANCELLED.
@@ -94,6 +98,7 @@ def cancel(campaign_id: str, settings: CampaignSettings) -> State:
         InvalidInputError: no such campaign.
     """
     state = _operator_move(campaign_id, Action.CANCEL, settings)
+    run_report.release_held(settings, campaign_id)
     stored = campaigns_table.get_campaign(settings.campaigns_table, campaign_id)
     if settings.email_template_prefix and stored is not None:
         definition = CampaignDefinition.model_validate(stored.definition)
