@@ -47,6 +47,7 @@ os.environ.update(
         "DISPATCH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-dispatch",
         "SENDER_EMAIL": "marketing@example.com",
         "SMS_SENDER_ID": "CADENCE",
+        "SMS_ALLOWED_COUNTRY_CODES": "86",
         "DEFAULT_PHONE_REGION": "CN",
     }
 )

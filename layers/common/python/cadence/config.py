@@ -108,12 +108,22 @@ class CampaignSettings(_EnvSettings):
         return group, target, role
 
 
+def _sms_codes(value: Any) -> frozenset[str]:
+    from cadence.sms_countries import parse_codes  # noqa: PLC0415 - only dispatch reads it
+
+    return parse_codes("" if value is None else value)
+
+
 class DispatchSettings(_EnvSettings):
     profiles_table: str
     campaigns_table: str
     sends_table: str
     sender_email: str
     sms_sender_id: str
+    # Country calling codes SMS may go to (SMS_ALLOWED_COUNTRY_CODES, e.g. "86,852"); unset: no SMS leaves.
+    sms_allowed_country_codes: Annotated[frozenset[str], BeforeValidator(_sms_codes)] = Field(
+        default=frozenset(), validate_default=True
+    )
     # One attempt per SES/SNS send: connect quickly (a failure to connect is retried through SQS) and wait a few
     # seconds for the answer (SendEmail and SMS Publish answer in well under a second).
     send_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=10)

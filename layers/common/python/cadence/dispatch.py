@@ -18,6 +18,7 @@ from cadence.dal.sends_table import BatchStatus, Outcome, SendStatus
 from cadence.errors import InvalidInputError, PermanentError, TransientError, UncertainOutcomeError
 from cadence.events import BatchRecipient, DispatchBatch
 from cadence.observability import logger, metrics
+from cadence.sms_countries import calling_code_allowed
 
 _PLACEHOLDER = re.compile(r"\{(first_name|last_name|city|offer_value|coupon_code)\}")
 # The ledger reason of a send whose campaign was stopped, by whether its definition is gone.
@@ -276,6 +277,8 @@ def _deliver(outgoing: _Outgoing, settings: DispatchSettings) -> str:
             text_body=outgoing.text,
             timeouts=timeouts,
         )
+    if not calling_code_allowed(outgoing.address, settings.sms_allowed_country_codes):
+        raise PermanentError("sms_country_not_allowed")  # REJECTED, never sent: see cadence.sms_countries
     return sms.send_sms(outgoing.address, outgoing.text, settings.sms_sender_id, timeouts)
 
 
