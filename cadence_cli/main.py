@@ -78,8 +78,13 @@ def _show(args: argparse.Namespace) -> int:
     if sends := outputs.get("SendsTableName"):
         # What dispatch made of each run's sends (one Query per run): outcomes adding up to what was queued.
         for run in runs:
-            queued = int(run.get("sends_queued") or 0) + int(run.get("sends_deferred") or 0)
-            run["sends_by_outcome"] = run_report.run_counters(sends, str(run["run_id"]), queued)
+            run_id = str(run["run_id"])
+            run["sends_by_outcome"] = run_report.run_counters(sends, run_id, run_report.queued_sends(run))
+            if not run["sends_by_outcome"]["unsettled"] and run_report.complete_if_settled(
+                table, sends, args.campaign_id, run_id
+            ):
+                # Every send was settled but the run's counter fell short (a worker died between two writes).
+                run["status"] = campaigns_table.RunStatus.COMPLETED.value
     summary = _summary(stored)
     if args.json:
         lifecycle = {key: summary[key] for key in ("state", "state_reason", "state_changed_at")}
@@ -176,13 +181,7 @@ def _history(args: argparse.Namespace) -> int:
 def _retry_failed(args: argparse.Namespace) -> int:
     outputs = _outputs(args)
     campaign_id = args.run_id.partition("@")[0]
-    queued = run_report.retry_failed(
-        stack.output(outputs, "SendsTableName"),
-        stack.output(outputs, "DataBucketName"),
-        stack.output(outputs, "DispatchQueueUrl"),
-        campaign_id,
-        args.run_id,
-    )
+    queued = run_report.retry_failed(stack.campaign_settings(outputs), campaign_id, args.run_id)
     if args.json:
         render.emit_json({"run_id": args.run_id, "sends_requeued": queued})
     else:

@@ -24,6 +24,7 @@ _SETTINGS_OUTPUTS = {
     "profiles_table": "ProfilesTableName",
     "scores_table": "ScoresTableName",
     "campaigns_table": "CampaignsTableName",
+    "sends_table": "SendsTableName",
     "activity_table": "ActivityTableName",
     "dispatch_queue_url": "DispatchQueueUrl",
     "data_bucket": "DataBucketName",

@@ -202,6 +202,7 @@ def campaign_settings(segments: int, workers: int) -> Any:
         activity_table=TABLES["ActivityTable"],
         scores_table=TABLES["ScoresTable"],
         campaigns_table="bench-campaigns-unused",
+        sends_table="bench-sends-unused",
         dispatch_queue_url="http://unused",
         data_bucket=BUCKET,
         audience_scan_segments=segments,

@@ -147,7 +147,7 @@ def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
                         for item in scan_all(stack, outputs["CampaignsTableName"])
                         if item["campaign_id"]["S"] == definition.campaign_id
                         and item["record_key"]["S"].startswith("RUN#")
-                        and item["status"]["S"] == "FANNED_OUT"
+                        and item["status"]["S"] in {"FANNED_OUT", "COMPLETED"}
                     ),
                     None,
                 )

@@ -13,7 +13,12 @@ processor = BatchProcessor(event_type=EventType.SQS, model=events.DispatchSqsRec
 def handle_record(record: events.DispatchSqsRecord, lambda_context: LambdaContext) -> None:
     # The batch processor passes the context to a record handler that asks for it by this name.
     settings = config.dispatch_settings()
-    dispatch.send_batch(record.body, settings, time_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000)
+    dispatch.send_batch(
+        record.body,
+        settings,
+        time_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
+        last_delivery=int(record.attributes.ApproximateReceiveCount) >= settings.dispatch_max_receive_count,
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -45,6 +45,10 @@ def test_the_dispatch_function_starts_sends_only_well_inside_its_timeout_and_its
     assert settings.dispatch_reserve_seconds >= 2 * one_send
     assert timeout - settings.dispatch_reserve_seconds >= batch_size / 2 * one_send
     assert RESOURCES["DispatchQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout
+    # dispatch knows a delivery is the batch's last before the dead-letter queue (what fails then stays failed)
+    redrive = RESOURCES["DispatchQueue"]["Properties"]["RedrivePolicy"]
+    assert settings.dispatch_max_receive_count == redrive["maxReceiveCount"]
+    assert "DISPATCH_MAX_RECEIVE_COUNT" in variables
 
 
 def test_dispatch_settings_refuse_a_reserve_shorter_than_one_send() -> None:

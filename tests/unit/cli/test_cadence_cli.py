@@ -118,7 +118,12 @@ def test_deploy_list_and_show_round_trip_with_the_last_runs_counters(
     table = stack["CampaignsTableName"]
     run_id = "loyal-winback-coupon@2026-11-30T02:00:00Z"
     campaigns_table.claim_run(table, "loyal-winback-coupon", run_id)
-    summary = {"audience_size": 7, "members_by_state": {"queued": 5, "holdout": 2}, "sends_by_channel": {"sms": 5}}
+    summary = {
+        "audience_size": 7,
+        "members_by_state": {"queued": 5, "holdout": 2},
+        "sends_by_channel": {"sms": 5},
+        "sends_queued": 5,
+    }
     campaigns_table.finish_run(table, "loyal-winback-coupon", run_id, summary)
 
     # when it is listed and shown
@@ -448,7 +453,8 @@ def test_show_counts_each_runs_sends_by_outcome_and_retry_failed_queues_only_the
     # then the outcomes add up to what was queued (D was never settled), and only B and D go back, with their codes
     [stored_run] = json.loads(shown)["runs"]
     assert stored_run["sends_by_outcome"] == {
-        "sent": 1, "rejected": 0, "suppressed": 0, "failed": 1, "in_doubt": 1, "cancelled": 0, "unsettled": 1
+        "sent": 1, "rejected": 0, "suppressed": 0, "failed": 1, "in_doubt": 1, "cancelled": 0, "held": 0,
+        "unsettled": 1,
     }  # fmt: skip
     assert (code, json.loads(retried)) == (0, {"run_id": run_id, "sends_requeued": 2})
     [message] = boto3.client("sqs").receive_message(QueueUrl=queues["DISPATCH_QUEUE_URL"])["Messages"]

@@ -2,7 +2,6 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -240,19 +239,6 @@ def test_frequency_caps_hold_across_two_campaigns(
         "capped": first["members_by_state"]["queued"],
     }
     assert second["sends_by_channel"] == {"email": first["holdout_size"]}  # one message each: email comes first
-
-
-@pytest.fixture
-def release_settings(monkeypatch: pytest.MonkeyPatch, aws: None) -> Iterator[str]:
-    """The schedule group, role and function a stack gives the campaign function for deferred sends."""
-    group = "cadence-test-campaigns"
-    boto3.client("scheduler").create_schedule_group(Name=group)
-    monkeypatch.setenv("CAMPAIGN_SCHEDULE_GROUP", group)
-    monkeypatch.setenv("CAMPAIGN_SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/cadence-test-campaign-scheduler")
-    monkeypatch.setenv("CAMPAIGN_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:cadence-test-campaign")
-    config.campaign_settings.cache_clear()
-    yield group
-    config.campaign_settings.cache_clear()
 
 
 def test_quiet_hours_defer_the_sends_to_their_end_and_never_drop_them(

@@ -468,7 +468,7 @@ def test_queued_sends_of_a_campaign_cancelled_after_planning_end_cancelled(
     assert len(entries) == 2
 
 
-def test_queued_sends_are_not_sent_when_the_campaign_was_paused_after_planning(
+def test_queued_sends_of_a_campaign_paused_after_planning_are_held_not_sent_nor_dropped(
     tables: dict[str, str],
     ses_sender: str,
     stored_campaign: CampaignDefinition,
@@ -484,20 +484,23 @@ def test_queued_sends_are_not_sent_when_the_campaign_was_paused_after_planning(
         dispatch_event(load_event, request("K1", "email"), request("K1", "sms")), lambda_context
     )
 
-    # then nothing goes out, and every queued send is accounted for in the ledger and the metrics
+    # then nothing goes out, and every queued send waits HELD in the ledger for the resume to queue it again
+    # (tests/unit/functions/test_run_completion.py follows them through the resume)
     assert response == {"batchItemFailures": []}
     assert emails_sent() == 0
     assert sms_sent() == []
     entries = ledger(tables, "K1")
-    assert {(entry["status"], entry["reason"]) for entry in entries.values()} == {("SUPPRESSED", "campaign_inactive")}
+    assert {(entry["status"], entry["reason"]) for entry in entries.values()} == {("HELD", "campaign_paused")}
     assert len(entries) == 2
-    assert metrics_emitted(capsys).get("SendsCampaignInactive") == 2
+    assert metrics_emitted(capsys).get("SendsHeld") == 2
+    stored = campaigns_table.get_campaign(tables["CampaignsTable"], CAMPAIGN.campaign_id)
+    assert stored is not None and stored.held_runs == {"winback@2026-11-23T02:00:00Z"}
 
 
-def test_queued_sends_stop_for_a_campaign_switched_off_before_the_lifecycle_existed(
+def test_queued_sends_wait_for_a_campaign_switched_off_before_the_lifecycle_existed(
     tables: dict[str, str], ses_sender: str, load_event: Any, lambda_context: Any
 ) -> None:
-    # given a campaign item stored before lifecycle states: only its active attribute, switched off
+    # given a campaign item stored before lifecycle states: only its active attribute, switched off (paused)
     put_profile(tables, "K2")
     boto3.resource("dynamodb").Table(tables["CampaignsTable"]).put_item(
         Item={
@@ -512,7 +515,7 @@ def test_queued_sends_stop_for_a_campaign_switched_off_before_the_lifecycle_exis
 
     assert response == {"batchItemFailures": []}
     assert emails_sent() == 0
-    assert ledger(tables, "K2")["winback@2026-11-23T02:00:00Z#email"]["reason"] == "campaign_inactive"
+    assert ledger(tables, "K2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "HELD"
 
 
 def test_the_variant_message_carries_the_offer_and_coupon_and_the_ledger_keeps_the_code(

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from cadence import run_report
 from cadence.campaigns import schedule as expressions
 from cadence.campaigns.definition import CampaignDefinition, in_zone
 from cadence.campaigns.lifecycle import Action, IllegalTransitionError, State, next_state, schedule_state
@@ -79,23 +80,29 @@ def pause(campaign_id: str, settings: CampaignSettings) -> State:
 
 
 def resume(campaign_id: str, settings: CampaignSettings) -> State:
-    """A paused (or failed) campaign fires on its schedule again.
+    """A paused (or failed) campaign fires on its schedule again, and the sends held while it was paused are
+    queued again, each to be sent once.
 
     Raises:
         IllegalTransitionError: the campaign is not paused or failed.
         InvalidInputError: no such campaign.
     """
-    return _operator_move(campaign_id, Action.RESUME, settings)
+    state = _operator_move(campaign_id, Action.RESUME, settings)
+    run_report.release_held(settings, campaign_id)
+    return state
 
 
 def cancel(campaign_id: str, settings: CampaignSettings) -> State:
-    """End the campaign for good: its schedule is deleted and its queued sends are suppressed.
+    """End the campaign for good: its schedule is deleted, and its queued sends (also those held while it was
+    paused, queued again for this) end CANCELLED.
 
     Raises:
         IllegalTransitionError: the campaign is already completed or cancelled.
         InvalidInputError: no such campaign.
     """
-    return _operator_move(campaign_id, Action.CANCEL, settings)
+    state = _operator_move(campaign_id, Action.CANCEL, settings)
+    run_report.release_held(settings, campaign_id)
+    return state
 
 
 def start_run(campaign_id: str, settings: CampaignSettings) -> tuple[bool, State]:

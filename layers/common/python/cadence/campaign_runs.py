@@ -12,7 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cadence import campaign_control
+from cadence import campaign_control, run_report
 from cadence.campaigns import CampaignDefinition, run_id_for
 from cadence.campaigns.plan import Batch, Candidate, Contact, ContactHistory, Plan, StackRules, plan_run
 from cadence.campaigns.rules import decile_ceiling, profile_attributes
@@ -21,6 +21,7 @@ from cadence.dal import campaigns_table, contact_history, profiles_table, queues
 from cadence.errors import InvalidInputError
 from cadence.events import CampaignTrigger, ReleaseTrigger
 from cadence.observability import logger, metrics
+from cadence.run_files import batches_key
 
 _SCORE_ATTRIBUTES = ("customer_id", "score", "decile")
 
@@ -194,10 +195,6 @@ def release_sends(trigger: ReleaseTrigger, settings: CampaignSettings) -> int:
     return queued
 
 
-def batches_key(campaign_id: str, run_id: str) -> str:
-    return f"campaign-runs/{campaign_id}/{run_id}/batches.jsonl.gz"
-
-
 def _kept_batches(plan: Plan, campaign_id: str, settings: CampaignSettings) -> list[Batch]:
     """The run's batches as its first attempt cut them (written once, then read back).
 
@@ -268,7 +265,7 @@ def _fan_out(
     definition: CampaignDefinition, run_id: str, trigger: CampaignTrigger, settings: CampaignSettings
 ) -> RunOutcome:
     earlier = campaigns_table.claim_run(settings.campaigns_table, definition.campaign_id, run_id)
-    if earlier is campaigns_table.RunStatus.FANNED_OUT:
+    if earlier in {campaigns_table.RunStatus.FANNED_OUT, campaigns_table.RunStatus.COMPLETED}:
         logger.info("campaign run already fanned out", extra={"run_id": run_id})
         metrics.add_metric(name="DuplicateRunsSkipped", unit=MetricUnit.Count, value=1)
         return RunOutcome(definition.campaign_id, run_id, status="duplicate")
@@ -307,6 +304,8 @@ def _fan_out(
     )
     summary = {key: value for key, value in asdict(outcome).items() if key not in {"campaign_id", "run_id", "status"}}
     campaigns_table.finish_run(settings.campaigns_table, definition.campaign_id, run_id, summary)
+    # Dispatch may have settled every send before the run was marked fanned out (or nothing was queued).
+    run_report.complete_if_settled(settings.campaigns_table, settings.sends_table, definition.campaign_id, run_id)
     logger.info("campaign run fanned out", extra={"run_id": run_id, **summary})
     metrics.add_metric(name="SendsQueued", unit=MetricUnit.Count, value=queued)
     metrics.add_metric(name="HoldoutCustomers", unit=MetricUnit.Count, value=outcome.holdout_size)

@@ -78,6 +78,8 @@ class CampaignSettings(_EnvSettings):
     profiles_table: str
     scores_table: str
     campaigns_table: str
+    # The send ledger: a run completes when it shows every queued send done; resuming reads the held sends there.
+    sends_table: str
     dispatch_queue_url: str
     # Order and event aggregates the audience rules read (cadence.campaigns.rules).
     activity_table: str
@@ -135,6 +137,9 @@ class DispatchSettings(_EnvSettings):
     # never sent, or settle a send cut off mid-call as in doubt): at least the function's timeout, which bounds
     # how long any worker can hold it.
     dispatch_lease_seconds: float = Field(default=900.0, ge=1, le=43_200)
+    # The dispatch queue's maxReceiveCount: a delivery with this receive count is the batch's last before the
+    # dead-letter queue, so what failed in it stays failed for the run's completion.
+    dispatch_max_receive_count: int = Field(default=5, ge=1, le=1000)
 
     @property
     def send_budget_seconds(self) -> float:

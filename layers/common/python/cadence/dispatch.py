@@ -9,6 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from cadence import run_report
 from cadence.campaigns import CampaignDefinition, is_reachable
 from cadence.campaigns.definition import EmailMessage, SmsMessage
 from cadence.campaigns.lifecycle import SENDING, State
@@ -55,23 +56,27 @@ class _Outgoing:
 
 
 def send_batch(
-    batch: DispatchBatch, settings: DispatchSettings, time_left: Callable[[], float]
+    batch: DispatchBatch, settings: DispatchSettings, time_left: Callable[[], float], *, last_delivery: bool = False
 ) -> dict[str, SendStatus]:
     """Send each of the batch's messages unless an earlier delivery did; returns every send's outcome ({} for a
     duplicate delivery).
+
+    `last_delivery`: SQS moves the message to the dead-letter queue if this delivery fails too, so its FAILED
+    sends are final for the run's completion (`cadence campaign retry-failed` can still queue them again).
 
     `time_left` gives the seconds left in the invocation: with less than the reserve, the batch is not started;
     with less than one send's budget before a send, that send and the rest are FAILED (not sent) for a retry.
 
     The batch's claim carries a lease. A claim left by a worker that died before the provider calls is taken over
     once its lease expired; one left while sending is settled IN_DOUBT for its unsettled sends, never re-sent.
-    A send of a campaign that is no longer active (or defined), or to a customer without consent or address, is
-    recorded SUPPRESSED, not sent.
+    A send of a paused campaign is HELD in the ledger (not sent, not lost) until the campaign is resumed or
+    cancelled, which queues it again; of a cancelled campaign it is CANCELLED; of a campaign no longer defined, or
+    to a customer without consent or address, SUPPRESSED.
 
     Raises:
-        TransientError: too little time is left, another delivery holds an unexpired lease on the batch, or some
+        TransientError: too little time is left, another delivery holds an unexpired lease on the batch, some
             sends failed in a way that shows they were not sent (they are FAILED, and the redelivery of the batch
-            sends only those).
+            sends only those), or the campaign was resumed while this delivery held its sends.
         InvalidInputError: the stored campaign definition is invalid.
     """
     log_ids = {"run_id": batch.run_id, "batch_id": batch.batch_id, "channel": batch.channel}
@@ -98,7 +103,7 @@ def send_batch(
         for send in batch.sends
         if send.customer_id not in outcomes or outcomes[send.customer_id].status not in sends_table.FINAL_STATUSES
     ]
-    outgoing = _prepare(batch, pending, settings, outcomes)
+    outgoing, held = _prepare(batch, pending, settings, outcomes)
     if outgoing:
         if not sends_table.start_sending(
             settings.sends_table,
@@ -118,9 +123,12 @@ def send_batch(
             settings,
             time_left,
             outcomes=outcomes,
-            on_crash=lambda: _settle(settings, batch, token, outcomes),
+            on_crash=lambda: _settle(settings, batch, token, outcomes, exhausted=last_delivery),
         )
-    _settle(settings, batch, token, outcomes)
+    if _settle(settings, batch, token, outcomes, exhausted=last_delivery):
+        _count_settled(settings, batch, claim, outcomes, exhausted=last_delivery)
+    if held:
+        _keep_held(batch, settings)
     failed = sum(outcomes[send.customer_id].status is SendStatus.FAILED for send in batch.sends)
     if failed:
         # The batch is PARTIAL: SQS redelivers it and only the FAILED sends go out again.
@@ -149,6 +157,7 @@ def _already_claimed(
         )
         if outcomes is None:
             return {}
+        _count_settled(settings, batch, claim, outcomes, exhausted=claim.exhausted)
         in_doubt = sum(outcome.status is SendStatus.IN_DOUBT for outcome in outcomes.values())
         logger.warning(
             "batch lease expired while sending: in doubt, not sent again", extra={**log_ids, "in_doubt": in_doubt}
@@ -167,18 +176,23 @@ def _prepare(
     pending: Sequence[BatchRecipient],
     settings: DispatchSettings,
     outcomes: dict[str, Outcome],
-) -> list[_Outgoing]:
-    """The messages to send, after suppressing (into `outcomes`) what must not go out."""
+) -> tuple[list[_Outgoing], bool]:
+    """(the messages to send, whether the campaign is paused), after recording in `outcomes` what must not go out:
+    HELD for a paused campaign, CANCELLED or SUPPRESSED otherwise."""
     if not pending:
-        return []
+        return [], False
     definition, state = _campaign(settings.campaigns_table, batch.campaign_id)
+    if definition is not None and state is State.PAUSED:
+        outcomes |= {send.customer_id: _outcome(send, SendStatus.HELD, reason="campaign_paused") for send in pending}
+        metrics.add_metric(name="SendsHeld", unit=MetricUnit.Count, value=len(pending))
+        return [], True
     if definition is None or state not in SENDING:
         # Read per batch, after the claim: a campaign stopped after planning stops here, and is accounted for.
         status = SendStatus.CANCELLED if state is State.CANCELLED else SendStatus.SUPPRESSED
         reason = _STOPPED.get(state, "campaign_inactive") if definition is not None else "campaign_not_defined"
         outcomes |= {send.customer_id: _outcome(send, status, reason=reason) for send in pending}
         metrics.add_metric(name="SendsCampaignInactive", unit=MetricUnit.Count, value=len(pending))
-        return []
+        return [], False
     profiles = profiles_table.get_many(settings.profiles_table, [send.customer_id for send in pending])
     outgoing = []
     for send in pending:
@@ -189,7 +203,48 @@ def _prepare(
             metrics.add_metric(name="SendsSuppressed", unit=MetricUnit.Count, value=1)
             continue
         outgoing.append(_compose(batch, send, definition, profile))
-    return outgoing
+    return outgoing, False
+
+
+def _keep_held(batch: DispatchBatch, settings: DispatchSettings) -> None:
+    """Leave the held sends for the resume to queue again, unless the campaign was resumed meanwhile.
+
+    A resume that read the campaign's held runs before this batch was noted would never queue it: reading the
+    state after noting closes that gap (this delivery then fails, and SQS brings the batch back to be sent).
+    """
+    campaigns_table.note_held_run(settings.campaigns_table, batch.campaign_id, batch.run_id)
+    _, state = _campaign(settings.campaigns_table, batch.campaign_id)
+    if state is not State.PAUSED:
+        raise TransientError("dispatch: the campaign was resumed or cancelled while its sends were held")
+    logger.info("sends held for the paused campaign", extra={"run_id": batch.run_id, "batch_id": batch.batch_id})
+
+
+def _count_settled(
+    settings: DispatchSettings,
+    batch: DispatchBatch,
+    claim: sends_table.BatchClaim,
+    outcomes: Mapping[str, Outcome],
+    *,
+    exhausted: bool,
+) -> None:
+    """Count what this settle added to the run's done sends (from what the claim found to what it wrote)."""
+    before = claim.outcomes or {}
+    added = sends_table.counted(outcomes, exhausted=exhausted) - sends_table.counted(before, exhausted=claim.exhausted)
+    # A send retried after failing for good (retry-failed) adds nothing, but may be the run's last one to settle.
+    newly_final = any(
+        outcome.status in sends_table.FINAL_STATUSES
+        and (customer_id not in before or before[customer_id].status not in sends_table.FINAL_STATUSES)
+        for customer_id, outcome in outcomes.items()
+    )
+    if run_report.record_settled(
+        settings.campaigns_table,
+        settings.sends_table,
+        batch.campaign_id,
+        batch.run_id,
+        sends=added,
+        newly_final=newly_final,
+    ):
+        metrics.add_metric(name="RunsCompleted", unit=MetricUnit.Count, value=1)
 
 
 def _deliver_all(
@@ -282,19 +337,33 @@ def _deliver(outgoing: _Outgoing, settings: DispatchSettings) -> str:
     return sms.send_sms(outgoing.address, outgoing.text, settings.sms_sender_id, timeouts)
 
 
-def _settle(settings: DispatchSettings, batch: DispatchBatch, token: str, outcomes: Mapping[str, Outcome]) -> None:
+def _settle(
+    settings: DispatchSettings,
+    batch: DispatchBatch,
+    token: str,
+    outcomes: Mapping[str, Outcome],
+    *,
+    exhausted: bool,
+) -> bool:
     log_ids = {"run_id": batch.run_id, "batch_id": batch.batch_id, "channel": batch.channel}
     if not sends_table.settle(
-        settings.sends_table, batch.run_id, batch.channel, batch.batch_id, token=token, outcomes=outcomes
+        settings.sends_table,
+        batch.run_id,
+        batch.channel,
+        batch.batch_id,
+        token=token,
+        outcomes=outcomes,
+        exhausted=exhausted,
     ):
         # Only a claim taken over after its lease expired loses its token, and that happens before any send.
         logger.warning("batch outcome not recorded: the claim was taken over", extra=log_ids)
-        return
+        return False
     counts = Counter(outcome.status.value for outcome in outcomes.values())
     for status, count in counts.items():
         if status in _METRICS:
             metrics.add_metric(name=_METRICS[status], unit=MetricUnit.Count, value=count)
     logger.info("batch recorded", extra={**log_ids, **{f"sends_{status.lower()}": n for status, n in counts.items()}})
+    return True
 
 
 def _campaign(table_name: str, campaign_id: str) -> tuple[CampaignDefinition | None, State | None]:

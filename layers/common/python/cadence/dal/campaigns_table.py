@@ -24,6 +24,7 @@ _VERSION = "VERSION#"
 class RunStatus(StrEnum):
     PLANNING = "PLANNING"
     FANNED_OUT = "FANNED_OUT"
+    COMPLETED = "COMPLETED"  # every queued send has its final outcome (the run item keeps the final counters)
 
 
 def _run_key(run_id: str) -> str:
@@ -41,6 +42,8 @@ class StoredCampaign:
     stored_state: str | None
     state_reason: str | None = None
     state_changed_at: str | None = None
+    # Runs whose sends dispatch held while the campaign was paused: resuming (or cancelling) queues them again.
+    held_runs: frozenset[str] = frozenset()
 
 
 class ConcurrentChangeError(Exception):
@@ -60,6 +63,7 @@ def _campaign(item: Mapping[str, Any]) -> StoredCampaign:
         stored_state=raw,
         state_reason=item.get("state_reason"),
         state_changed_at=item.get("state_changed_at"),
+        held_runs=frozenset(item.get("held_runs", ())),
     )
 
 
@@ -294,3 +298,85 @@ def list_runs(table_name: str, campaign_id: str, limit: int = 10) -> list[dict[s
         from_item({key: value for key, value in item.items() if key != "coupon_secret"})
         for item in page.get("Items", [])
     ]
+
+
+def note_held_run(table_name: str, campaign_id: str, run_id: str) -> None:
+    """Remember that some of the run's sends are held for the paused campaign (idempotent: a set)."""
+    _update_held(table_name, campaign_id, "ADD", run_id, "campaigns.note_held_run")
+
+
+def forget_held_run(table_name: str, campaign_id: str, run_id: str) -> None:
+    """The run's held sends were queued again."""
+    _update_held(table_name, campaign_id, "DELETE", run_id, "campaigns.forget_held_run")
+
+
+def _update_held(table_name: str, campaign_id: str, verb: str, run_id: str, action: str) -> None:
+    try:
+        clients.table(table_name).update_item(
+            Key={"campaign_id": campaign_id, "record_key": DEFINITION},
+            UpdateExpression=f"{verb} held_runs :run",
+            ConditionExpression="attribute_exists(record_key)",
+            ExpressionAttributeValues={":run": {run_id}},
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            return  # the campaign is gone: nothing can resume it
+        raise clients.translate(exc, action) from exc
+
+
+def add_settled(table_name: str, campaign_id: str, run_id: str, sends: int) -> dict[str, Any]:
+    """Count `sends` more of the run's sends as done (negative when a retry reopens some); returns the run item.
+
+    A counter, not the truth: a worker dying between settling a batch and counting it leaves it short, which the
+    ledger-based check in `cadence.run_report.complete_if_settled` reconciles.
+    """
+    try:
+        response = clients.table(table_name).update_item(
+            Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)},
+            UpdateExpression="ADD sends_settled :sends",
+            ExpressionAttributeValues={":sends": sends},
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        raise clients.translate(exc, "campaigns.add_settled") from exc
+    return from_item(response.get("Attributes", {}))
+
+
+def complete_run(table_name: str, campaign_id: str, run_id: str, counters: Mapping[str, int]) -> bool:
+    """FANNED_OUT -> COMPLETED with the final counters; False when the run was not FANNED_OUT (done already)."""
+    try:
+        clients.table(table_name).update_item(
+            Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)},
+            UpdateExpression="SET #status = :completed, completed_at = :now, final_counters = :counters",
+            ConditionExpression="#status = :fanned_out",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":completed": RunStatus.COMPLETED.value,
+                ":fanned_out": RunStatus.FANNED_OUT.value,
+                ":now": datetime.now(UTC).isoformat(),
+                ":counters": dict(counters),
+            },
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise clients.translate(exc, "campaigns.complete_run") from exc
+    return True
+
+
+def reopen_run(table_name: str, campaign_id: str, run_id: str) -> None:
+    """COMPLETED -> FANNED_OUT: some of its sends were queued again (retry-failed); a run not completed stays."""
+    try:
+        clients.table(table_name).update_item(
+            Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)},
+            UpdateExpression="SET #status = :fanned_out REMOVE completed_at, final_counters",
+            ConditionExpression="#status = :completed",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":completed": RunStatus.COMPLETED.value,
+                ":fanned_out": RunStatus.FANNED_OUT.value,
+            },
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) != "ConditionalCheckFailedException":
+            raise clients.translate(exc, "campaigns.reopen_run") from exc

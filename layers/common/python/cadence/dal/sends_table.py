@@ -40,6 +40,9 @@ class SendStatus(StrEnum):
     # redelivery sends it a second time; counted and reported for an operator to check the provider's logs.
     IN_DOUBT = "IN_DOUBT"
     CANCELLED = "CANCELLED"  # the run was cancelled before it was sent
+    # Not sent because the campaign was paused: kept in the ledger and queued again when it is resumed (or ended
+    # CANCELLED when it is cancelled instead). Not final, so the batch can be claimed again for it.
+    HELD = "HELD"
     UNCERTAIN = "UNCERTAIN"  # what IN_DOUBT was called before leases; still final when read from older items
 
 
@@ -58,7 +61,7 @@ FINAL_STATUSES = frozenset(
 class BatchStatus(StrEnum):
     CLAIMED = "CLAIMED"  # a worker holds the lease and has not called the provider yet
     SENDING = "SENDING"  # the provider calls have started
-    PARTIAL = "PARTIAL"  # settled, but some sends FAILED (nothing sent): the next delivery claims it again for those
+    PARTIAL = "PARTIAL"  # settled, but some sends FAILED or HELD (not sent): a later delivery claims it for those
     SETTLED = "SETTLED"  # every send has a final outcome
 
 
@@ -103,6 +106,8 @@ class BatchClaim:
     lease_expired: bool = False
     holder_token: str | None = None
     outcomes: Mapping[str, Outcome] | None = None
+    # The earlier settle was the batch's last delivery before the dead-letter queue: its FAILED sends were final.
+    exhausted: bool = False
 
 
 def batch_partition(run_id: str) -> str:
@@ -152,7 +157,8 @@ def claim_batch(
                 ":batch": batch_id,
                 ":expires": int((now + LEDGER_RETENTION).timestamp()),
             },
-            ReturnValues="ALL_NEW",
+            # What the item held before this claim: earlier outcomes, and whether they were settled as final.
+            ReturnValues="ALL_OLD",
         )
     except ClientError as exc:
         if clients.error_code(exc) != "ConditionalCheckFailedException":
@@ -160,7 +166,8 @@ def claim_batch(
         # A consistent read rather than ReturnValuesOnConditionCheckFailure: the Table resource leaves that item in
         # DynamoDB's wire format. Only contended or repeated deliveries pay for it.
         return _found(_get(table_name, run_id, channel, batch_id), now)
-    return BatchClaim(token=token, outcomes=_outcomes(from_item(response.get("Attributes", {}))))
+    earlier = from_item(response.get("Attributes", {}))
+    return BatchClaim(token=token, outcomes=_outcomes(earlier), exhausted=bool(earlier.get("exhausted")))
 
 
 def _get(table_name: str, run_id: str, channel: str, batch_id: str) -> dict[str, Any]:
@@ -183,6 +190,7 @@ def _found(stored: Mapping[str, Any], now: datetime) -> BatchClaim:
         lease_expired=lease_until is None or datetime.fromisoformat(str(lease_until)) < now,
         holder_token=stored.get("claim_token"),
         outcomes=_outcomes(stored),
+        exhausted=bool(stored.get("exhausted")),
     )
 
 
@@ -208,27 +216,45 @@ def start_sending(
 
 
 def _status_of(outcomes: Mapping[str, Outcome]) -> BatchStatus:
-    failed = any(outcome.status is SendStatus.FAILED for outcome in outcomes.values())
-    return BatchStatus.PARTIAL if failed else BatchStatus.SETTLED
+    waiting = any(outcome.status not in FINAL_STATUSES for outcome in outcomes.values())
+    return BatchStatus.PARTIAL if waiting else BatchStatus.SETTLED
+
+
+def counted(outcomes: Mapping[str, Outcome], *, exhausted: bool) -> int:
+    """How many of a batch's sends are done for the run's completion: final, or FAILED on its last delivery."""
+    return sum(
+        outcome.status in FINAL_STATUSES or (exhausted and outcome.status is SendStatus.FAILED)
+        for outcome in outcomes.values()
+    )
 
 
 def settle(
-    table_name: str, run_id: str, channel: str, batch_id: str, *, token: str, outcomes: Mapping[str, Outcome]
+    table_name: str,
+    run_id: str,
+    channel: str,
+    batch_id: str,
+    *,
+    token: str,
+    outcomes: Mapping[str, Outcome],
+    exhausted: bool = False,
 ) -> bool:
     """Record every send's outcome in one write; False when another delivery took the claim over.
 
-    The condition is the token alone: known outcomes replace the IN_DOUBT another delivery wrote meanwhile.
+    `exhausted`: this was the batch's last delivery before the dead-letter queue, so its FAILED sends stay failed
+    (until `cadence campaign retry-failed` queues them again). The condition is the token alone: known outcomes
+    replace the IN_DOUBT another delivery wrote meanwhile.
     """
     return _conditional_update(
         table_name,
         _key(run_id, channel, batch_id),
-        update="SET #status = :status, completed_at = :at, recipients = :recipients",
+        update="SET #status = :status, completed_at = :at, recipients = :recipients, exhausted = :exhausted",
         condition="claim_token = :token",
         values={
             ":status": _status_of(outcomes).value,
             ":at": _now().isoformat(),
             ":token": token,
             ":recipients": {customer_id: outcome.to_attribute() for customer_id, outcome in outcomes.items()},
+            ":exhausted": exhausted,
         },
         action="sends.settle",
     )
@@ -267,6 +293,19 @@ def settle_in_doubt(
     return outcomes if settled else None
 
 
+def reopen_batch(table_name: str, run_id: str, channel: str, batch_id: str) -> bool:
+    """Sends that failed on the batch's last delivery are queued again: they no longer count as done. False when
+    the batch was not marked so (reopened already)."""
+    return _conditional_update(
+        table_name,
+        _key(run_id, channel, batch_id),
+        update="SET exhausted = :no",
+        condition="exhausted = :yes AND #status = :partial",
+        values={":no": False, ":yes": True, ":partial": BatchStatus.PARTIAL.value},
+        action="sends.reopen_batch",
+    )
+
+
 @dataclass(frozen=True)
 class StoredBatch:
     """A batch item as the ledger holds it."""
@@ -276,6 +315,7 @@ class StoredBatch:
     status: BatchStatus
     lease_expired: bool
     outcomes: Mapping[str, Outcome]
+    exhausted: bool = False
 
 
 def run_batches(table_name: str, run_id: str) -> dict[tuple[str, str], StoredBatch]:
@@ -294,7 +334,9 @@ def run_batches(table_name: str, run_id: str) -> dict[tuple[str, str], StoredBat
             channel, batch_id = str(stored["channel"]), str(stored["batch_id"])
             status = claim.status or BatchStatus.CLAIMED
             outcomes = claim.outcomes or {}
-            found[(channel, batch_id)] = StoredBatch(channel, batch_id, status, claim.lease_expired, outcomes)
+            found[(channel, batch_id)] = StoredBatch(
+                channel, batch_id, status, claim.lease_expired, outcomes, exhausted=claim.exhausted
+            )
         if "LastEvaluatedKey" not in page:
             return found
         arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]

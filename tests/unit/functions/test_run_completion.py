@@ -1,0 +1,286 @@
+"""A run from its firing to its last settled send, through the campaign and dispatch handlers and the dispatch
+queue: completion, pause holding queued sends until resume, cancel ending them, and sends failing for good."""
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ses.models import ses_backends
+from moto.sns.models import sns_backends
+
+from cadence import campaign_control, config, run_report
+from cadence.campaigns import CampaignDefinition
+from cadence.dal import campaigns_table, clients
+from functions.campaign import app as campaign_app
+from functions.dispatch import app as dispatch_app
+from tests.unit.functions import provider_faults
+from tests.unit.functions.provider_faults import ProviderFaults
+
+CAMPAIGN = {
+    "campaign_id": "winback",
+    "name": "Win back",
+    "channels": ["email", "sms"],
+    "holdout_percent": 10,
+    "email": {"subject": "Hello {first_name}", "body": "We miss you"},
+    "sms": {"text": "We miss you"},
+    "schedule": {"cron": "0 2 * * ? *"},
+}
+FIRING = "2026-11-23T02:00:00Z"
+RUN_ID = f"winback@{FIRING}"
+# The template's dispatch queue: after this many receives a message goes to the dead-letter queue.
+MAX_RECEIVES = 5
+
+
+@pytest.fixture
+def stack(
+    tables: dict[str, str], queues: dict[str, str], data_bucket: str, ses_sender: str, release_settings: str
+) -> Iterator[None]:
+    """The tables, queues, bucket and schedule group, 60 scored customers with consent to both channels, and the
+    campaign stored with a daily schedule."""
+    dynamodb = boto3.resource("dynamodb")
+    with (
+        dynamodb.Table(tables["ProfilesTable"]).batch_writer() as profiles,
+        dynamodb.Table(tables["ScoresTable"]).batch_writer() as scores,
+    ):
+        for i in range(60):
+            customer_id = f"C{i:04d}"
+            profiles.put_item(
+                Item={
+                    "customer_id": customer_id,
+                    "first_name": f"N{i}",
+                    "email": f"{customer_id.lower()}@example.com",
+                    "phone": f"+86138{i:08d}",
+                    "consent_email": True,
+                    "consent_sms": True,
+                }
+            )
+            scores.put_item(Item={"customer_id": customer_id, "decile": 1 + i % 10, "score": Decimal("0.5")})
+    campaign_control.store(CampaignDefinition.model_validate(CAMPAIGN), config.campaign_settings())
+    yield
+
+
+@pytest.fixture
+def provider(aws: None) -> Iterator[ProviderFaults]:
+    with provider_faults.injected() as faults:
+        for cached in (clients.send_client, clients.client, clients.table):
+            cached.cache_clear()
+        yield faults
+    for cached in (clients.send_client, clients.client, clients.table):
+        cached.cache_clear()
+
+
+def fire(lambda_context: Any) -> dict[str, Any]:
+    return campaign_app.lambda_handler({"campaign_id": "winback", "scheduled_time": FIRING}, lambda_context)["runs"][0]
+
+
+def drain(queues: dict[str, str], lambda_context: Any, rounds: int = 10) -> int:
+    """Deliver the dispatch queue to the dispatch handler as SQS would, until it is empty (each failed record
+    comes back at once with its receive count raised; after MAX_RECEIVES it is dropped, as to the DLQ).
+    Returns how many messages went to the dead-letter queue."""
+    sqs = boto3.client("sqs")
+    url = queues["DISPATCH_QUEUE_URL"]
+    dead = 0
+    for _ in range(rounds * MAX_RECEIVES):
+        messages = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], VisibilityTimeout=30
+        ).get("Messages", [])
+        if not messages:
+            return dead
+        event = {"Records": [_record(message) for message in messages]}
+        try:
+            response = dispatch_app.lambda_handler(event, lambda_context)
+            failures = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+        except BatchProcessingError:  # every record failed: the invocation fails and SQS redelivers them all
+            failures = {message["MessageId"] for message in messages}
+        for message in messages:
+            receives = int(message["Attributes"]["ApproximateReceiveCount"])
+            if message["MessageId"] in failures and receives < MAX_RECEIVES:
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+                continue
+            dead += message["MessageId"] in failures
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    raise AssertionError("the dispatch queue never drained")
+
+
+def _record(message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {
+            "ApproximateReceiveCount": message["Attributes"]["ApproximateReceiveCount"],
+            "SentTimestamp": message["Attributes"]["SentTimestamp"],
+            "SenderId": "123456789012",
+            "ApproximateFirstReceiveTimestamp": message["Attributes"]["ApproximateFirstReceiveTimestamp"],
+        },
+        "messageAttributes": {},
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:test-dispatch",
+        "awsRegion": "us-east-1",
+    }
+
+
+def run_item() -> dict[str, Any]:
+    run = campaigns_table.get_run(config.campaign_settings().campaigns_table, "winback", RUN_ID)
+    assert run is not None
+    return run
+
+
+def counters() -> dict[str, int]:
+    settings = config.campaign_settings()
+    return run_report.run_counters(settings.sends_table, RUN_ID, run_report.queued_sends(run_item()))
+
+
+def emails_by_recipient() -> Counter[str]:
+    sent = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages
+    return Counter(address for message in sent for address in message.destinations["ToAddresses"])
+
+
+def sms_by_number() -> Counter[str]:
+    return Counter(number for number, *_ in sns_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sms_messages.values())
+
+
+def test_a_run_completes_when_its_last_send_settles_with_counters_adding_up_to_what_it_queued(
+    stack: None, queues: dict[str, str], lambda_context: Any
+) -> None:
+    outcome = fire(lambda_context)
+    queued = outcome["sends_queued"]
+    assert queued == 2 * (60 - outcome["holdout_size"])
+    assert run_item()["status"] == "FANNED_OUT"
+
+    drain(queues, lambda_context)
+
+    run = run_item()
+    assert run["status"] == "COMPLETED"
+    assert run["final_counters"] == {**dict.fromkeys(run_report.OUTCOMES, 0), "held": 0, "sent": queued, "unsettled": 0}
+    assert run["sends_settled"] == queued
+    assert sum(emails_by_recipient().values()) + sum(sms_by_number().values()) == queued
+
+
+def test_pausing_holds_the_queued_sends_and_resuming_sends_each_once(
+    stack: None, queues: dict[str, str], lambda_context: Any
+) -> None:
+    # given a run fanned out, then the marketer pauses the campaign before dispatch reaches the queue
+    queued = fire(lambda_context)["sends_queued"]
+    settings = config.campaign_settings()
+    campaign_control.pause("winback", settings)
+
+    drain(queues, lambda_context)
+
+    # then nothing went out, nothing was dropped: every send waits HELD, and the run is not complete
+    assert emails_by_recipient() == Counter()
+    assert sms_by_number() == Counter()
+    assert counters() == {**dict.fromkeys(run_report.OUTCOMES, 0), "held": queued, "unsettled": 0}
+    assert run_item()["status"] == "FANNED_OUT"
+
+    # when it is resumed, and the held sends are delivered (twice over, as SQS may)
+    campaign_control.resume("winback", settings)
+    bodies = _peek(queues)
+    assert sum(len(body["sends"]) for body in bodies) == queued
+    drain(queues, lambda_context)
+    run_report.release_held(settings, "winback")  # a repeated resume finds nothing left to queue
+    boto3.client("sqs").send_message(QueueUrl=queues["DISPATCH_QUEUE_URL"], MessageBody=json.dumps(bodies[0]))
+    drain(queues, lambda_context)
+
+    # then each customer got each message exactly once, and the run completed with every send sent
+    emails, texts = emails_by_recipient(), sms_by_number()
+    assert sum(emails.values()) + sum(texts.values()) == queued
+    assert set(emails.values()) == {1} and set(texts.values()) == {1}
+    assert run_item()["status"] == "COMPLETED"
+    assert run_item()["final_counters"]["sent"] == queued
+
+
+def _peek(queues: dict[str, str]) -> list[dict[str, Any]]:
+    """The bodies of the messages waiting on the dispatch queue, left there (visible again at once)."""
+    sqs = boto3.client("sqs")
+    url = queues["DISPATCH_QUEUE_URL"]
+    bodies, handles = [], []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get(
+        "Messages", []
+    ):
+        bodies += [json.loads(message["Body"]) for message in messages]
+        handles += [message["ReceiptHandle"] for message in messages]
+    for handle in handles:
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
+    return bodies
+
+
+def test_cancelling_a_paused_campaign_ends_its_held_sends_cancelled_and_completes_the_run(
+    stack: None, queues: dict[str, str], lambda_context: Any
+) -> None:
+    queued = fire(lambda_context)["sends_queued"]
+    settings = config.campaign_settings()
+    campaign_control.pause("winback", settings)
+    drain(queues, lambda_context)
+
+    campaign_control.cancel("winback", settings)
+    drain(queues, lambda_context)
+
+    assert emails_by_recipient() == Counter()
+    assert run_item()["status"] == "COMPLETED"
+    assert run_item()["final_counters"]["cancelled"] == queued
+
+
+def test_a_resume_that_lands_while_dispatch_is_holding_a_batch_loses_none_of_it(
+    stack: None, queues: dict[str, str], lambda_context: Any
+) -> None:
+    # given the campaign paused, and the marketer resuming it just as dispatch holds the first batch: after
+    # dispatch read the paused state, before it noted the run as held (so the resume finds nothing to queue)
+    queued = fire(lambda_context)["sends_queued"]
+    settings = config.campaign_settings()
+    campaign_control.pause("winback", settings)
+    client = clients.table(settings.campaigns_table).meta.client
+    resumed = []
+
+    def resume_first(params: dict[str, Any], **_: Any) -> None:
+        if str(params.get("UpdateExpression", "")).startswith("ADD held_runs") and not resumed:
+            resumed.append(campaign_control.resume("winback", settings))
+
+    client.meta.events.register("before-parameter-build.dynamodb.UpdateItem", resume_first)
+    try:
+        drain(queues, lambda_context)
+    finally:
+        client.meta.events.unregister("before-parameter-build.dynamodb.UpdateItem", resume_first)
+    drain(queues, lambda_context)  # whatever was held before the resume and queued by it
+
+    # then every send went out once all the same
+    assert resumed
+    emails, texts = emails_by_recipient(), sms_by_number()
+    assert sum(emails.values()) + sum(texts.values()) == queued
+    assert set(emails.values()) | set(texts.values()) == {1}
+    assert run_item()["status"] == "COMPLETED"
+
+
+def test_sends_failing_on_their_last_delivery_complete_the_run_as_failed_and_retry_failed_reopens_it(
+    stack: None, queues: dict[str, str], lambda_context: Any, provider: ProviderFaults
+) -> None:
+    # given SNS throttling every SMS for as long as SQS redelivers (then the batches go to the dead-letter queue)
+    provider.always("sns.Publish", provider_faults.error("sns", "Throttling", 400))
+    outcome = fire(lambda_context)
+    sms_queued = outcome["sends_by_channel"]["sms"]
+
+    dead = drain(queues, lambda_context)
+
+    # then the run completed: emails sent, every SMS failed (none lost, none in limbo)
+    assert dead > 0
+    run = run_item()
+    assert run["status"] == "COMPLETED"
+    assert run["final_counters"]["failed"] == sms_queued
+    assert run["final_counters"]["sent"] == outcome["sends_queued"] - sms_queued
+
+    # when SNS recovers and the operator retries the failed sends, the run reopens and completes again
+    provider.clear()
+    assert run_report.retry_failed(config.campaign_settings(), "winback", RUN_ID) == sms_queued
+    assert run_item()["status"] == "FANNED_OUT"
+    drain(queues, lambda_context)
+    run = run_item()
+    assert run["status"] == "COMPLETED"
+    assert run["final_counters"]["sent"] == outcome["sends_queued"]
+    assert set(sms_by_number().values()) == {1}
