@@ -88,6 +88,7 @@ def test_two_brands_stacks_share_no_name_and_a_campaign_reads_only_its_own_brand
                 "name": "two brands",
                 "channels": ["email"],
                 "audience": {"max_decile": 1},
+                "holdout_percent": 0,  # every member is sent to, so the ledger names the whole audience
                 "email": {"subject": "Hi {first_name}", "body": "Hello"},
             }
         )
