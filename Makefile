@@ -11,8 +11,11 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 STAMP := $(VENV)/.installed
+# checkov pins packages (boto3, packaging, networkx) the dev environment cannot take: it gets a venv of its own.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: help venv lint test unit integration template-lint build demo local bench model clean
+.PHONY: help venv lint test unit integration template-lint security-scan build demo local bench model clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -43,7 +46,15 @@ unit: $(STAMP)  ## unit tests (moto in-process, no network)
 integration: $(STAMP)  ## integration tests against a local stack each test session starts itself
 	$(BIN)/pytest tests/integration
 
-test: lint template-lint $(STAMP)  ## everything CI runs: lint, template checks, unit and integration tests
+$(CHECKOV_STAMP): requirements-checkov.txt constraints-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON_FOR_VENV) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt -c constraints-checkov.txt
+	touch $(CHECKOV_STAMP)
+
+security-scan: $(STAMP) $(CHECKOV_STAMP)  ## checkov on template.yaml and its SAM translation; fails on a finding without a reason
+	$(PY) -m infra.security_scan --checkov $(CHECKOV_VENV)/bin/checkov
+
+test: lint template-lint security-scan $(STAMP)  ## everything CI runs: lint, template and security checks, unit and integration tests
 	$(BIN)/pytest tests
 
 build: $(STAMP)  ## sam build (python3.13, arm64, no Docker)

@@ -162,6 +162,22 @@ def _run_now(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _history(args: argparse.Namespace) -> int:
+    outputs = _outputs(args)
+    versions = stack.history(args.campaign_id, outputs)
+    if not versions:
+        raise InvalidInputError(f"campaign {args.campaign_id} has no stored versions")
+    if args.json:
+        render.emit_json({"campaign_id": args.campaign_id, "versions": versions})
+        return EXIT_OK
+    rows = [
+        (number, version["stored_at"], version["stored_by"], version["definition"].get("name"))
+        for number, version in enumerate(versions, start=1)
+    ]
+    render.table(f"campaign {args.campaign_id}: stored versions", ("#", "stored at", "stored by", "name"), rows)
+    return EXIT_OK
+
+
 def _retry_failed(args: argparse.Namespace) -> int:
     outputs = _outputs(args)
     campaign_id = args.run_id.partition("@")[0]
@@ -285,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("resume", _move("resumed", campaign_control.resume), "a paused or failed campaign fires again")
     command("cancel", _move("cancelled", campaign_control.cancel), "end it for good: schedule deleted, sends stopped")
     command("run-now", _run_now, "fire a stored campaign once, now (a one-time EventBridge schedule)")
-    for name in ("pause", "resume", "cancel", "run-now"):
+    command("history", _history, "every stored version of a campaign: when, by whom (IAM principal), what")
+    for name in ("pause", "resume", "cancel", "run-now", "history"):
         commands.choices[name].add_argument("campaign_id")
     retry = command("retry-failed", _retry_failed, "queue a run's failed sends again (never those in doubt)")
     retry.add_argument("run_id", help="e.g. winback@2026-11-23T10:00:00Z")

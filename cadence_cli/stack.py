@@ -17,7 +17,7 @@ from cadence import campaign_control
 from cadence.campaigns import CampaignDefinition
 from cadence.campaigns.lifecycle import State
 from cadence.config import CampaignSettings
-from cadence.dal import schedules
+from cadence.dal import campaigns_table, identity, schedules
 
 # CampaignSettings field -> the template.yaml Output that names it; CampaignCaps is optional (no stack caps).
 _SETTINGS_OUTPUTS = {
@@ -119,7 +119,12 @@ def deploy(definition: CampaignDefinition, outputs: Mapping[str, str]) -> State:
         IllegalTransitionError: the campaign is running, completed or cancelled.
         InvalidInputError: its schedule has passed.
     """
-    return campaign_control.store(definition, campaign_settings(outputs))
+    return campaign_control.store(definition, campaign_settings(outputs), stored_by=identity.caller_arn())
+
+
+def history(campaign_id: str, outputs: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Every stored version of the campaign's definition, oldest first, with who stored it and when."""
+    return campaigns_table.history(output(outputs, "CampaignsTableName"), campaign_id)
 
 
 def run_now(campaign_id: str, outputs: Mapping[str, str]) -> str:

@@ -63,8 +63,14 @@ class LocalStack:
         verbose: bool = False,
         async_retry_delays: Sequence[float] = (1.0, 2.0),
         paused_functions: Collection[str] = (),
+        beside: LocalStack | None = None,
     ) -> None:
-        """``paused_functions``: logical ids whose queues are not polled (messages wait), e.g. to time one stage."""
+        """``paused_functions``: logical ids whose queues are not polled (messages wait), e.g. to time one stage.
+
+        ``beside``: a running local stack whose endpoint (one moto, one account) this stack is deployed into, as a
+        second brand's stack is deployed beside the first in one AWS account; it needs its own stack name (and
+        ``work_dir``), and closing it leaves the other running.
+        """
         self._port = port
         self._template = _find_template(Path(template))
         self._requested_parameters = dict(parameters or {})
@@ -75,6 +81,7 @@ class LocalStack:
         self._verbose = verbose
         self._retry_delays = tuple(async_retry_delays)
         self._paused = frozenset(paused_functions)
+        self._beside = beside
         self._server: Any = None
         self._clients: Clients | None = None
         self._moto: InProcessMoto | None = None
@@ -96,7 +103,6 @@ class LocalStack:
     def start(self) -> Self:
         """Start moto, deploy the template, start the workers and the router."""
         # Imported here, not at module level: see the module docstring.
-
         from infra import moto_patches, sesv2_shim  # noqa: PLC0415
         from infra.clients import Clients  # noqa: PLC0415
         from infra.router import Router  # noqa: PLC0415
@@ -105,13 +111,18 @@ class LocalStack:
 
         started = time.monotonic()
         _quiet_moto(self._verbose)
-        sesv2_shim.install()  # before the server answers its first SESv2 request (see infra.sesv2_shim)
-        if self._port:
-            _check_port_free(self._host, self._port)
-        self._server = _server_with_serialized_dynamodb(self._host, self._port)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self._endpoint_url = f"http://{host}:{port}"
+        if self._beside is not None:
+            if not self._beside.endpoint_url:
+                raise LocalStackError("the stack to deploy beside is not running")
+            self._endpoint_url = self._beside.endpoint_url
+        else:
+            sesv2_shim.install()  # before the server answers its first SESv2 request (see infra.sesv2_shim)
+            if self._port:
+                _check_port_free(self._host, self._port)
+            self._server = _server_with_serialized_dynamodb(self._host, self._port)
+            self._server.start()
+            host, port = self._server.get_host_and_port()
+            self._endpoint_url = f"http://{host}:{port}"
         try:
             self._clients = Clients(self._endpoint_url, self._region)
             parameters = self._parameters()

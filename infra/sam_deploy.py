@@ -617,10 +617,11 @@ def _lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
         converted["ID"] = rule["Id"]
     converted["Filter"] = {"Prefix": rule["Prefix"]} if "Prefix" in rule else {}
     if "ExpirationInDays" in rule:
-        converted["Expiration"] = {"Days": rule["ExpirationInDays"]}
+        # A parameter given on the command line arrives as a string; the S3 API takes a number.
+        converted["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
     if "NoncurrentVersionExpiration" in rule:
         converted["NoncurrentVersionExpiration"] = {
-            "NoncurrentDays": rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+            "NoncurrentDays": int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
         }
     if "NoncurrentVersionExpirationInDays" in rule:
         converted["NoncurrentVersionExpiration"] = {"NoncurrentDays": rule["NoncurrentVersionExpirationInDays"]}

@@ -51,6 +51,7 @@ os.environ.update(
         "SES_CONFIGURATION_SET": "cadence-test",
         "UNSUBSCRIBE_BASE_URL": "https://example.com/unsubscribe",
         "UNSUBSCRIBE_SECRET_ARN": "cadence-test-unsubscribe",
+        "SMS_ALLOWED_COUNTRY_CODES": "86",
         "DEFAULT_PHONE_REGION": "CN",
     }
 )

@@ -441,7 +441,11 @@ def test_the_sender_identity_is_verified_so_email_and_sms_can_be_sent(local_stac
 def test_the_templates_daily_schedule_exists_and_does_not_fire_at_startup(local_stack: LocalStack) -> None:
     resources = local_stack.deployment.template["Resources"]
     properties = resources["RescoreFunctionDailyRescore"]["Properties"]
-    schedule = local_stack.client("scheduler").get_schedule(Name=properties["Name"])
+    schedule = local_stack.client("scheduler").get_schedule(Name=local_stack.physical_id("RescoreFunctionDailyRescore"))
+    # named per brand and stage, so a second brand's stack in the account does not clash with it
+    assert (
+        schedule["Name"] == local_stack.deployment.resolver.resolve(properties["Name"]) == "cadence-local-daily-rescore"
+    )
 
     assert schedule["ScheduleExpression"] == "cron(0 3 * * ? *)"
     assert schedule["ScheduleExpressionTimezone"] == local_stack.deployment.parameters["CampaignScheduleTimezone"]

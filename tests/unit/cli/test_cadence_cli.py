@@ -463,3 +463,39 @@ def test_show_counts_each_runs_sends_by_outcome_and_retry_failed_queues_only_the
         batch.batch_id,
         [{"customer_id": "B", "coupon_code": "K7"}, {"customer_id": "D", "coupon_code": "K7"}],
     )
+
+
+def test_history_keeps_every_stored_version_with_who_stored_it_and_when(
+    stack: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given the campaign stored, then stored again with another name
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(COUPON.read_text().replace("name: Loyal customers", "name: Renamed loyal customers"))
+    assert run(capsys, *with_stack("deploy", str(COUPON)))[0] == 0
+    assert run(capsys, *with_stack("deploy", str(renamed)))[0] == 0
+
+    code, out, _ = run(capsys, *with_stack("history", "loyal-winback-coupon", "--json"))
+    _, text, _ = run(capsys, *with_stack("history", "loyal-winback-coupon"))
+
+    # then both versions are kept, oldest first, each with the caller's IAM principal (STS) and its time
+    caller = boto3.client("sts").get_caller_identity()["Arn"]
+    versions = json.loads(out)["versions"]
+    assert code == 0
+    assert [version["definition"]["name"] for version in versions] == [
+        "Loyal customers who have not visited in 3 months",
+        "Renamed loyal customers who have not visited in 3 months",
+    ]
+    assert [version["stored_by"] for version in versions] == [caller, caller]
+    assert versions[0]["stored_at"] < versions[1]["stored_at"]
+    assert "Renamed loyal customers" in text
+    # and the current definition is the last version
+    stored = campaigns_table.get_campaign(stack["CampaignsTableName"], "loyal-winback-coupon")
+    assert stored is not None
+    assert stored.definition["name"] == versions[-1]["definition"]["name"]
+
+
+def test_history_of_a_campaign_never_stored_exits_2(stack: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, *with_stack("history", "never-stored"))
+
+    assert code == 2
+    assert "no stored versions" in err

@@ -155,6 +155,20 @@ def test_sms_is_published_to_the_profile_phone_with_the_rendered_text(
     assert ledger(tables, "C2")["winback@2026-11-23T02:00:00Z#sms"]["status"] == "SENT"
 
 
+def test_sms_to_a_country_the_stack_does_not_allow_is_rejected_and_never_published(
+    tables: dict[str, str], ses_sender: str, stored_campaign: CampaignDefinition, load_event: Any, lambda_context: Any
+) -> None:
+    # the test environment allows 86 only (SMS_ALLOWED_COUNTRY_CODES), as the template's default does
+    put_profile(tables, "C2", phone="+447700900123")
+
+    response = app.lambda_handler(dispatch_event(load_event, request("C2", "sms")), lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    assert sms_sent() == []
+    entry = ledger(tables, "C2")["winback@2026-11-23T02:00:00Z#sms"]
+    assert (entry["status"], entry["reason"]) == ("REJECTED", "sms_country_not_allowed")
+
+
 def test_nothing_is_sent_when_consent_was_withdrawn_after_planning(
     tables: dict[str, str], ses_sender: str, stored_campaign: CampaignDefinition, load_event: Any, lambda_context: Any
 ) -> None:

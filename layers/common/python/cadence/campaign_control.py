@@ -26,8 +26,16 @@ _ATTEMPTS = 3
 _FIRING = '{{"campaign_id": {campaign_id}, "scheduled_time": "<aws.scheduler.scheduled-time>"}}'
 
 
-def store(definition: CampaignDefinition, settings: CampaignSettings, now: datetime | None = None) -> State:
+def store(
+    definition: CampaignDefinition,
+    settings: CampaignSettings,
+    now: datetime | None = None,
+    *,
+    stored_by: str | None = None,
+) -> State:
     """Store a validated definition and make (or replace, or remove) its schedule; returns the campaign's state.
+
+    Every store is kept as a version with `stored_by` (who stored it: the caller's IAM principal) and its time.
 
     A new campaign is scheduled when it has a schedule, else a draft (paused if the file says `active: false`);
     storing a paused campaign keeps it paused.
@@ -52,7 +60,12 @@ def store(definition: CampaignDefinition, settings: CampaignSettings, now: datet
         )
         expected = current.stored_state if current else None
         campaigns_table.put_definition(
-            settings.campaigns_table, definition.campaign_id, definition.stored_form(), state, expected
+            settings.campaigns_table,
+            definition.campaign_id,
+            definition.stored_form(),
+            state,
+            expected,
+            stored_by=stored_by,
         )
         return state
 

@@ -119,6 +119,12 @@ class CampaignSettings(_EnvSettings):
         return group, target, role
 
 
+def _sms_codes(value: Any) -> frozenset[str]:
+    from cadence.sms_countries import parse_codes  # noqa: PLC0415 - only dispatch reads it
+
+    return parse_codes("" if value is None else value)
+
+
 class DispatchSettings(_EnvSettings):
     profiles_table: str
     campaigns_table: str
@@ -137,6 +143,10 @@ class DispatchSettings(_EnvSettings):
     # How many more times a batch's email destinations SES throttled are sent in the same invocation (the worker
     # slows down in between); still throttled after that, they are FAILED for SQS's redelivery.
     dispatch_throttle_rounds: int = Field(default=3, ge=0, le=10)
+    # Country calling codes SMS may go to (SMS_ALLOWED_COUNTRY_CODES, e.g. "86,852"); unset: no SMS leaves.
+    sms_allowed_country_codes: Annotated[frozenset[str], BeforeValidator(_sms_codes)] = Field(
+        default=frozenset(), validate_default=True
+    )
     # One attempt per SES/SNS send: connect quickly (a failure to connect is retried through SQS) and wait a few
     # seconds for the answer (SendEmail and SMS Publish answer in well under a second).
     send_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=10)

@@ -23,6 +23,7 @@ from cadence.errors import InvalidInputError, PermanentError, TransientError, Un
 from cadence.events import BatchRecipient, DispatchBatch
 from cadence.observability import logger, metrics
 from cadence.pacing import Pacer
+from cadence.sms_countries import calling_code_allowed
 
 _PLACEHOLDER = re.compile(r"\{(first_name|last_name|city|offer_value|coupon_code)\}")
 # The ledger reason of a send whose campaign was stopped, by whether its definition is gone.
@@ -343,6 +344,8 @@ def _timeouts(settings: DispatchSettings) -> clients.SendTimeouts:
 
 
 def _deliver(outgoing: _Outgoing, settings: DispatchSettings) -> str:
+    if not calling_code_allowed(outgoing.address, settings.sms_allowed_country_codes):
+        raise PermanentError("sms_country_not_allowed")  # REJECTED, never sent: see cadence.sms_countries
     return sms.send_sms(outgoing.address, outgoing.text, settings.sms_sender_id, _timeouts(settings))
 
 

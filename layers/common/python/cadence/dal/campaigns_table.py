@@ -1,4 +1,5 @@
-"""The campaigns table: a campaign's definition (record_key DEFINITION) and its runs (record_key RUN#<run id>)."""
+"""The campaigns table: a campaign's definition (record_key DEFINITION), every version of it stored (record_key
+VERSION#<stored at>#<nonce>, with who stored it) and its runs (record_key RUN#<run id>)."""
 
 import json
 import secrets
@@ -9,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
 from cadence.campaigns.lifecycle import State
@@ -17,6 +19,7 @@ from cadence.dal.items import from_item, to_item
 from cadence.errors import InvalidInputError
 
 DEFINITION = "DEFINITION"
+_VERSION = "VERSION#"
 
 
 class RunStatus(StrEnum):
@@ -29,7 +32,9 @@ class RunStatus(StrEnum):
 
 
 # What a split run keeps on its item besides its status; the definition is the one its segments plan with.
-_SEGMENT_FIELDS = ("segments_total", "segments_done", "segment_considered", "definition", "finisher")
+# The run's copy of the definition is not named `definition`: the campaign function may not write that attribute
+# (template.yaml's NoDefinitionWrites), which only the operator's CLI stores.
+_SEGMENT_FIELDS = ("segments_total", "segments_done", "segment_considered", "run_definition", "finisher")
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ def _segments(item: Mapping[str, Any]) -> Segments:
         done=frozenset(int(k) for k in item.get("segments_done", ())),
         considered={int(k): int(v) for k, v in item.get("segment_considered", {}).items()},
         status=RunStatus(item.get("status", RunStatus.PLANNING.value)),
-        definition=json.loads(item["definition"]),
+        definition=json.loads(item["run_definition"]),
     )
 
 
@@ -105,34 +110,98 @@ def _expect(stored_state: str | None) -> tuple[str, dict[str, str], dict[str, An
 
 
 def put_definition(
-    table_name: str, campaign_id: str, definition: Mapping[str, Any], state: State, expected: str | None = None
+    table_name: str,
+    campaign_id: str,
+    definition: Mapping[str, Any],
+    state: State,
+    expected: str | None = None,
+    *,
+    stored_by: str | None = None,
 ) -> None:
     """Store (or replace) a validated definition in `state`, if the item's state attribute is still `expected`
-    (None: no campaign is stored, or one stored before the lifecycle).
+    (None: no campaign is stored, or one stored before the lifecycle), and keep it as a new version with who
+    stored it (`stored_by`, the caller's IAM principal) and when; both writes happen or neither.
 
     Raises:
         ConcurrentChangeError: the state is no longer `expected`.
     """
     condition, names, values = _expect(expected)
     now = datetime.now(UTC).isoformat()
+    text = json.dumps({k: v for k, v in definition.items() if k != "active"}, sort_keys=True)
+    current = {
+        "campaign_id": campaign_id,
+        "record_key": DEFINITION,
+        "definition": text,
+        "state": state.value,
+        "state_changed_at": now,
+        "updated_at": now,
+        **({"stored_by": stored_by} if stored_by else {}),
+    }
+    # Sort keys order versions by time; the nonce keeps two stores in one microsecond apart.
+    version = {
+        "campaign_id": campaign_id,
+        "record_key": f"{_VERSION}{now}#{secrets.token_hex(4)}",
+        "definition": text,
+        "stored_at": now,
+        "stored_by": stored_by or "unknown",
+    }
+    serialize = TypeSerializer().serialize
     try:
-        clients.table(table_name).put_item(
-            Item={
-                "campaign_id": campaign_id,
-                "record_key": DEFINITION,
-                "definition": json.dumps({k: v for k, v in definition.items() if k != "active"}, sort_keys=True),
-                "state": state.value,
-                "state_changed_at": now,
-                "updated_at": now,
-            },
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            **({"ExpressionAttributeValues": values} if values else {}),
+        clients.client("dynamodb").transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": table_name,
+                        "Item": {key: serialize(value) for key, value in current.items()},
+                        "ConditionExpression": condition,
+                        "ExpressionAttributeNames": names,
+                        **(
+                            {"ExpressionAttributeValues": {key: serialize(v) for key, v in values.items()}}
+                            if values
+                            else {}
+                        ),
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": table_name,
+                        "Item": {key: serialize(value) for key, value in version.items()},
+                        "ConditionExpression": "attribute_not_exists(record_key)",
+                    }
+                },
+            ]
         )
     except ClientError as exc:
-        if clients.error_code(exc) == "ConditionalCheckFailedException":
+        reasons = {reason.get("Code") for reason in exc.response.get("CancellationReasons", [])}
+        if reasons & {"ConditionalCheckFailed", "TransactionConflict"}:
             raise ConcurrentChangeError(f"campaign {campaign_id} changed while it was being stored") from exc
         raise clients.translate(exc, "campaigns.put_definition") from exc
+
+
+def history(table_name: str, campaign_id: str) -> list[dict[str, Any]]:
+    """Every stored version of a campaign's definition, oldest first: stored_at, stored_by, definition (a dict)."""
+    items: list[dict[str, Any]] = []
+    arguments: dict[str, Any] = {
+        "KeyConditionExpression": Key("campaign_id").eq(campaign_id) & Key("record_key").begins_with(_VERSION),
+        "ConsistentRead": True,
+    }
+    try:
+        while True:
+            page = clients.table(table_name).query(**arguments)
+            items += page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                break
+            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    except ClientError as exc:
+        raise clients.translate(exc, "campaigns.history") from exc
+    return [
+        {
+            "stored_at": str(item["stored_at"]),
+            "stored_by": str(item["stored_by"]),
+            "definition": json.loads(item["definition"]),
+        }
+        for item in items
+    ]
 
 
 def move(table_name: str, campaign_id: str, expected: str | None, to: State, reason: str | None = None) -> None:
@@ -222,7 +291,7 @@ def split_run(table_name: str, campaign_id: str, run_id: str, total: int, defini
                 "segment_considered = if_not_exists(segment_considered, :none)"
             ),
             ConditionExpression="attribute_exists(record_key)",
-            ExpressionAttributeNames={"#definition": "definition"},
+            ExpressionAttributeNames={"#definition": "run_definition"},
             ExpressionAttributeValues={
                 ":total": total,
                 ":definition": json.dumps(dict(definition), sort_keys=True),
