@@ -14,6 +14,11 @@ scored customer (email + SMS, holdout, two variants, a coupon: the most the plan
 4. a model of 1M customers on AWS: the read units the reads cost against the table's read capacity, the round
    trips, and this process's CPU per customer scaled to the function's share of a vCPU; the slowest bound is
    the modelled time, and the memory per customer gives the peak for 1M against the function's MemorySize.
+5. the run split across invocations (cadence.campaign_runs): a segment's read + per-member stage (assess) and its
+   facts file, measured over the whole seeded audience (CPU and traced peak per customer), scaled to
+   AUDIENCE_SEGMENT_SIZE customers a segment; and the finisher over 1M generated member facts (no server: the
+   S facts files are made up front, then merged, decided, and members.csv, batches.jsonl.gz and the contact
+   history rows written, under tracemalloc), beside the SQS calls its fan-out makes.
 
 Why not the local stack's server: it runs moto inside this process behind a lock around every DynamoDB request
 (moto is not thread-safe while the stack writes), so parallel reads could not overlap at all there. In a
@@ -67,6 +72,8 @@ AWS: Final = {
     # Items round up to 4 KB each in BatchGetItem; a Scan counts the bytes it reads. Eventually consistent: half.
     "eventually_consistent_units_per_4kb": 0.5,
     "score_item_bytes": 80,
+    # SendMessageBatch of ten batch messages, one call after another (cadence.dal.queues).
+    "send_message_batch_round_trip_s": 0.02,
 }
 
 
@@ -295,6 +302,153 @@ def model_on_aws(cpu_us_per_customer: float, bytes_per_customer: float, base_mb:
     }
 
 
+def measure_segment(workers: int) -> dict[str, Any]:
+    """A segment's work over the whole seeded audience (segment 0 of 1): read, assess, facts file; CPU and traced
+    peak per customer (what a segment of AUDIENCE_SEGMENT_SIZE customers scales from)."""
+    from cadence import campaign_runs  # noqa: PLC0415
+    from cadence.campaigns.definition import CampaignDefinition  # noqa: PLC0415
+    from cadence.campaigns.plan import assess  # noqa: PLC0415
+
+    definition = CampaignDefinition.model_validate(CAMPAIGN)
+    settings = campaign_settings(setting_default("audience_scan_segments"), workers)
+    tracemalloc.start()
+    try:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        assessed = assess(definition, campaign_runs.candidates(definition, settings, (0, 1)), now=NOW)
+        body = campaign_runs.facts_body(assessed.facts)
+        wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    customers = max(assessed.considered, 1)
+    return {
+        "customers": assessed.considered,
+        "members": len(assessed.facts),
+        "wall_s": round(wall_s, 2),
+        "cpu_us_per_customer": round(cpu_s / customers * 1e6, 1),
+        "peak_mb": round(peak / 1e6, 1),
+        "bytes_per_customer": round(peak / customers),
+        "facts_file_bytes_per_member": round(len(body) / max(len(assessed.facts), 1), 1),
+    }
+
+
+def setting_default(name: str) -> Any:
+    """A CampaignSettings default (the template's value)."""
+    from cadence.config import CampaignSettings  # noqa: PLC0415
+
+    return CampaignSettings.model_fields[name].default
+
+
+def generated_facts(members: int, segments: int) -> list[bytes]:
+    """`members` member facts as `segments` facts files (each in customer id order, as segments write them),
+    shaped like the bench campaign's: 10 % holdout, some without consent, email + SMS, a pair per address."""
+    from cadence import campaign_runs  # noqa: PLC0415
+    from cadence.campaigns.plan import MemberFacts, MemberState, address_hash  # noqa: PLC0415
+
+    release = NOW.replace(second=0, microsecond=0)
+    parts: list[list[MemberFacts]] = [[] for _ in range(segments)]
+    for index in range(members):
+        customer_id = f"C{index:08d}"
+        variant = "ab"[index % 2]
+        score = round((index * 7919 % 10_000) / 10_000, 4)
+        if index % 10 == 0:
+            fact = MemberFacts(customer_id, MemberState.HOLDOUT, variant, score)
+        elif index % 6 == 1:
+            fact = MemberFacts(customer_id, MemberState.NO_CONSENT, variant, score)
+        else:
+            addresses = (address_hash(f"user{index // 2}@example.com"), address_hash(f"+86138{index:08d}"))
+            offer = ("5", "10", "20")[index % 3]
+            fact = MemberFacts(customer_id, None, variant, score, ("email", "sms"), addresses, release, False, offer)
+        parts[index * 7919 % segments].append(fact)
+    return [campaign_runs.facts_body(part) for part in parts]
+
+
+def measure_finisher(members: int, segments: int) -> dict[str, Any]:
+    """The finisher over `members` generated facts in `segments` files: merge, decide, members.csv,
+    batches.jsonl.gz and the contact history rows; CPU and traced peak (the files' bytes added: S3 hands them in)."""
+    from cadence import campaign_runs  # noqa: PLC0415
+    from cadence.campaigns.definition import CampaignDefinition  # noqa: PLC0415
+    from cadence.campaigns.plan import decide  # noqa: PLC0415
+
+    definition = CampaignDefinition.model_validate({**CAMPAIGN, "offer": {**CAMPAIGN["offer"], "coupon": True}})
+    bodies = generated_facts(members, segments)
+    files_bytes = sum(len(body) for body in bodies)
+    tracemalloc.start()
+    try:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        facts = campaign_runs.merged_facts([campaign_runs.read_facts(body) for body in bodies])
+        plan = decide(definition, "bench-run", facts, considered=members, now=NOW, secret="bench")  # noqa: S106
+        decided_s = time.process_time() - cpu_started
+        _, after_decide = tracemalloc.get_traced_memory()
+        members_csv = campaign_runs.members_csv(plan)
+        batches = plan.batches()
+        batches_gz = campaign_runs.batches_body(batches)
+        contacts = sum(1 for _ in ((send.customer_id, send.channel) for send in plan.sends()))
+        wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    messages = len(batches)
+    return {
+        "members": len(plan.members),
+        "segments": segments,
+        "facts_files_mb": round(files_bytes / 1e6, 1),
+        "sends": contacts,
+        "batch_messages": messages,
+        "decide_cpu_s": round(decided_s, 1),
+        "cpu_s": round(cpu_s, 1),
+        "wall_s": round(wall_s, 1),
+        "peak_after_decide_mb": round((after_decide + files_bytes) / 1e6, 1),
+        "peak_mb": round((peak + files_bytes) / 1e6, 1),
+        "members_csv_mb": round(len(members_csv) / 1e6, 1),
+        "batches_gz_mb": round(len(batches_gz) / 1e6, 1),
+    }
+
+
+def model_split(
+    segment: dict[str, Any], read_cpu_us: float, finisher: dict[str, Any], base_mb: float
+) -> dict[str, Any]:
+    """AWS["customers"] split into segments of AUDIENCE_SEGMENT_SIZE: each segment's time and peak, the finisher's."""
+    customers = AWS["customers"]
+    size = int(setting_default("audience_segment_size"))
+    total = -(-customers // size)
+    vcpu = AWS["function_memory_mb"] / 1769 * AWS["vcpu_at_1769_mb"]
+    # Every segment reads at once: together they still share the table's read capacity.
+    whole = model_on_aws(read_cpu_us + segment["cpu_us_per_customer"], segment["bytes_per_customer"], base_mb)
+    segment_cpu_s = size * (read_cpu_us + segment["cpu_us_per_customer"]) / 1e6 / vcpu
+    bounds = {
+        "read_capacity_s": whole["read_capacity_s"],
+        "round_trips_s": whole["round_trips_s"] / total,
+        "client_cpu_s": segment_cpu_s,
+    }
+    segment_s = max(bounds.values())
+    segment_peak_mb = base_mb + size * segment["bytes_per_customer"] / 1e6
+    scale = customers / max(finisher["members"], 1)
+    finisher_cpu_s = finisher["cpu_s"] * scale / vcpu
+    fan_out_s = finisher["batch_messages"] * scale / 10 * AWS["send_message_batch_round_trip_s"]
+    finisher_s = finisher_cpu_s + fan_out_s
+    finisher_peak_mb = base_mb + finisher["peak_mb"] * scale
+    return {
+        "segment_size": size,
+        "segments": total,
+        "segment": {
+            **{name: round(value, 1) for name, value in bounds.items()},
+            "bound_by": max(bounds, key=lambda name: bounds[name]),
+            "modelled_s": round(segment_s, 1),
+            "peak_mb": round(segment_peak_mb),
+        },
+        "finisher": {
+            "cpu_s": round(finisher_cpu_s, 1),
+            "fan_out_s": round(fan_out_s, 1),
+            "modelled_s": round(finisher_s, 1),
+            "peak_mb": round(finisher_peak_mb),
+        },
+        "run_modelled_s": round(segment_s + finisher_s, 1),
+        "fits_timeout": max(segment_s, finisher_s) < AWS["function_timeout_s"],
+        "fits_memory": max(segment_peak_mb, finisher_peak_mb) < AWS["function_memory_mb"],
+    }
+
+
 def bench_audience(customers: int | None = None) -> dict[str, Any]:
     """Seed, read and plan with one segment and with many, measure memory, model 1M on AWS, print the figures."""
     from cadence.config import CampaignSettings  # noqa: PLC0415
@@ -308,6 +462,8 @@ def bench_audience(customers: int | None = None) -> dict[str, Any]:
         single = measure_read(1, 1)
         parallel = measure_read(segments, workers)
         memory = measure_memory(segments, workers)
+        segment = measure_segment(workers)
+    finisher = measure_finisher(AWS["customers"], -(-AWS["customers"] // fields["audience_segment_size"].default))
     same_plan = single.pop("plan") == parallel.pop("plan")
     cpu_us = parallel["read_cpu_us_per_customer"] + parallel["plan_cpu_us_per_customer"]
     # The interpreter, boto3 and the layer take about this much before the audience (the function's cold start).
@@ -325,6 +481,9 @@ def bench_audience(customers: int | None = None) -> dict[str, Any]:
         ),
         "memory": memory,
         "aws_1m_one_invocation": model_on_aws(cpu_us, memory["bytes_per_customer"], base_mb),
+        "segment": segment,
+        "finisher": finisher,
+        "aws_1m_split": model_split(segment, parallel["read_cpu_us_per_customer"], finisher, base_mb),
     }
     _print(result)
     return result
@@ -352,4 +511,21 @@ def _print(result: dict[str, Any]) -> None:
         f"  1M on AWS in one invocation (modelled): {model['modelled_s']} s, bound by {model['bound_by']}"
         f" (capacity {model['read_capacity_s']} s, round trips {model['round_trips_s']} s, CPU"
         f" {model['client_cpu_s']} s); peak {model['peak_mb']} MB of {model['assumptions']['function_memory_mb']}"
+    )
+    split, segment, finisher = result["aws_1m_split"], result["segment"], result["finisher"]
+    print(
+        f"  a segment (read + assess + facts file): {segment['cpu_us_per_customer']} us CPU a customer besides the"
+        f" read, {segment['bytes_per_customer']} bytes a customer, {segment['facts_file_bytes_per_member']} B a"
+        " member in its facts file"
+    )
+    print(
+        f"  finisher over {finisher['members']:,} generated facts in {finisher['segments']} files:"
+        f" {finisher['cpu_s']} s CPU, peak {finisher['peak_mb']} MB"
+        f" ({finisher['peak_after_decide_mb']} MB after deciding)"
+    )
+    print(
+        f"  1M on AWS split in {split['segments']} segments of {split['segment_size']:,} (modelled): a segment"
+        f" {split['segment']['modelled_s']} s ({split['segment']['bound_by']}), peak {split['segment']['peak_mb']} MB;"
+        f" the finisher {split['finisher']['modelled_s']} s (fan-out {split['finisher']['fan_out_s']} s), peak"
+        f" {split['finisher']['peak_mb']} MB"
     )

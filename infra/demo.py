@@ -189,6 +189,9 @@ def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
         "campaign_run_id": run["run_id"]["S"],
         "audience_size": int(run["audience_size"]["N"]),
         "holdout_size": int(run["holdout_size"]["N"]),
+        "campaign_run_status": run["status"]["S"],
+        "campaign_run_queued": int(run["sends_queued"]["N"]) + int(run.get("sends_deferred", {"N": "0"})["N"]),
+        "campaign_run_final": {k: int(v["N"]) for k, v in run.get("final_counters", {"M": {}})["M"].items()},
         "coupon_campaign": {
             "audience_size": int(coupon_run["audience_size"]["N"]),
             "members_by_state": {k: int(v["N"]) for k, v in coupon_run["members_by_state"]["M"].items()},
@@ -214,6 +217,9 @@ def failed_checks(summary: dict[str, Any]) -> list[str]:
         "every coupon audience member has one state": sum(summary["coupon_campaign"]["members_by_state"].values())
         == summary["coupon_campaign"]["audience_size"],
         "the model has an AUC": summary["model_auc"] > 0,
+        "the campaign run completed, its final counters adding up to what it queued": summary["campaign_run_status"]
+        == "COMPLETED"
+        and sum(summary["campaign_run_final"].values()) == summary["campaign_run_queued"],
         "SES and SNS saw every send": summary["provider_accepted"]
         == {"email": summary["messages_sent"].get("email", 0), "sms": summary["messages_sent"].get("sms", 0)},
     }
@@ -229,6 +235,11 @@ def print_summary(summary: dict[str, Any]) -> None:
         ("model", f"{summary['model_version']} (ROC AUC {summary['model_auc']:.3f})"),
         ("campaign audience", f"{summary['audience_size']:,}"),
         ("holdout", f"{summary['holdout_size']:,}"),
+        (
+            "campaign run",
+            f"{summary['campaign_run_status']}: "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(summary["campaign_run_final"].items()) if v),
+        ),
         (
             "coupon campaign",
             f"audience {summary['coupon_campaign']['audience_size']:,}: "

@@ -18,6 +18,7 @@ import pytest
 from infra.local_stack import DEFAULT_WORK_DIR, LocalStack
 
 INTEGRATION_DIR = Path(__file__).resolve().parent
+SEGMENT_SIZE = 25
 _running: list[tuple[LocalStack, str | None]] = []  # (stack, AWS_ENDPOINT_URL before it started)
 _last_integration_test: list[str] = []
 
@@ -59,7 +60,11 @@ def _stop_all() -> None:
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[LocalStack]:
     """The real template deployed on a free port with Stage=local; shared by every integration test."""
-    stack = LocalStack(port=0, work_dir=DEFAULT_WORK_DIR / "pytest").start()
+    # Campaign runs over more than SEGMENT_SIZE scored customers are split across invocations: the session's few
+    # hundred customers exercise the split as a million would.
+    stack = LocalStack(
+        port=0, work_dir=DEFAULT_WORK_DIR / "pytest", parameters={"AudienceSegmentSize": str(SEGMENT_SIZE)}
+    ).start()
     _running.append((stack, os.environ.get("AWS_ENDPOINT_URL")))
     os.environ["AWS_ENDPOINT_URL"] = stack.endpoint_url
     try:

@@ -210,6 +210,53 @@ def test_a_fired_campaign_sends_each_message_once(
     assert len(local_stack.sent_emails()) + len(local_stack.sent_sms()) - emails_before - sms_before == len(sent)
 
 
+def test_a_large_audience_is_split_across_invocations_and_every_member_is_accounted_for(
+    local_stack: LocalStack, published_model: dict[str, Any], tmp_path: Path
+) -> None:
+    # given more scored customers than one segment holds (the session's stack splits runs every few dozen)
+    segment_size = int(local_stack.deployment.parameters["AudienceSegmentSize"])
+    prefix = f"S{uuid.uuid4().hex[:6]}"
+    drop(local_stack, customers_frame(prefix, 60), f"incoming/customers/{prefix}.csv", tmp_path)
+    outputs = local_stack.outputs
+    scored = local_stack.client("dynamodb").scan(TableName=outputs["ScoresTableName"], Select="COUNT")["Count"]
+    campaign_id = f"it-{prefix.lower()}"
+    definition = CampaignDefinition.model_validate(
+        {
+            "campaign_id": campaign_id,
+            "name": "split",
+            "channels": ["email"],
+            "audience": {"max_decile": 10},
+            "holdout_percent": 10,
+            "email": {"subject": "Hi {first_name}", "body": "Hello"},
+        }
+    )
+    before = len(local_stack.invocations("CampaignFunction"))
+
+    # when it is fired
+    campaigns.deploy(definition, outputs)
+    campaigns.run_now(campaign_id, outputs)
+    run = wait_for(lambda: fanned_out_run(local_stack, campaign_id), timeout=120)
+    local_stack.wait_idle(timeout=120)
+
+    # then the firing, one invocation per segment and one finisher planned it, each once and without a failure
+    total = int(run["segments_total"]["N"])
+    assert total == -(-scored // segment_size) >= 3
+    assert sorted(int(n) for n in run["segments_done"]["NS"]) == list(range(total))
+    later = local_stack.invocations("CampaignFunction")[before:]
+    assert [record.ok for record in later] == [True] * (1 + total + 1)
+    # every scored customer was considered once, every member is in one state, each send went out once
+    assert int(run["considered"]["N"]) == scored
+    states = {name: int(count["N"]) for name, count in run["members_by_state"]["M"].items()}
+    assert sum(states.values()) == int(run["audience_size"]["N"]) == scored
+    members = local_stack.client("s3").get_object(Bucket=outputs["DataBucketName"], Key=run["members_key"]["S"])
+    rows = members["Body"].read().decode("utf-8").splitlines()[1:]
+    assert len(rows) == len({row.split(",")[0] for row in rows}) == scored
+    batches = ledger_for_run(local_stack, run["run_id"]["S"])
+    sent = [o["M"]["s"]["S"] for b in batches for o in b["recipients"]["M"].values()]
+    assert sent.count("SENT") == int(run["sends_queued"]["N"]) == states["queued"]
+    assert wait_for(lambda: campaign_state(outputs["CampaignsTableName"], campaign_id, State.DRAFT))
+
+
 def test_a_campaign_runs_on_its_own_schedule_and_an_invalid_one_fails_alone(local_stack: LocalStack) -> None:
     # given a one-off campaign stored with its own schedule a few seconds from now, and one whose stored
     # definition no longer validates

@@ -68,17 +68,20 @@ def test_dispatch_settings_refuse_a_reserve_shorter_than_one_send() -> None:
         DispatchSettings.model_validate({**values, "dispatch_reserve_seconds": "19", "dispatch_lease_seconds": "18"})
 
 
-def test_the_campaign_function_runs_on_each_campaigns_own_schedule_and_invokes_no_function() -> None:
+def test_the_campaign_function_runs_on_each_campaigns_own_schedule_and_invokes_only_itself() -> None:
     properties = function("CampaignFunction")
     statements = [s for policy in properties["Policies"] if "Statement" in policy for s in policy["Statement"]]
 
-    # no stack-wide "run every campaign" firing, and no fan-out by invoking itself
+    # no stack-wide "run every campaign" firing; it invokes no function but itself (a run split into segments)
     assert "Events" not in properties
-    assert [s for s in statements if any(action.startswith("lambda:") for action in actions(s))] == []
-    # it may only make the one-time schedules that release deferred sends, not campaigns' own schedules
+    invoking = [s for s in statements if any(action.startswith("lambda:") for action in actions(s))]
+    assert [actions(s) for s in invoking] == [["lambda:InvokeFunction"]]
+    assert invoking[0]["Resource"]["Fn::Sub"].endswith(":function:cadence-${Stage}-campaign")
+    assert properties["FunctionName"]["Fn::Sub"] == "cadence-${Stage}-campaign"
+    # it may only make the one-time schedules that release deferred sends and end split runs, not campaigns' own
     scheduler = [s for s in statements if any(action.startswith("scheduler:") for action in actions(s))]
-    assert [actions(s) for s in scheduler] == [["scheduler:CreateSchedule"]]
-    assert scheduler[0]["Resource"]["Fn::Sub"].endswith(":schedule/cadence-${Stage}-campaigns/release-*")
+    assert [actions(s) for s in scheduler] == [["scheduler:CreateSchedule"]] * 2
+    assert sorted(s["Resource"]["Fn::Sub"].rsplit("/", 1)[-1] for s in scheduler) == ["deadline-*", "release-*"]
     # schedule firings are asynchronous invocations: retries, then the on-failure queue
     assert properties["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
 

@@ -147,6 +147,13 @@ def sms_by_number() -> Counter[str]:
     return Counter(number for number, *_ in sns_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sms_messages.values())
 
 
+def assert_each_sent_once(queued: int) -> None:
+    """Every queued send reached its customer, and none twice."""
+    emails, texts = emails_by_recipient(), sms_by_number()
+    assert sum(emails.values()) + sum(texts.values()) == queued
+    assert set(emails.values()) | set(texts.values()) == {1}
+
+
 def test_a_run_completes_when_its_last_send_settles_with_counters_adding_up_to_what_it_queued(
     stack: None, queues: dict[str, str], lambda_context: Any
 ) -> None:
@@ -161,7 +168,7 @@ def test_a_run_completes_when_its_last_send_settles_with_counters_adding_up_to_w
     assert run["status"] == "COMPLETED"
     assert run["final_counters"] == {**dict.fromkeys(run_report.OUTCOMES, 0), "held": 0, "sent": queued, "unsettled": 0}
     assert run["sends_settled"] == queued
-    assert sum(emails_by_recipient().values()) + sum(sms_by_number().values()) == queued
+    assert_each_sent_once(queued)
 
 
 def test_pausing_holds_the_queued_sends_and_resuming_sends_each_once(
@@ -190,9 +197,7 @@ def test_pausing_holds_the_queued_sends_and_resuming_sends_each_once(
     drain(queues, lambda_context)
 
     # then each customer got each message exactly once, and the run completed with every send sent
-    emails, texts = emails_by_recipient(), sms_by_number()
-    assert sum(emails.values()) + sum(texts.values()) == queued
-    assert set(emails.values()) == {1} and set(texts.values()) == {1}
+    assert_each_sent_once(queued)
     assert run_item()["status"] == "COMPLETED"
     assert run_item()["final_counters"]["sent"] == queued
 
@@ -252,9 +257,7 @@ def test_a_resume_that_lands_while_dispatch_is_holding_a_batch_loses_none_of_it(
 
     # then every send went out once all the same
     assert resumed
-    emails, texts = emails_by_recipient(), sms_by_number()
-    assert sum(emails.values()) + sum(texts.values()) == queued
-    assert set(emails.values()) | set(texts.values()) == {1}
+    assert_each_sent_once(queued)
     assert run_item()["status"] == "COMPLETED"
 
 

@@ -97,6 +97,12 @@ class CampaignSettings(_EnvSettings):
     # this many BatchGetItem calls at once (botocore's pool holds 10 connections).
     audience_scan_segments: int = Field(default=8, ge=1, le=1000)
     audience_read_workers: int = Field(default=8, ge=1, le=10)
+    # A run over more scored customers than this is split across invocations, one per this many (DescribeTable's
+    # ItemCount of the scores table); each reads its share with AUDIENCE_SCAN_SEGMENTS parallel segments.
+    audience_segment_size: int = Field(default=125_000, ge=1)
+    # A split run not fanned out this long after it started is failed (a segment or its finisher failed every
+    # retry, or never ran): the campaign shows failed instead of staying running for ever.
+    audience_run_deadline_minutes: int = Field(default=60, ge=5, le=1440)
 
     def schedule_target(self) -> tuple[str, str, str]:
         """(schedule group, campaign function ARN, scheduler role ARN): what a schedule invoking this function needs.

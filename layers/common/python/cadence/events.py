@@ -40,6 +40,40 @@ class ReleaseTrigger(BaseModel):
     release: ReleaseRef
 
 
+class RunStep(BaseModel):
+    """One step of a campaign run split across invocations (cadence.campaign_runs): plan `segment` of `total`,
+    finish the run once every segment is done, or check at its deadline that it finished."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    step: Literal["segment", "finish", "deadline"]
+    campaign_id: str = Field(min_length=1)
+    # The firing's time: the run id derives from it, and every step plans as of it.
+    scheduled_time: datetime
+    segment: int | None = Field(default=None, ge=0)
+    total: int | None = Field(default=None, ge=1)
+
+    @field_validator("scheduled_time")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    @model_validator(mode="after")
+    def _segment_of_total(self) -> "RunStep":
+        is_segment = self.step == "segment"
+        if is_segment != (self.segment is not None and self.total is not None):
+            raise ValueError("a segment step names its segment and total, and only it does")
+        if is_segment and self.segment >= self.total:  # type: ignore[operator]
+            raise ValueError("segment must be below total")
+        return self
+
+
+class RunStepTrigger(BaseModel):
+    """An asynchronous invocation of the campaign function by itself (or a run's deadline schedule)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    run_step: RunStep
+
+
 class RescoreTrigger(BaseModel):
     """What starts a full re-score: the daily schedule's Input, or any payload (even none) from a hand invocation."""
 

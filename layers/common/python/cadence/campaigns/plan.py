@@ -13,6 +13,13 @@ function does the reading and the writing. Order of the decisions, for each memb
 6. timing: the member's release time (send_at_local in the customer's zone, then quiet hours moved
    to their end) -> queued, or deferred when quiet hours moved it (deferred sends are released later,
    never dropped)
+
+A run over a large audience is split across invocations, so planning is two stages. `assess` looks at one
+member at a time and needs nothing from the others or from the contact history: the rule, variant and holdout,
+reachability, release time and offer value. It keeps only compact `MemberFacts` (addresses as hashes), which
+segments of the audience can write apart. `decide` takes every member's facts and the contact history and makes
+the cross-member decisions: re-entry (whose order in the list above it keeps), one message per address, caps,
+unique coupon codes. `plan_run` is the two in one process; the plan is the same whichever way it is made.
 """
 
 import hashlib
@@ -337,55 +344,149 @@ def release_time(
     return max(release, now.astimezone(UTC).replace(second=0, microsecond=0)), deferred
 
 
-def plan_run(
+@dataclass(frozen=True, slots=True)
+class MemberFacts:
+    """What planning keeps of one audience member between its two stages (see the module docstring).
+
+    `state` is set when the member is settled before the cross-member stage (holdout, no address, no consent);
+    None means reachable on `channels`. `addresses` holds a hash of the address of each of those channels.
+    """
+
+    customer_id: str
+    state: MemberState | None
+    variant: str | None
+    score: float | None = None
+    channels: tuple[Channel, ...] = ()
+    addresses: tuple[str, ...] = ()
+    release_at: datetime | None = None
+    deferred: bool = False
+    offer_value: str | None = None
+
+    FIELDS = ("customer_id", "state", "variant", "score", "channels", "addresses", "release_at", "deferred", "offer")
+
+    def to_row(self) -> list[str]:
+        """The facts as text, in FIELDS order (what a segment of a run writes); `from_row` reads them back."""
+        return [
+            self.customer_id,
+            self.state.value if self.state else "",
+            self.variant or "",
+            repr(self.score) if self.score is not None else "",  # repr round-trips a float exactly: ranks hold
+            "+".join(self.channels),
+            "+".join(self.addresses),
+            self.release_at.astimezone(UTC).strftime("%Y%m%dT%H%MZ") if self.release_at else "",
+            "1" if self.deferred else "",
+            self.offer_value if self.offer_value is not None else "",
+        ]
+
+    @classmethod
+    def from_row(cls, row: list[str]) -> "MemberFacts":
+        customer_id, state, variant, score, channels, addresses, release_at, deferred, offer = row
+        return cls(
+            customer_id,
+            MemberState(state) if state else None,
+            variant or None,
+            float(score) if score else None,
+            tuple(channels.split("+")) if channels else (),  # type: ignore[arg-type]
+            tuple(addresses.split("+")) if addresses else (),
+            datetime.strptime(release_at, "%Y%m%dT%H%MZ").replace(tzinfo=UTC) if release_at else None,
+            deferred == "1",
+            offer or None,
+        )
+
+
+def address_hash(address: str) -> str:
+    """A compact stand-in for a normalised address: equal addresses, equal hashes (96 bits: no collisions at
+    any audience size we plan for), and no address in what a run writes between its stages."""
+    return hashlib.blake2b(address.encode(), digest_size=12).hexdigest()
+
+
+@dataclass(slots=True)
+class Assessment:
+    """The first stage's output for some of the audience: how many candidates were read, the members' facts."""
+
+    considered: int = 0
+    facts: list[MemberFacts] = field(default_factory=list)
+
+
+def assess(
     definition: CampaignDefinition,
-    run_id: str,
     candidates: Iterable[Candidate],
     *,
     now: datetime,
-    history: ContactHistory | None = None,
     stack: StackRules | None = None,
-    secret: str = "",
-) -> Plan:
-    """Decide every audience member's state and the sends of one run (see the module docstring)."""
-    history = history or ContactHistory()
+) -> Assessment:
+    """The per-member stage: each candidate the audience rule holds, with what only it decides (see the module
+    docstring), in the candidates' order."""
     stack = stack or StackRules()
-    caps = definition.caps or stack.caps
     quiet = definition.quiet_hours or stack.quiet_hours
-    today = now.astimezone(UTC).date()
-    plan = Plan(run_id=run_id)
-    reachable: list[tuple[Candidate, Member, tuple[Channel, ...]]] = []
+    out = Assessment()
     for candidate in candidates:
-        plan.considered += 1
+        out.considered += 1
         view = member_view(candidate.profile, candidate.activity, candidate.score, now)
         if not definition.audience.holds(view):
             continue
         customer_id = candidate.customer_id
         variant, holdout = assign(definition, customer_id)
-        member = Member(customer_id, MemberState.QUEUED, variant, score=view["score"])
+        score = view["score"]
+        if holdout:
+            out.facts.append(MemberFacts(customer_id, MemberState.HOLDOUT, variant, score))
+            continue
+        state, channels = _reachable_channels(definition, candidate.profile)
+        if state is not None:
+            out.facts.append(MemberFacts(customer_id, state, variant, score))
+            continue
+        release, deferred = release_time(now, candidate.profile, definition, quiet)
+        offer = definition.offer_for(variant)
+        offer_value = None
+        if offer is not None:
+            decile = (candidate.score or {}).get("decile", candidate.profile.get("decile"))
+            offer_value = offer.value_for(float(decile) if decile is not None else None, score)
+        hashes = tuple(address_hash(_address(candidate.profile, channel) or "") for channel in channels)
+        out.facts.append(
+            MemberFacts(customer_id, None, variant, score, channels, hashes, release, deferred, offer_value)
+        )
+    return out
+
+
+def decide(
+    definition: CampaignDefinition,
+    run_id: str,
+    facts: Iterable[MemberFacts],
+    *,
+    considered: int,
+    now: datetime,
+    history: ContactHistory | None = None,
+    stack: StackRules | None = None,
+    secret: str = "",
+) -> Plan:
+    """The cross-member stage: every member's final state and the run's sends, from all members' facts (members
+    keep the order of `facts`)."""
+    history = history or ContactHistory()
+    stack = stack or StackRules()
+    caps = definition.caps or stack.caps
+    today = now.astimezone(UTC).date()
+    plan = Plan(run_id=run_id, considered=considered)
+    reachable: list[tuple[MemberFacts, Member]] = []
+    for fact in facts:
+        member = Member(fact.customer_id, fact.state or MemberState.QUEUED, fact.variant, score=fact.score)
         plan.members.append(member)
-        if _reentered(definition, history.of(customer_id), today):
+        if _reentered(definition, history.of(fact.customer_id), today):
             member.state = MemberState.REENTRY_EXCLUDED
-        elif holdout:
-            member.state = MemberState.HOLDOUT
-        elif channels := _reachable_channels(definition, candidate.profile, member):
-            reachable.append((candidate, member, channels))
-    kept = _one_message_per_address(reachable)
+        elif fact.state is None:
+            reachable.append((fact, member))
     codes: set[str] = set()
-    for candidate, member, channels in kept:
+    for fact, member, channels in _one_message_per_address(reachable):
         allowed = _allowed_channels(caps, history.of(member.customer_id), channels, today)
         if not allowed:
             member.state = MemberState.CAPPED
             continue
-        release, deferred = release_time(now, candidate.profile, definition, quiet)
-        member.state = MemberState.DEFERRED if deferred else MemberState.QUEUED
+        assert fact.release_at is not None  # noqa: S101 - assess gives every reachable member a release time
+        release = fact.release_at
+        member.state = MemberState.DEFERRED if fact.deferred else MemberState.QUEUED
         member.channels, member.release_at = tuple(allowed), release
         offer = definition.offer_for(member.variant)
         if offer is not None:
-            decile = (candidate.score or {}).get("decile", candidate.profile.get("decile"))
-            member.offer_value = offer.value_for(
-                float(decile) if decile is not None else None, member.score if member.score is not None else None
-            )
+            member.offer_value = fact.offer_value
             if offer.coupon:
                 member.coupon_code = _unique_code(codes, secret, run_id, member.customer_id, offer.coupon_prefix)
         for channel in allowed:
@@ -403,6 +504,30 @@ def plan_run(
     return plan
 
 
+def plan_run(
+    definition: CampaignDefinition,
+    run_id: str,
+    candidates: Iterable[Candidate],
+    *,
+    now: datetime,
+    history: ContactHistory | None = None,
+    stack: StackRules | None = None,
+    secret: str = "",
+) -> Plan:
+    """Decide every audience member's state and the sends of one run (see the module docstring)."""
+    assessed = assess(definition, candidates, now=now, stack=stack)
+    return decide(
+        definition,
+        run_id,
+        assessed.facts,
+        considered=assessed.considered,
+        now=now,
+        history=history,
+        stack=stack,
+        secret=secret,
+    )
+
+
 def _unique_code(codes: set[str], secret: str, run_id: str, customer_id: str, prefix: str) -> str:
     attempt = 0
     while (code := coupon_code(secret, run_id, customer_id, prefix, attempt)) in codes:
@@ -412,38 +537,38 @@ def _unique_code(codes: set[str], secret: str, run_id: str, customer_id: str, pr
 
 
 def _reachable_channels(
-    definition: CampaignDefinition, profile: Mapping[str, Any], member: Member
-) -> tuple[Channel, ...]:
-    """The campaign's channels with an address and consent; marks the member no_address / no_consent if none."""
+    definition: CampaignDefinition, profile: Mapping[str, Any]
+) -> tuple[MemberState | None, tuple[Channel, ...]]:
+    """(no_address / no_consent when no channel is left, else None; the campaign's channels with address and
+    consent)."""
     addressed = [channel for channel in definition.channels if _address(profile, channel)]
     consented = tuple(channel for channel in addressed if _consented(profile, channel))
     if not addressed:
-        member.state = MemberState.NO_ADDRESS
-    elif not consented:
-        member.state = MemberState.NO_CONSENT
-    return consented
+        return MemberState.NO_ADDRESS, ()
+    if not consented:
+        return MemberState.NO_CONSENT, ()
+    return None, consented
 
 
 def _one_message_per_address(
-    reachable: list[tuple[Candidate, Member, tuple[Channel, ...]]],
-) -> list[tuple[Candidate, Member, tuple[Channel, ...]]]:
+    reachable: list[tuple[MemberFacts, Member]],
+) -> list[tuple[MemberFacts, Member, tuple[Channel, ...]]]:
     """Drop each channel whose address a higher-ranked member already holds; members left with none are duplicates."""
     ranked = sorted(reachable, key=lambda item: (-(item[1].score or 0.0), item[1].customer_id))
     holders: dict[tuple[Channel, str], str] = {}
     kept = []
-    for candidate, member, channels in ranked:
+    for fact, member in ranked:
         own: list[Channel] = []
         first_holder = None
-        for channel in channels:
-            address = _address(candidate.profile, channel)
-            holder = holders.get((channel, address or ""))
+        for channel, address in zip(fact.channels, fact.addresses, strict=True):
+            holder = holders.get((channel, address))
             if holder is None:
-                holders[(channel, address or "")] = member.customer_id
+                holders[(channel, address)] = member.customer_id
                 own.append(channel)
             else:
                 first_holder = first_holder or holder
         if own:
-            kept.append((candidate, member, tuple(own)))
+            kept.append((fact, member, tuple(own)))
         else:
             member.state, member.duplicate_of = MemberState.DUPLICATE_ADDRESS, first_holder
     return kept

@@ -124,10 +124,18 @@ _SCAN_DONE = object()
 
 
 def scan_segments(
-    table_name: str, *, segments: int, workers: int, action: str, **scan_arguments: Any
+    table_name: str,
+    *,
+    segments: int,
+    workers: int,
+    action: str,
+    only: Sequence[int] | None = None,
+    **scan_arguments: Any,
 ) -> Iterator[list[dict[str, Any]]]:
     """The pages (plain values) of a Scan split into `segments` parallel segments, `workers` of them read at once.
 
+    `only` names the segments to read (all by default): DynamoDB puts each item in exactly one segment of a given
+    total, so callers reading disjoint `only` lists of one total read each item once between them.
     Pages arrive in no particular order; every item arrives exactly once. `scan_arguments` are Scan's own
     (FilterExpression, ProjectionExpression, ExpressionAttributeNames, ExpressionAttributeValues as plain values).
     Each segment follows its own LastEvaluatedKey; a few pages wait in a bounded queue, so a slow reader holds
@@ -164,11 +172,12 @@ def scan_segments(
             pages.put(_SCAN_DONE)
 
     # The low-level client is thread-safe (boto3's Table resource is not); one thread per segment being read.
-    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, segments)), thread_name_prefix="scan")
-    futures: list[Future[None]] = [pool.submit(read, segment) for segment in range(segments)]
+    numbers = list(range(segments) if only is None else only)
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(numbers))), thread_name_prefix="scan")
+    futures: list[Future[None]] = [pool.submit(read, segment) for segment in numbers]
     finished = 0
     try:
-        while finished < segments:
+        while finished < len(numbers):
             entry = pages.get()
             if entry is _SCAN_DONE:
                 finished += 1

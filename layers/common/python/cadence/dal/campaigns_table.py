@@ -14,14 +14,47 @@ from botocore.exceptions import ClientError
 from cadence.campaigns.lifecycle import State
 from cadence.dal import clients
 from cadence.dal.items import from_item, to_item
+from cadence.errors import InvalidInputError
 
 DEFINITION = "DEFINITION"
 
 
 class RunStatus(StrEnum):
     PLANNING = "PLANNING"
+    # A run split across invocations: its segments are done and one finisher is planning the whole audience.
+    FINISHING = "FINISHING"
     FANNED_OUT = "FANNED_OUT"
     COMPLETED = "COMPLETED"  # every queued send has its final outcome (the run item keeps the final counters)
+    FAILED = "FAILED"
+
+
+# What a split run keeps on its item besides its status; the definition is the one its segments plan with.
+_SEGMENT_FIELDS = ("segments_total", "segments_done", "segment_considered", "definition", "finisher")
+
+
+@dataclass(frozen=True)
+class Segments:
+    """A split run's progress: how many segments, which are done, how many candidates each read."""
+
+    total: int
+    done: frozenset[int]
+    considered: Mapping[int, int]
+    status: RunStatus
+    definition: dict[str, Any]
+
+    @property
+    def complete(self) -> bool:
+        return len(self.done) >= self.total
+
+
+def _segments(item: Mapping[str, Any]) -> Segments:
+    return Segments(
+        total=int(item["segments_total"]),
+        done=frozenset(int(k) for k in item.get("segments_done", ())),
+        considered={int(k): int(v) for k, v in item.get("segment_considered", {}).items()},
+        status=RunStatus(item.get("status", RunStatus.PLANNING.value)),
+        definition=json.loads(item["definition"]),
+    )
 
 
 def _run_key(run_id: str) -> str:
@@ -174,12 +207,126 @@ def run_secret(table_name: str, campaign_id: str, run_id: str) -> str:
     return str(item.get("Item", {}).get("coupon_secret", ""))
 
 
+def split_run(table_name: str, campaign_id: str, run_id: str, total: int, definition: Mapping[str, Any]) -> Segments:
+    """Record that the run is planned in `total` segments with `definition`; returns what the run holds.
+
+    The first call wins: a retried coordinator that would pick another total (the table grew) or a definition
+    stored again meanwhile gets the first one's, so the segments always partition the audience one way.
+    """
+    try:
+        item = clients.table(table_name).update_item(
+            Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)},
+            UpdateExpression=(
+                "SET segments_total = if_not_exists(segments_total, :total), "
+                "#definition = if_not_exists(#definition, :definition), "
+                "segment_considered = if_not_exists(segment_considered, :none)"
+            ),
+            ConditionExpression="attribute_exists(record_key)",
+            ExpressionAttributeNames={"#definition": "definition"},
+            ExpressionAttributeValues={
+                ":total": total,
+                ":definition": json.dumps(dict(definition), sort_keys=True),
+                ":none": {},
+            },
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
+    except ClientError as exc:
+        raise clients.translate(exc, "campaigns.split_run") from exc
+    return _segments(item)
+
+
+def segment_done(table_name: str, campaign_id: str, run_id: str, segment: int, considered: int) -> Segments:
+    """Add `segment` to the run's done set (a set: a retried segment adds nothing) with how many candidates it
+    read; returns the run's progress after the write, so exactly the writes after the last segment see it complete.
+
+    Raises:
+        InvalidInputError: the run is not split (or gone).
+    """
+    try:
+        item = clients.table(table_name).update_item(
+            Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)},
+            UpdateExpression="ADD segments_done :segment SET segment_considered.#k = :considered",
+            ConditionExpression="attribute_exists(segments_total)",
+            ExpressionAttributeNames={"#k": str(segment)},
+            ExpressionAttributeValues={":segment": {segment}, ":considered": considered},
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
+    except ClientError as exc:
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            raise InvalidInputError(f"run {run_id} is not split into segments") from exc
+        raise clients.translate(exc, "campaigns.segment_done") from exc
+    return _segments(item)
+
+
+def get_segments(table_name: str, campaign_id: str, run_id: str) -> Segments | None:
+    """A split run's progress (None: no such run, or not split)."""
+    try:
+        item = (
+            clients.table(table_name)
+            .get_item(Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)}, ConsistentRead=True)
+            .get("Item")
+        )
+    except ClientError as exc:
+        raise clients.translate(exc, "campaigns.get_segments") from exc
+    return _segments(item) if item and "segments_total" in item else None
+
+
+def claim_finish(table_name: str, campaign_id: str, run_id: str, finisher: str) -> bool:
+    """PLANNING -> FINISHING for `finisher` (the caller saw every segment done); True when `finisher` holds the finish
+    (it just claimed it, or claimed it on an earlier attempt: Lambda retries an invocation under its request id).
+    """
+    table = clients.table(table_name)
+    key = {"campaign_id": campaign_id, "record_key": _run_key(run_id)}
+    try:
+        table.update_item(
+            Key=key,
+            UpdateExpression="SET #status = :finishing, finisher = :finisher",
+            ConditionExpression="#status = :planning AND attribute_exists(segments_total)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":planning": RunStatus.PLANNING.value,
+                ":finishing": RunStatus.FINISHING.value,
+                ":finisher": finisher,
+            },
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) != "ConditionalCheckFailedException":
+            raise clients.translate(exc, "campaigns.claim_finish") from exc
+        item = table.get_item(Key=key, ConsistentRead=True).get("Item", {})
+        return item.get("status") == RunStatus.FINISHING.value and item.get("finisher") == finisher
+    return True
+
+
+def fail_run(table_name: str, campaign_id: str, run_id: str, reason: str) -> bool:
+    """A run still planning or finishing -> FAILED with the reason; False when it had fanned out (or failed)."""
+    try:
+        clients.table(table_name).update_item(
+            Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)},
+            UpdateExpression="SET #status = :failed, failed_at = :now, failure_reason = :reason",
+            ConditionExpression="#status IN (:planning, :finishing)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":planning": RunStatus.PLANNING.value,
+                ":finishing": RunStatus.FINISHING.value,
+                ":failed": RunStatus.FAILED.value,
+                ":now": datetime.now(UTC).isoformat(),
+                ":reason": reason[:1000],
+            },
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise clients.translate(exc, "campaigns.fail_run") from exc
+    return True
+
+
 def finish_run(table_name: str, campaign_id: str, run_id: str, summary: Mapping[str, Any]) -> None:
-    """PLANNING -> FANNED_OUT with the run's counts; a run already fanned out is left as it is."""
+    """PLANNING or FINISHING -> FANNED_OUT with the run's counts; a run fanned out (or failed) is left as it is."""
     item = to_item(summary)
     names = {"#status": "status", **{f"#f{i}": name for i, name in enumerate(item)}}
     values = {
         ":planning": RunStatus.PLANNING.value,
+        ":finishing": RunStatus.FINISHING.value,
         ":done": RunStatus.FANNED_OUT.value,
         ":finished": datetime.now(UTC).isoformat(),
         **{f":v{i}": value for i, value in enumerate(item.values())},
@@ -189,7 +336,7 @@ def finish_run(table_name: str, campaign_id: str, run_id: str, summary: Mapping[
         clients.table(table_name).update_item(
             Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)},
             UpdateExpression="SET " + ", ".join(assignments),
-            ConditionExpression="#status = :planning",
+            ConditionExpression="#status IN (:planning, :finishing)",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
@@ -217,6 +364,10 @@ def list_campaigns(table_name: str) -> Iterator[StoredCampaign]:
             yield _campaign(item)
 
 
+# The coupon secret stays in the table; a split run's definition and bookkeeping are no counters.
+_HIDDEN_RUN_FIELDS = frozenset({"coupon_secret", *_SEGMENT_FIELDS})
+
+
 def list_runs(table_name: str, campaign_id: str, limit: int = 10) -> list[dict[str, Any]]:
     """A campaign's latest runs, newest first, with their counters (the coupon secret stays in the table)."""
     try:
@@ -228,7 +379,7 @@ def list_runs(table_name: str, campaign_id: str, limit: int = 10) -> list[dict[s
     except ClientError as exc:
         raise clients.translate(exc, "campaigns.list_runs") from exc
     return [
-        from_item({key: value for key, value in item.items() if key != "coupon_secret"})
+        from_item({key: value for key, value in item.items() if key not in _HIDDEN_RUN_FIELDS})
         for item in page.get("Items", [])
     ]
 
@@ -277,39 +428,48 @@ def add_settled(table_name: str, campaign_id: str, run_id: str, sends: int) -> d
 
 def complete_run(table_name: str, campaign_id: str, run_id: str, counters: Mapping[str, int]) -> bool:
     """FANNED_OUT -> COMPLETED with the final counters; False when the run was not FANNED_OUT (done already)."""
+    return _move_run(
+        table_name,
+        campaign_id,
+        run_id,
+        (RunStatus.FANNED_OUT, RunStatus.COMPLETED),
+        update="SET #status = :to, completed_at = :now, final_counters = :counters",
+        values={":now": datetime.now(UTC).isoformat(), ":counters": dict(counters)},
+    )
+
+
+def reopen_run(table_name: str, campaign_id: str, run_id: str) -> bool:
+    """COMPLETED -> FANNED_OUT: some of its sends were queued again (retry-failed); False for a run not completed."""
+    return _move_run(
+        table_name,
+        campaign_id,
+        run_id,
+        (RunStatus.COMPLETED, RunStatus.FANNED_OUT),
+        update="SET #status = :to REMOVE completed_at, final_counters",
+        values={},
+    )
+
+
+def _move_run(
+    table_name: str,
+    campaign_id: str,
+    run_id: str,
+    move: tuple[RunStatus, RunStatus],
+    *,
+    update: str,
+    values: Mapping[str, Any],
+) -> bool:
+    expected, to = move
     try:
         clients.table(table_name).update_item(
             Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)},
-            UpdateExpression="SET #status = :completed, completed_at = :now, final_counters = :counters",
-            ConditionExpression="#status = :fanned_out",
+            UpdateExpression=update,
+            ConditionExpression="#status = :expected",
             ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":completed": RunStatus.COMPLETED.value,
-                ":fanned_out": RunStatus.FANNED_OUT.value,
-                ":now": datetime.now(UTC).isoformat(),
-                ":counters": dict(counters),
-            },
+            ExpressionAttributeValues={":expected": expected.value, ":to": to.value, **values},
         )
     except ClientError as exc:
         if clients.error_code(exc) == "ConditionalCheckFailedException":
             return False
-        raise clients.translate(exc, "campaigns.complete_run") from exc
+        raise clients.translate(exc, f"campaigns.move_run_to_{to.value.lower()}") from exc
     return True
-
-
-def reopen_run(table_name: str, campaign_id: str, run_id: str) -> None:
-    """COMPLETED -> FANNED_OUT: some of its sends were queued again (retry-failed); a run not completed stays."""
-    try:
-        clients.table(table_name).update_item(
-            Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)},
-            UpdateExpression="SET #status = :fanned_out REMOVE completed_at, final_counters",
-            ConditionExpression="#status = :completed",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":completed": RunStatus.COMPLETED.value,
-                ":fanned_out": RunStatus.FANNED_OUT.value,
-            },
-        )
-    except ClientError as exc:
-        if clients.error_code(exc) != "ConditionalCheckFailedException":
-            raise clients.translate(exc, "campaigns.reopen_run") from exc

@@ -7,7 +7,9 @@ Scores live apart from the profiles so that the score function can write them wi
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from cadence.dal import batches
+from botocore.exceptions import ClientError
+
+from cadence.dal import batches, clients
 from cadence.dal.items import from_item, to_item
 
 ATTRIBUTES = ("score", "decile", "model_version", "scored_at")
@@ -31,11 +33,12 @@ def scan(
     segments: int = 1,
     workers: int = 1,
     attributes: Sequence[str] | None = None,
+    only: Sequence[int] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Every score with a decile up to `max_decile` (1 is the most likely to buy), page by page.
 
-    With `segments` > 1 a parallel Scan, `workers` segments at once, in no particular order. `attributes`
-    names what to read ({customer_id, *ATTRIBUTES} by default).
+    With `segments` > 1 a parallel Scan, `workers` segments at once, in no particular order; `only` reads just
+    those segments of the `segments`. `attributes` names what to read ({customer_id, *ATTRIBUTES} by default).
 
     Raises:
         TransientError: DynamoDB throttled or timed out after the client's retries.
@@ -50,6 +53,7 @@ def scan(
         segments=segments,
         workers=workers,
         action="scores.scan",
+        only=only,
         FilterExpression="#decile <= :max_decile",
         ExpressionAttributeNames=names,
         ExpressionAttributeValues={":max_decile": max_decile},
@@ -57,6 +61,19 @@ def scan(
     )
     for page in pages:
         yield from (from_item(item) for item in page)
+
+
+def item_count(table_name: str) -> int:
+    """About how many scores the table holds (DescribeTable's ItemCount, refreshed by DynamoDB every few hours).
+
+    Raises:
+        TransientError / PermanentError: DynamoDB failed or refused the call.
+    """
+    try:
+        table = clients.client("dynamodb").describe_table(TableName=table_name)["Table"]
+    except ClientError as exc:
+        raise clients.translate(exc, "scores.item_count") from exc
+    return int(table.get("ItemCount", 0))
 
 
 def model_versions(table_name: str, customer_ids: Sequence[str]) -> dict[str, str]:
