@@ -197,19 +197,22 @@ def _report(args: argparse.Namespace) -> int:
     render.counts("members by state", report["members_by_state"])
     render.table("orders attributed to the run", ("", ""), report["attribution"].items())
     columns = ("segment", "treated", "holdout", "metric", "treated_mean", "holdout_mean", "difference", "95% CI", "p")
-    rows = [
-        row
-        for segment in [report["overall"], *report["by_variant"], *report["by_decile"]]
-        for row in _uplift_rows(segment)
+    segments = [
+        ("", report["overall"]),
+        *(("variant ", segment) for segment in report["by_variant"]),
+        *(("decile ", segment) for segment in report["by_decile"]),
     ]
-    render.table("uplift: treated minus holdout (segments: all, each variant, each score decile)", columns, rows)
+    rows = [row for label, segment in segments for row in _uplift_rows(label, segment)]
+    render.table("uplift: treated minus holdout", columns, rows)
+    if any(segment["approximate"] for _, segment in segments):
+        render.line(f"* fewer than {campaign_report.MIN_CONVERTERS} converters in a group: the interval is approximate")
     render.line(f"wrote s3://{settings.data_bucket}/{json_key} and {html_key}")
     if local is not None:
         render.line(f"HTML report: {local.resolve()}")
     return EXIT_OK
 
 
-def _uplift_rows(segment: Mapping[str, Any]) -> list[list[Any]]:
+def _uplift_rows(label: str, segment: Mapping[str, Any]) -> list[list[Any]]:
     rows = []
     for metric in ("conversion", "revenue_per_customer", "conversion_per_messaged"):
         estimate = segment[metric]
@@ -222,7 +225,9 @@ def _uplift_rows(segment: Mapping[str, Any]) -> list[list[Any]]:
         interval = f"[{number(estimate['low'])}, {number(estimate['high'])}]" if estimate["low"] is not None else ""
         rows.append(
             [
-                f"{segment['segment']}{' *' if segment['approximate'] else ''}" if metric == "conversion" else "",
+                f"{label}{segment['segment']}{' *' if segment['approximate'] else ''}"
+                if metric == "conversion"
+                else "",
                 segment["treated"] if metric == "conversion" else "",
                 segment["holdout"] if metric == "conversion" else "",
                 metric,
