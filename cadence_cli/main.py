@@ -206,7 +206,7 @@ def _report(args: argparse.Namespace) -> int:
     render.table("uplift: treated minus holdout", columns, rows)
     if any(segment["approximate"] for _, segment in segments):
         render.line(f"* fewer than {campaign_report.MIN_CONVERTERS} converters in a group: the interval is approximate")
-    render.line(f"wrote s3://{settings.data_bucket}/{json_key} and {html_key}")
+    render.line(f"wrote s3://{settings.data_bucket}/{json_key} and s3://{settings.data_bucket}/{html_key}")
     if local is not None:
         render.line(f"HTML report: {local.resolve()}")
     return EXIT_OK
