@@ -6,6 +6,8 @@ Sections (each can be chosen with --only):
   ingest    a generated customers file (INGEST_BENCH_ROWS, 1,000,000) cleaned alone and ingested on a local stack
   scoring   onnxruntime vs scikit-learn rows/s by batch size and per customer, score cold start, sizes (bench_scoring)
   audience  a campaign audience (AUDIENCE_BENCH_CUSTOMERS, 100,000) read and planned, parallel vs one segment
+  dispatch  email recipients (DISPATCH_BENCH_RECIPIENTS, 5,000) sent at the SESv2 shim's rate (DISPATCH_BENCH_RATE,
+            100/s): recipients/s against the rate, API calls per 1,000 recipients, cost per 1M (bench_dispatch)
 
 Speed is reported beside a baseline measured in the same run, never as an absolute threshold.
 """
@@ -23,6 +25,7 @@ from typing import Any
 from samtranslator.yaml_helper import yaml_parse
 
 from infra.bench_audience import bench_audience
+from infra.bench_dispatch import bench_dispatch
 from infra.bench_ingest import bench_ingest
 from infra.bench_scoring import bench_scoring
 
@@ -103,6 +106,7 @@ SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "scoring": bench_scoring,
     "ingest": bench_ingest,
     "audience": bench_audience,
+    "dispatch": bench_dispatch,
 }
 
 

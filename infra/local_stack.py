@@ -97,7 +97,7 @@ class LocalStack:
         """Start moto, deploy the template, start the workers and the router."""
         # Imported here, not at module level: see the module docstring.
 
-        from infra import moto_patches  # noqa: PLC0415
+        from infra import moto_patches, sesv2_shim  # noqa: PLC0415
         from infra.clients import Clients  # noqa: PLC0415
         from infra.router import Router  # noqa: PLC0415
         from infra.runtime import base_sys_path  # noqa: PLC0415
@@ -105,6 +105,7 @@ class LocalStack:
 
         started = time.monotonic()
         _quiet_moto(self._verbose)
+        sesv2_shim.install()  # before the server answers its first SESv2 request (see infra.sesv2_shim)
         if self._port:
             _check_port_free(self._host, self._port)
         self._server = _server_with_serialized_dynamodb(self._host, self._port)
@@ -216,6 +217,15 @@ class LocalStack:
     def sent_sms(self) -> list[dict[str, Any]]:
         """SMS moto's SNS accepted: dicts with message_id, phone_number, message."""
         return self._in_process().sent_sms()
+
+    @property
+    def ses_shim(self) -> Any:
+        """The SESv2 shim (infra.sesv2_shim.SHIM): ``configure(max_send_rate=..., failure_share=...)``, and every
+        bulk message it accepted, with its headers, in ``messages``."""
+        from infra.sesv2_shim import SHIM  # noqa: PLC0415 - see the module docstring
+
+        self._in_process()  # the stack must be running
+        return SHIM
 
     def invocations(self, function_logical_id: str) -> list[InvocationRecord]:
         """Every invocation of a function so far (``len`` for the count; ``ok``/``error_type`` per record)."""

@@ -13,6 +13,10 @@ Each change is installed while at least one local stack runs and undone when the
   instead, which data.json skips.
 
 Functions the stacks do not route keep moto's own behaviour.
+
+- SESv2 SendBulkEmail, email templates and GetAccount, which moto lacks: ``infra.sesv2_shim`` (installed with the
+  first route and left in place, as it only adds operations moto does not have; unit tests install it with
+  ``mock_aws``, see tests/conftest.py). The local stack's ``ses_shim`` configures it (send rate, failures).
 """
 
 from __future__ import annotations
@@ -88,6 +92,9 @@ def _route_for(function_arn: str) -> LambdaRoute | None:
 
 
 def _install() -> None:
+    from infra import sesv2_shim  # noqa: PLC0415 - moto's SESv2 responder loads with it
+
+    sesv2_shim.install()
     _originals["_invoke_awslambda"] = notifications._invoke_awslambda
     _originals["_get_s3_event"] = notifications._get_s3_event
     _originals["invoke"] = LambdaFunction.invoke

@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import logging
+import secrets
 import time
 import zipfile
 from collections.abc import Callable, Mapping
@@ -413,6 +414,8 @@ class _GapFiller:
         self._creators: dict[str, Callable[[str, dict[str, Any]], str]] = {
             "AWS::S3::BucketPolicy": self._bucket_policy,
             "AWS::SES::EmailIdentity": self._email_identity,
+            "AWS::SES::ConfigurationSet": self._configuration_set,
+            "AWS::SecretsManager::Secret": self._secret,
             "AWS::Scheduler::ScheduleGroup": self._schedule_group,
             "AWS::Scheduler::Schedule": self._schedule,
             "AWS::Lambda::EventInvokeConfig": self._event_invoke_config,
@@ -482,6 +485,19 @@ class _GapFiller:
         else:
             ses.verify_domain_identity(Domain=identity)
         return identity
+
+    def _configuration_set(self, logical_id: str, properties: dict[str, Any]) -> str:
+        name = properties.get("Name") or self._generated_name(logical_id)
+        self._clients("sesv2").create_configuration_set(ConfigurationSetName=name)
+        return str(name)
+
+    def _secret(self, logical_id: str, properties: dict[str, Any]) -> str:
+        name = properties.get("Name") or self._generated_name(logical_id)
+        generate = properties.get("GenerateSecretString")
+        # A generated secret is random, as CloudFormation makes it; a fixed SecretString is kept as written.
+        value = properties.get("SecretString") or secrets.token_urlsafe(int((generate or {}).get("PasswordLength", 32)))
+        response = self._clients("secretsmanager").create_secret(Name=name, SecretString=value)
+        return str(response["ARN"])  # Ref of a secret is its ARN
 
     def _schedule_group(self, logical_id: str, properties: dict[str, Any]) -> str:
         name = properties.get("Name") or self._generated_name(logical_id)

@@ -47,6 +47,10 @@ os.environ.update(
         "DISPATCH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-dispatch",
         "SENDER_EMAIL": "marketing@example.com",
         "SMS_SENDER_ID": "CADENCE",
+        "EMAIL_TEMPLATE_PREFIX": "cadence-test",
+        "SES_CONFIGURATION_SET": "cadence-test",
+        "UNSUBSCRIBE_BASE_URL": "https://example.com/unsubscribe",
+        "UNSUBSCRIBE_SECRET_ARN": "cadence-test-unsubscribe",
         "DEFAULT_PHONE_REGION": "CN",
     }
 )
@@ -89,12 +93,16 @@ def lambda_context() -> FakeLambdaContext:
 @pytest.fixture
 def aws() -> Iterator[None]:
     """moto's in-process AWS; boto3 clients cached by the DAL are dropped so they bind to it."""
-    from cadence.dal import clients  # noqa: PLC0415 - project code loads after the env above is set
+    from cadence import dispatch  # noqa: PLC0415 - project code loads after the env above is set
+    from cadence.dal import clients, secrets  # noqa: PLC0415
+    from infra import sesv2_shim  # noqa: PLC0415
 
-    caches = (clients.client, clients.send_client, clients.table)
+    # Per-container caches: clients, the signing key, the dispatch worker's pacer (it read the account's rate).
+    caches = (clients.client, clients.send_client, clients.table, secrets.signing_key, dispatch._quota)
     for cached in caches:
         cached.cache_clear()
     with mock_aws():
+        sesv2_shim.install()  # SendBulkEmail, email templates, GetAccount: see infra/sesv2_shim.py
         yield
     for cached in caches:
         cached.cache_clear()
@@ -151,6 +159,19 @@ def ses_sender(aws: None) -> str:
     sender = os.environ["SENDER_EMAIL"]
     boto3.client("ses").verify_email_identity(EmailAddress=sender)
     return sender
+
+
+@pytest.fixture(autouse=True)
+def email_setup(request: pytest.FixtureRequest) -> None:
+    """What the template gives every stack for email: the configuration set and the unsubscribe signing secret
+    (only for tests running moto)."""
+    if "aws" not in request.fixturenames:
+        return
+    request.getfixturevalue("aws")  # autouse fixtures run first: start moto before creating anything in it
+    boto3.client("sesv2").create_configuration_set(ConfigurationSetName=os.environ["SES_CONFIGURATION_SET"])
+    boto3.client("secretsmanager").create_secret(
+        Name=os.environ["UNSUBSCRIBE_SECRET_ARN"], SecretString="test-unsubscribe-signing-key"
+    )
 
 
 @pytest.fixture

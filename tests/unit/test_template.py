@@ -22,6 +22,15 @@ def actions(statement: dict[str, Any]) -> list[str]:
     return [action] if isinstance(action, str) else list(action)
 
 
+# What the template sets from references and parameters, as values the settings accept.
+EMAIL_SETTINGS = {
+    "email_template_prefix": "cadence-x",
+    "ses_configuration_set": "cadence-x",
+    "unsubscribe_base_url": "https://example.com/unsubscribe",
+    "unsubscribe_secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:x",
+}
+
+
 def test_the_dispatch_function_starts_sends_only_well_inside_its_timeout_and_its_queue_outlasts_it() -> None:
     variables = function("DispatchFunction")["Environment"]["Variables"]
     settings = DispatchSettings.model_validate(
@@ -29,6 +38,7 @@ def test_the_dispatch_function_starts_sends_only_well_inside_its_timeout_and_its
             **{key.lower(): "x" for key in ("PROFILES_TABLE", "CAMPAIGNS_TABLE", "SENDS_TABLE")},
             "sender_email": "x",
             "sms_sender_id": "x",
+            **EMAIL_SETTINGS,
             **{key.lower(): value for key, value in variables.items() if isinstance(value, str)},
         }
     )
@@ -56,6 +66,7 @@ def test_dispatch_settings_refuse_a_reserve_shorter_than_one_send() -> None:
         "sends_table": "s",
         "sender_email": "e",
         "sms_sender_id": "i",
+        **EMAIL_SETTINGS,
         "send_connect_timeout_seconds": "2",
         "send_read_timeout_seconds": "5",
     }
@@ -93,3 +104,22 @@ def test_the_dispatch_fleet_is_capped_by_a_parameter_so_it_can_be_paced_to_the_s
     assert source["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "DispatchMaxConcurrency"}
     # SQS event sources accept 2..1000; a default below Lambda's burst keeps a new account under its SES quota
     assert 2 <= parameter["MinValue"] <= parameter["Default"] <= parameter["MaxValue"] <= 1000
+
+
+def test_dispatch_sends_email_only_with_send_bulk_email_on_its_identity_template_and_configuration_set() -> None:
+    variables = function("DispatchFunction")["Environment"]["Variables"]
+    statements = function("DispatchFunction")["Policies"][0]["Statement"]
+    granted = {action: statement for statement in statements for action in actions(statement)}
+
+    assert "ses:SendEmail" not in granted
+    assert "ses:SendRawEmail" not in granted
+    resources = [str(resource) for resource in granted["ses:SendBulkEmail"]["Resource"]]
+    assert [
+        kind
+        for kind in ("identity/", "template/cadence-${Stage}-", "configuration-set/")
+        if not any(kind in resource for resource in resources)
+    ] == []
+    assert granted["secretsmanager:GetSecretValue"]["Resource"] == {"Ref": "UnsubscribeSigningSecret"}
+    assert variables["UNSUBSCRIBE_SECRET_ARN"] == {"Ref": "UnsubscribeSigningSecret"}
+    assert variables["SES_CONFIGURATION_SET"] == {"Ref": "EmailConfigurationSet"}
+    assert RESOURCES["EmailConfigurationSet"]["Type"] == "AWS::SES::ConfigurationSet"

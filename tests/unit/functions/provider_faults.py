@@ -29,12 +29,21 @@ class _Raw(BytesIO):
 
 
 def error(service: str, code: str, status: int) -> Fault:
-    """An AWS query-protocol error response, as SES and SNS send them."""
+    """An AWS query-protocol error response, as SES and SNS send them (SESv2: REST-JSON)."""
+    if service == "sesv2":
+        return rest_json_error(code, status)
     body = (
         f'<ErrorResponse xmlns="{_NAMESPACES[service]}"><Error><Type>Sender</Type><Code>{code}</Code>'
         f"<Message>injected</Message></Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
     )
     return lambda request: AWSResponse(request.url, status, {"Content-Type": "text/xml"}, _Raw(body.encode()))
+
+
+def rest_json_error(code: str, status: int) -> Fault:
+    """An AWS REST-JSON error response, as SESv2 sends them."""
+    body = '{"message":"injected"}'
+    headers = {"Content-Type": "application/json", "x-amzn-ErrorType": f"{code}:http://internal.amazon.com/"}
+    return lambda request: AWSResponse(request.url, status, headers, _Raw(body.encode()))
 
 
 def json_error(code: str, status: int) -> Fault:

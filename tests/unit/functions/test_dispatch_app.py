@@ -1,8 +1,11 @@
 import io
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
@@ -10,11 +13,13 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
-from cadence import campaign_control, config
+from cadence import campaign_control, config, email_templates, unsubscribe
 from cadence.campaigns import CampaignDefinition
 from cadence.campaigns.lifecycle import State
 from cadence.dal import campaigns_table, clients
+from cadence.dal import email_templates as stored_templates
 from functions.dispatch import app
+from infra import sesv2_shim
 from tests.unit.functions import provider_faults
 from tests.unit.functions.provider_faults import ProviderFaults
 
@@ -29,11 +34,18 @@ CAMPAIGN = CampaignDefinition.model_validate(
 )
 
 
+def store_campaign(tables: dict[str, str], campaign: CampaignDefinition) -> None:
+    """The campaign scheduled, with its email templates (what `cadence campaign deploy` makes)."""
+    for template in email_templates.templates_of(campaign, os.environ["EMAIL_TEMPLATE_PREFIX"]).values():
+        stored_templates.put(template)
+    campaigns_table.put_definition(
+        tables["CampaignsTable"], campaign.campaign_id, campaign.model_dump(mode="json"), State.SCHEDULED
+    )
+
+
 @pytest.fixture
 def stored_campaign(tables: dict[str, str]) -> CampaignDefinition:
-    campaigns_table.put_definition(
-        tables["CampaignsTable"], CAMPAIGN.campaign_id, CAMPAIGN.model_dump(mode="json"), State.SCHEDULED
-    )
+    store_campaign(tables, CAMPAIGN)
     return CAMPAIGN
 
 
@@ -207,7 +219,7 @@ def test_the_whole_batch_is_retried_when_every_record_fails(
     provider: ProviderFaults,
 ) -> None:
     put_profile(tables, "C8")
-    provider.always("ses.SendEmail", provider_faults.error("ses", "Throttling", 400))
+    provider.always("sesv2.SendBulkEmail", provider_faults.rest_json_error("TooManyRequestsException", 429))
 
     with pytest.raises(BatchProcessingError):
         app.lambda_handler(dispatch_event(load_event, request("C8", "email")), lambda_context)
@@ -239,7 +251,7 @@ def test_logs_never_carry_the_address_or_phone(
         ("sns.Publish", "Throttled", 429),  # SNS's throttling code, not "Throttling"
         ("sns.Publish", "InternalError", 500),
         ("sns.Publish", "KMSThrottling", 400),  # transient by its code alone
-        ("ses.SendEmail", "SomethingNew", 503),  # an unknown code: transient by its status alone
+        ("sesv2.SendBulkEmail", "SomethingNew", 503),  # an unknown code: transient by its status alone
     ],
 )
 def test_a_throttled_or_failing_provider_is_retried_via_sqs_not_rejected_when_it_answers_429_or_5xx(
@@ -276,7 +288,7 @@ def test_a_throttled_or_failing_provider_is_retried_via_sqs_not_rejected_when_it
 
 @pytest.mark.parametrize(
     ("operation", "code", "status"),
-    [("sns.Publish", "InvalidParameter", 400), ("ses.SendEmail", "MessageRejected", 400)],
+    [("sns.Publish", "InvalidParameter", 400), ("sesv2.SendBulkEmail", "MessageRejected", 400)],
 )
 def test_a_provider_refusal_is_still_a_rejection_when_it_answers_4xx(
     tables: dict[str, str],
@@ -358,8 +370,8 @@ def test_a_send_whose_answer_never_came_is_recorded_in_doubt_and_not_sent_again_
     [
         provider_faults.connect_timeout,
         provider_faults.no_endpoint,
-        provider_faults.error("ses", "Throttling", 400),
-        provider_faults.error("ses", "ServiceUnavailable", 503),
+        provider_faults.rest_json_error("TooManyRequestsException", 429),
+        provider_faults.rest_json_error("ServiceUnavailable", 503),
     ],
     ids=["connect-timeout", "no-endpoint", "throttled", "unavailable"],
 )
@@ -374,14 +386,14 @@ def test_a_send_is_attempted_once_per_delivery_and_left_to_sqs_when_it_provably_
 ) -> None:
     # given SES keeps failing in a way that shows the email was not sent
     put_profile(tables, "U2")
-    provider.always("ses.SendEmail", fault)
+    provider.always("sesv2.SendBulkEmail", fault)
     event = dispatch_event(load_event, request("U2", "email"), request("U2", "sms"))
 
     response = app.lambda_handler(event, lambda_context)
 
     # then the SDK did not retry within the invocation (SQS redelivers instead) and the ledger lets the retry in
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
-    assert provider.attempts["ses.SendEmail"] == 1
+    assert provider.attempts["sesv2.SendBulkEmail"] == 1
     assert ledger(tables, "U2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "FAILED"
     provider.clear()
     assert app.lambda_handler(dispatch_event(load_event, request("U2", "email")), lambda_context) == {
@@ -518,9 +530,7 @@ def test_the_variant_message_carries_the_offer_and_coupon_and_the_ledger_keeps_t
             ],
         }
     )
-    campaigns_table.put_definition(
-        tables["CampaignsTable"], "winback", campaign.model_dump(mode="json"), State.SCHEDULED
-    )
+    store_campaign(tables, campaign)
     put_profile(tables, "V1")
     planned = {**request("V1", "sms"), "variant": "b", "offer_value": "15", "coupon_code": "K7QW2M9XR4TZ"}
 
@@ -582,7 +592,7 @@ def test_a_send_whose_worker_died_during_the_provider_call_is_in_doubt_and_never
 ) -> None:
     # given SES accepted the email and the worker died before reading the answer
     put_profile(tables, "L2")
-    provider.once("ses.SendEmail", provider_faults.KILLED_AFTER)
+    provider.once("sesv2.SendBulkEmail", provider_faults.KILLED_AFTER)
     with pytest.raises(provider_faults.WorkerKilled):
         app.lambda_handler(dispatch_event(load_event, request("L2", "email")), lambda_context)
     assert emails_sent() == 1
@@ -597,7 +607,7 @@ def test_a_send_whose_worker_died_during_the_provider_call_is_in_doubt_and_never
         }
 
     assert emails_sent() == 1
-    assert provider.attempts["ses.SendEmail"] == 1
+    assert provider.attempts["sesv2.SendBulkEmail"] == 1
     entry = ledger(tables, "L2")["winback@2026-11-23T02:00:00Z#email"]
     assert (entry["status"], entry["reason"]) == ("IN_DOUBT", "lease_expired_while_sending")
     assert metrics_emitted(capsys).get("SendsInDoubt") == 1
@@ -619,7 +629,7 @@ def test_a_claim_is_given_back_unsent_when_the_reads_left_too_little_time_to_sen
         app.lambda_handler(dispatch_event(load_event, request("L3", "email")), context)
 
     # then SES is not called, the send is FAILED (claimable) and SQS redelivers it
-    assert provider.attempts["ses.SendEmail"] == 0
+    assert provider.attempts["sesv2.SendBulkEmail"] == 0
     entry = ledger(tables, "L3")["winback@2026-11-23T02:00:00Z#email"]
     assert (entry["status"], entry["reason"]) == ("FAILED", "deferred")
     assert app.lambda_handler(dispatch_event(load_event, request("L3", "email")), lambda_context) == {
@@ -658,6 +668,20 @@ def test_ledger_retries_are_bounded_and_a_send_whose_outcome_was_not_recorded_is
     assert ledger(tables, "L4")["winback@2026-11-23T02:00:00Z#email"]["status"] == "IN_DOUBT"
 
 
+@pytest.fixture
+def no_throttle_rounds(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Destinations SES throttled are FAILED at once (not sent again within the invocation)."""
+    monkeypatch.setenv("DISPATCH_THROTTLE_ROUNDS", "0")
+    config.dispatch_settings.cache_clear()
+    yield
+    config.dispatch_settings.cache_clear()
+
+
+def ses_takes_one_message_then_throttles() -> None:
+    """The shim's send rate leaves room for one message now (a bucket of one, refilled in a millisecond)."""
+    sesv2_shim.SHIM.configure(max_send_rate=1000.0, burst=1)
+
+
 def test_only_the_throttled_sends_of_a_batch_are_sent_again_and_none_twice(
     tables: dict[str, str],
     ses_sender: str,
@@ -665,45 +689,84 @@ def test_only_the_throttled_sends_of_a_batch_are_sent_again_and_none_twice(
     load_event: Any,
     lambda_context: Any,
     provider: ProviderFaults,
+    no_throttle_rounds: None,
 ) -> None:
-    # given a batch of four (one without consent) where SES throttles the second email
+    # given a batch of four (one without consent) where SES takes the first email and throttles the others
     for customer_id in ("B1", "B2", "B3"):
         put_profile(tables, customer_id)
     put_profile(tables, "B4", consent_email=False)
-    provider.once("ses.SendEmail", provider_faults.ANSWERED)
-    provider.once("ses.SendEmail", provider_faults.error("ses", "Throttling", 400))
     event = dispatch_event(load_event, batch(["B1", "B2", "B3", "B4"], "email"), request("B9", "sms"))
     put_profile(tables, "B9")
+    ses_takes_one_message_then_throttles()
 
     response = app.lambda_handler(event, lambda_context)
 
-    # then the batch is reported for redelivery with the throttled send FAILED and the others settled
+    # then the batch is reported for redelivery with the throttled sends FAILED and the others settled
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
-    statuses = {c: ledger(tables, c)["winback@2026-11-23T02:00:00Z#email"]["status"] for c in ("B1", "B2", "B3", "B4")}
-    assert statuses == {"B1": "SENT", "B2": "FAILED", "B3": "SENT", "B4": "SUPPRESSED"}
-    assert emails_sent() == 2
+    entries = {c: ledger(tables, c)["winback@2026-11-23T02:00:00Z#email"] for c in ("B1", "B2", "B3", "B4")}
+    assert {c: entry["status"] for c, entry in entries.items()} == {
+        "B1": "SENT",
+        "B2": "FAILED",
+        "B3": "FAILED",
+        "B4": "SUPPRESSED",
+    }
+    assert entries["B2"]["reason"] == "ACCOUNT_THROTTLED"
+    assert emails_sent() == 1
 
-    # and the redelivered batch sends only the failed one; a further repeat sends nothing
+    # and the redelivered batch sends only the failed ones, in one call; a further repeat sends nothing
+    sesv2_shim.SHIM.configure()
     for _ in range(2):
         assert app.lambda_handler(
             dispatch_event(load_event, batch(["B1", "B2", "B3", "B4"], "email")), lambda_context
         ) == {"batchItemFailures": []}
+    assert sorted(m.destinations["ToAddresses"][0] for m in sesv2_shim.SHIM.messages) == [
+        "b2@example.com",
+        "b3@example.com",
+    ]
     assert emails_sent() == 3
-    assert provider.attempts["ses.SendEmail"] == 4
+    assert provider.attempts["sesv2.SendBulkEmail"] == 2
     assert ledger(tables, "B2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
     assert ledger(tables, "B4")["winback@2026-11-23T02:00:00Z#email"]["reason"] == "no_consent_or_address"
 
 
-def deliver_with_the_second_email_throttled(
-    tables: dict[str, str], provider: ProviderFaults, load_event: Any, lambda_context: Any, customer_ids: list[str]
+def test_destinations_ses_throttled_are_sent_again_within_the_invocation_once_each(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
 ) -> None:
-    """Deliver one email batch of these customers: SES accepts the first send and throttles the second."""
+    # given SES lets one message through at a time (its bucket refills within milliseconds)
+    customer_ids = ["P1", "P2", "P3"]
     for customer_id in customer_ids:
         put_profile(tables, customer_id)
-    provider.once("ses.SendEmail", provider_faults.ANSWERED)
-    provider.once("ses.SendEmail", provider_faults.error("ses", "Throttling", 400))
+    ses_takes_one_message_then_throttles()
+
+    response = app.lambda_handler(dispatch_event(load_event, batch(customer_ids, "email")), lambda_context)
+
+    # then the worker slowed down and sent the throttled ones again itself: every one sent, exactly once
+    assert response == {"batchItemFailures": []}
+    assert sorted(m.destinations["ToAddresses"][0] for m in sesv2_shim.SHIM.messages) == [
+        "p1@example.com",
+        "p2@example.com",
+        "p3@example.com",
+    ]
+    assert provider.attempts["sesv2.SendBulkEmail"] == 3
+    assert {ledger(tables, c)["winback@2026-11-23T02:00:00Z#email"]["status"] for c in customer_ids} == {"SENT"}
+
+
+def deliver_with_the_second_email_throttled(
+    tables: dict[str, str], load_event: Any, lambda_context: Any, customer_ids: list[str]
+) -> None:
+    """Deliver one email batch of these customers: SES accepts the first send and throttles the others (no retry
+    within the invocation: use with the no_throttle_rounds fixture)."""
+    for customer_id in customer_ids:
+        put_profile(tables, customer_id)
+    ses_takes_one_message_then_throttles()
     with pytest.raises(BatchProcessingError):
         app.lambda_handler(dispatch_event(load_event, batch(customer_ids, "email")), lambda_context)
+    sesv2_shim.SHIM.configure()
 
 
 def test_a_batch_cut_off_mid_send_is_in_doubt_only_for_the_sends_not_settled_before(
@@ -713,10 +776,11 @@ def test_a_batch_cut_off_mid_send_is_in_doubt_only_for_the_sends_not_settled_bef
     load_event: Any,
     lambda_context: Any,
     provider: ProviderFaults,
+    no_throttle_rounds: None,
 ) -> None:
     # given a batch whose first delivery left one send FAILED, and whose redelivery died while sending it
-    deliver_with_the_second_email_throttled(tables, provider, load_event, lambda_context, ["D1", "D2"])
-    provider.once("ses.SendEmail", provider_faults.KILLED_AFTER)
+    deliver_with_the_second_email_throttled(tables, load_event, lambda_context, ["D1", "D2"])
+    provider.once("sesv2.SendBulkEmail", provider_faults.KILLED_AFTER)
     with pytest.raises(provider_faults.WorkerKilled):
         app.lambda_handler(dispatch_event(load_event, batch(["D1", "D2"], "email")), lambda_context)
 
@@ -740,10 +804,10 @@ def test_a_retry_naming_only_the_failed_sends_of_a_batch_keeps_every_other_outco
     stored_campaign: CampaignDefinition,
     load_event: Any,
     lambda_context: Any,
-    provider: ProviderFaults,
+    no_throttle_rounds: None,
 ) -> None:
     # given a batch of two whose second email was throttled
-    deliver_with_the_second_email_throttled(tables, provider, load_event, lambda_context, ["X1", "X2"])
+    deliver_with_the_second_email_throttled(tables, load_event, lambda_context, ["X1", "X2"])
 
     # when `cadence campaign retry-failed` queues the batch with only the failed send
     response = app.lambda_handler(dispatch_event(load_event, batch(["X2"], "email")), lambda_context)
@@ -753,3 +817,99 @@ def test_a_retry_naming_only_the_failed_sends_of_a_batch_keeps_every_other_outco
     assert emails_sent() == 2
     assert ledger(tables, "X1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
     assert ledger(tables, "X2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
+
+
+def test_an_email_is_sent_from_its_template_with_escaped_html_and_one_click_unsubscribe_headers(
+    tables: dict[str, str], ses_sender: str, stored_campaign: CampaignDefinition, load_event: Any, lambda_context: Any
+) -> None:
+    # given a customer whose first name is markup
+    put_profile(tables, "H1", first_name="<script>alert(1)</script>", city="O'Fallon")
+
+    app.lambda_handler(dispatch_event(load_event, request("H1", "email")), lambda_context)
+
+    (message,) = sesv2_shim.SHIM.messages
+    # then the HTML part carries the name escaped, the plain parts as written
+    assert "<script>" not in message.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in message.html
+    assert "O&#x27;Fallon" in message.html
+    assert message.subject == "Hello <script>alert(1)</script>"
+    assert message.body.startswith("Dear <script>alert(1)</script> from O'Fallon, we miss you.")
+    # and the message went through the stack's configuration set, with RFC 8058 headers naming a signed link
+    assert message.configuration_set == os.environ["SES_CONFIGURATION_SET"]
+    assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = message.headers["List-Unsubscribe"].removeprefix("<").removesuffix(">")
+    assert url.startswith(os.environ["UNSUBSCRIBE_BASE_URL"] + "?token=")
+    assert url in message.body
+    key = boto3.client("secretsmanager").get_secret_value(SecretId=os.environ["UNSUBSCRIBE_SECRET_ARN"])
+    claims = unsubscribe.verify(
+        key["SecretString"].encode(), parse_qs(urlsplit(url).query)["token"][0], datetime.now(UTC)
+    )
+    assert (claims.customer_id, claims.channel, claims.campaign_id, claims.run_id) == (
+        "H1",
+        "email",
+        "winback",
+        "winback@2026-11-23T02:00:00Z",
+    )
+    sent = ledger(tables, "H1")["winback@2026-11-23T02:00:00Z#email"]
+    assert (sent["status"], sent["provider_message_id"]) == ("SENT", message.id)
+
+
+def test_a_batch_of_two_variants_sends_one_bulk_call_per_variant_template(
+    tables: dict[str, str], ses_sender: str, provider: ProviderFaults, load_event: Any, lambda_context: Any
+) -> None:
+    # given a campaign whose arm b has its own email
+    campaign = CampaignDefinition.model_validate(
+        {
+            **CAMPAIGN.model_dump(mode="json"),
+            "variants": [
+                {"name": "a", "weight": 1},
+                {"name": "b", "weight": 1, "email": {"subject": "B {first_name}", "body": "{offer_value}% off"}},
+            ],
+        }
+    )
+    store_campaign(tables, campaign)
+    for customer_id in ("W1", "W2", "W3"):
+        put_profile(tables, customer_id)
+    message = batch(["W1", "W2", "W3"], "email")
+    message["sends"] = [
+        {"customer_id": "W1", "variant": "a"},
+        {"customer_id": "W2", "variant": "b", "offer_value": "15"},
+        {"customer_id": "W3", "variant": "a"},
+    ]
+
+    assert app.lambda_handler(dispatch_event(load_event, message), lambda_context) == {"batchItemFailures": []}
+
+    # then each arm's recipients went out in one call with that arm's template
+    assert provider.attempts["sesv2.SendBulkEmail"] == 2
+    by_address = {m.destinations["ToAddresses"][0]: m for m in sesv2_shim.SHIM.messages}
+    assert by_address["w2@example.com"].subject == "B Li"
+    assert by_address["w2@example.com"].body.startswith("15% off")
+    assert by_address["w1@example.com"].template == by_address["w3@example.com"].template
+    assert by_address["w1@example.com"].template != by_address["w2@example.com"].template
+
+
+def test_storing_a_campaign_makes_its_templates_an_edit_makes_new_ones_and_cancel_deletes_them(
+    tables: dict[str, str],
+) -> None:
+    settings = config.campaign_settings()
+    sesv2 = boto3.client("sesv2")
+
+    def names() -> set[str]:
+        from moto.ses.models import ses_backends  # noqa: PLC0415 - SESv2 has no ListEmailTemplates in the shim
+
+        return set(ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].templates)
+
+    campaign_control.store(CAMPAIGN, settings)
+    first = names()
+    (name,) = first
+    assert sesv2.get_email_template(TemplateName=name)["TemplateContent"]["Subject"] == "Hello {{first_name}}"
+
+    # when the email is edited and stored again: a new template, the old one kept for batches still using it
+    edited = CAMPAIGN.model_copy(update={"email": CAMPAIGN.email.model_copy(update={"subject": "Hi {first_name}"})})
+    campaign_control.store(edited, settings)
+    assert len(names()) == 2
+    assert first < names()
+
+    # and cancel deletes the current campaign's template
+    campaign_control.cancel(CAMPAIGN.campaign_id, settings)
+    assert names() == first

@@ -10,12 +10,13 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from cadence import run_report
+from cadence import email_templates, run_report
 from cadence.campaigns import schedule as expressions
 from cadence.campaigns.definition import CampaignDefinition, in_zone
 from cadence.campaigns.lifecycle import Action, IllegalTransitionError, State, next_state, schedule_state
 from cadence.config import CampaignSettings
 from cadence.dal import campaigns_table, schedules
+from cadence.dal import email_templates as stored_templates
 from cadence.dal.campaigns_table import ConcurrentChangeError, StoredCampaign
 from cadence.errors import InvalidInputError
 from cadence.observability import logger
@@ -36,6 +37,11 @@ def store(definition: CampaignDefinition, settings: CampaignSettings, now: datet
         InvalidInputError: its schedule has passed, or the stack gives no schedule group to put it in.
     """
     _check_schedule(definition, settings, now or datetime.now(UTC))
+    # The templates first: a run may fire as soon as the definition is stored, and its sends need them. A template's
+    # name changes with its message, so a batch being sent with the one stored before keeps it.
+    if settings.email_template_prefix:
+        for template in email_templates.templates_of(definition, settings.email_template_prefix).values():
+            stored_templates.put(template)
 
     def write(current: StoredCampaign | None) -> State:
         state = next_state(
@@ -80,8 +86,12 @@ def resume(campaign_id: str, settings: CampaignSettings) -> State:
 
 
 def cancel(campaign_id: str, settings: CampaignSettings) -> State:
-    """End the campaign for good: its schedule is deleted, and its queued sends (also those held while it was
-    paused, queued again for this) end CANCELLED.
+    """End the campaign for good: its schedule and its email templates are deleted, and its queued sends (also
+    those held while it was paused, queued again for this) end CANCELLED.
+
+    Deleting the templates is safe: a batch that read the campaign just before the cancel and sends after it finds
+    no template, which SES answers before sending anything, so the send is FAILED and its redelivery ends CANCELLED.
+    Templates of the campaign's earlier edits are not known here and stay (see the README).
 
     Raises:
         IllegalTransitionError: the campaign is already completed or cancelled.
@@ -89,6 +99,10 @@ def cancel(campaign_id: str, settings: CampaignSettings) -> State:
     """
     state = _operator_move(campaign_id, Action.CANCEL, settings)
     run_report.release_held(settings, campaign_id)
+    stored = campaigns_table.get_campaign(settings.campaigns_table, campaign_id)
+    if settings.email_template_prefix and stored is not None:
+        definition = CampaignDefinition.model_validate(stored.definition)
+        stored_templates.delete(email_templates.templates_of(definition, settings.email_template_prefix))
     return state
 
 

@@ -103,6 +103,9 @@ class CampaignSettings(_EnvSettings):
     # A split run not fanned out this long after it started is failed (a segment or its finisher failed every
     # retry, or never ran): the campaign shows failed instead of staying running for ever.
     audience_run_deadline_minutes: int = Field(default=60, ge=5, le=1440)
+    # The stack's prefix of SESv2 email template names (cadence.email_templates); without it (a stack from before
+    # bulk email) storing a campaign makes no templates.
+    email_template_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,30}$")
 
     def schedule_target(self) -> tuple[str, str, str]:
         """(schedule group, campaign function ARN, scheduler role ARN): what a schedule invoking this function needs.
@@ -122,6 +125,18 @@ class DispatchSettings(_EnvSettings):
     sends_table: str
     sender_email: str
     sms_sender_id: str
+    # Email goes out with SESv2 SendBulkEmail from the campaign's templates, through the configuration set.
+    email_template_prefix: str = Field(pattern=r"^[A-Za-z0-9_-]{1,30}$")
+    ses_configuration_set: str = Field(min_length=1)
+    # One-click unsubscribe links (RFC 8058): the endpoint's URL and the secret their tokens are signed with.
+    unsubscribe_base_url: str = Field(pattern=r"^https?://\S+$")
+    unsubscribe_secret_arn: str = Field(min_length=1)
+    unsubscribe_token_days: int = Field(default=365, ge=1, le=3650)
+    # The fleet's MaximumConcurrency: each worker starts at this share of the account's SES send rate.
+    dispatch_max_concurrency: int = Field(default=5, ge=1, le=1000)
+    # How many more times a batch's email destinations SES throttled are sent in the same invocation (the worker
+    # slows down in between); still throttled after that, they are FAILED for SQS's redelivery.
+    dispatch_throttle_rounds: int = Field(default=3, ge=0, le=10)
     # One attempt per SES/SNS send: connect quickly (a failure to connect is retried through SQS) and wait a few
     # seconds for the answer (SendEmail and SMS Publish answer in well under a second).
     send_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=10)

@@ -2,23 +2,27 @@
 settle every outcome in one ledger write."""
 
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cadence import run_report
+from cadence import email_templates, run_report, unsubscribe
 from cadence.campaigns import CampaignDefinition, is_reachable
-from cadence.campaigns.definition import EmailMessage, SmsMessage
+from cadence.campaigns.definition import PLACEHOLDERS, EmailMessage, SmsMessage
 from cadence.campaigns.lifecycle import SENDING, State
 from cadence.config import DispatchSettings
-from cadence.dal import campaigns_table, clients, email, profiles_table, sends_table, sms
+from cadence.dal import campaigns_table, clients, email, profiles_table, secrets, sends_table, sms
 from cadence.dal.sends_table import BatchStatus, Outcome, SendStatus
 from cadence.errors import InvalidInputError, PermanentError, TransientError, UncertainOutcomeError
 from cadence.events import BatchRecipient, DispatchBatch
 from cadence.observability import logger, metrics
+from cadence.pacing import Pacer
 
 _PLACEHOLDER = re.compile(r"\{(first_name|last_name|city|offer_value|coupon_code)\}")
 # The ledger reason of a send whose campaign was stopped, by whether its definition is gone.
@@ -45,13 +49,19 @@ def render(template: str, profile: Mapping[str, Any], request: BatchRecipient | 
 
 @dataclass(frozen=True)
 class _Outgoing:
-    """One rendered message, ready for a single provider call."""
+    """One message, ready to send: an SMS rendered, an email as its template's message and the recipient's fields."""
 
     customer_id: str
     channel: str
     address: str
-    text: str
-    subject: str = ""
+    text: str = ""
+    email: EmailMessage | None = None
+    variant: str | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+# How long a worker trusts the account's send rate it read from GetAccount before reading it again.
+_QUOTA_TTL_SECONDS = 600.0
 
 
 def send_batch(
@@ -116,13 +126,16 @@ def send_batch(
             logger.warning("batch claim taken over before sending", extra=log_ids)
             metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=len(batch.sends))
             return {}
-        _deliver_all(
+        deliver = _deliver_emails if batch.channel == "email" else _deliver_all
+        deliver(
             outgoing,
             {send.customer_id: send for send in pending},
             settings,
             time_left,
             outcomes=outcomes,
             on_crash=lambda: _settle(settings, batch, token, outcomes, exhausted=last_delivery),
+            batch=batch,
+            token=token,
         )
     if _settle(settings, batch, token, outcomes, exhausted=last_delivery):
         _count_settled(settings, batch, claim, outcomes, exhausted=last_delivery)
@@ -254,8 +267,9 @@ def _deliver_all(
     *,
     outcomes: dict[str, Outcome],
     on_crash: Callable[[], None],
+    **_: Any,
 ) -> None:
-    """Send each message once, recording its outcome; a failure to record leaves the batch SENDING (in doubt)."""
+    """Send each SMS once, recording its outcome; a failure to record leaves the batch SENDING (in doubt)."""
     for index, message in enumerate(outgoing):
         send = sends[message.customer_id]
         if time_left() < settings.send_budget_seconds:
@@ -308,12 +322,15 @@ def _compose(
 ) -> _Outgoing:
     message = definition.message(batch.channel, send.variant)
     if isinstance(message, EmailMessage):
+        values = {**profile, "offer_value": send.offer_value, "coupon_code": send.coupon_code}
+        fields = {name: str(values.get(name) or "").strip() for name in PLACEHOLDERS}
         return _Outgoing(
             customer_id=send.customer_id,
             channel="email",
             address=str(profile["email"]),
-            subject=render(message.subject, profile, send),
-            text=render(message.body, profile, send),
+            email=message,
+            variant=send.variant,
+            fields=fields,
         )
     if isinstance(message, SmsMessage):
         text = render(message.text, profile, send)
@@ -321,17 +338,172 @@ def _compose(
     raise PermanentError(f"campaign has no {batch.channel} message")
 
 
+def _timeouts(settings: DispatchSettings) -> clients.SendTimeouts:
+    return clients.SendTimeouts(settings.send_connect_timeout_seconds, settings.send_read_timeout_seconds)
+
+
 def _deliver(outgoing: _Outgoing, settings: DispatchSettings) -> str:
-    timeouts = clients.SendTimeouts(settings.send_connect_timeout_seconds, settings.send_read_timeout_seconds)
-    if outgoing.channel == "email":
-        return email.send_email(
-            sender=settings.sender_email,
-            recipient=outgoing.address,
-            subject=outgoing.subject,
-            text_body=outgoing.text,
-            timeouts=timeouts,
+    return sms.send_sms(outgoing.address, outgoing.text, settings.sms_sender_id, _timeouts(settings))
+
+
+@dataclass
+class _Quota:
+    """A worker's pacer and when it last read the account's send rate."""
+
+    pacer: Pacer
+    read_at: float
+
+
+@cache
+def _quota(concurrency: int) -> _Quota:
+    # One per container: the pacer's state (its rate, its next send) outlives the invocation, as the fleet's does.
+    return _Quota(Pacer(email.max_send_rate(), concurrency), time.monotonic())
+
+
+def _pacer(settings: DispatchSettings) -> Pacer:
+    quota = _quota(settings.dispatch_max_concurrency)
+    if time.monotonic() - quota.read_at > _QUOTA_TTL_SECONDS:
+        quota.pacer.set_account_rate(email.max_send_rate())
+        quota.read_at = time.monotonic()
+    return quota.pacer
+
+
+def _entry(batch: DispatchBatch, message: _Outgoing, settings: DispatchSettings, key: bytes) -> email.BulkEntry:
+    """One destination: the recipient's template data and one-click unsubscribe headers (RFC 8058)."""
+    claims = unsubscribe.UnsubscribeClaims(
+        customer_id=message.customer_id,
+        channel="email",
+        campaign_id=batch.campaign_id,
+        run_id=batch.run_id,
+        expires_at=datetime.now(UTC) + timedelta(days=settings.unsubscribe_token_days),
+    )
+    url = unsubscribe.link(settings.unsubscribe_base_url, unsubscribe.sign(key, claims))
+    data = email_templates.replacement_data({**message.fields, email_templates.UNSUBSCRIBE_FIELD: url})
+    headers = (("List-Unsubscribe", f"<{url}>"), ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    return email.BulkEntry(address=message.address, template_data=data, headers=headers)
+
+
+def _deliver_emails(
+    outgoing: Sequence[_Outgoing],
+    sends: Mapping[str, BatchRecipient],
+    settings: DispatchSettings,
+    time_left: Callable[[], float],
+    *,
+    outcomes: dict[str, Outcome],
+    on_crash: Callable[[], None],
+    batch: DispatchBatch,
+    token: str,
+) -> None:
+    """Send the batch's emails with one SendBulkEmail call per template (variant), paced to the account's rate.
+
+    Destinations SES throttled (ACCOUNT_THROTTLED) are sent again after the pacer slowed down, with what is known
+    recorded first (the batch stays SENDING); still throttled after the last round, or out of time, they are FAILED,
+    as are the destinations of a call that failed whole (throttled, an outage), for SQS's redelivery.
+    """
+    key = secrets.signing_key(settings.unsubscribe_secret_arn)
+    by_template: dict[str, list[tuple[_Outgoing, email.BulkEntry]]] = {}
+    for message in outgoing:
+        assert message.email is not None  # noqa: S101 - _compose gives every email its message
+        name = email_templates.template_name(
+            settings.email_template_prefix, batch.campaign_id, message.variant, message.email
         )
-    return sms.send_sms(outgoing.address, outgoing.text, settings.sms_sender_id, timeouts)
+        by_template.setdefault(name, []).append((message, _entry(batch, message, settings, key)))
+    pacer = _pacer(settings)
+    groups = list(by_template.items())
+    for index, (name, group) in enumerate(groups):
+        remaining = group
+        for attempt in range(settings.dispatch_throttle_rounds + 1):
+            if attempt:
+                # Known outcomes first: a worker dying in the next call leaves only these destinations in doubt.
+                sends_table.checkpoint(
+                    settings.sends_table, batch.run_id, batch.channel, batch.batch_id, token=token, outcomes=outcomes
+                )
+            wait = pacer.delay(time.monotonic())
+            if time_left() - wait < settings.send_budget_seconds:
+                # Waiting for the rate and then sending could outlive the invocation: these go back unsent.
+                unsent = [message for _, group_rest in groups[index + 1 :] for message, _ in group_rest]
+                unsent += [message for message, _ in remaining]
+                outcomes |= {
+                    m.customer_id: _outcome(sends[m.customer_id], SendStatus.FAILED, reason="deferred") for m in unsent
+                }
+                metrics.add_metric(name="SendsDeferred", unit=MetricUnit.Count, value=len(unsent))
+                return
+            if wait:
+                time.sleep(wait)
+            remaining = _send_group(
+                name, remaining, sends, settings, pacer, outcomes=outcomes, on_crash=on_crash, later=groups[index + 1 :]
+            )
+            if not remaining:
+                break
+            metrics.add_metric(name="SendsThrottled", unit=MetricUnit.Count, value=len(remaining))
+
+
+def _send_group(
+    template_name: str,
+    group: Sequence[tuple[_Outgoing, email.BulkEntry]],
+    sends: Mapping[str, BatchRecipient],
+    settings: DispatchSettings,
+    pacer: Pacer,
+    *,
+    outcomes: dict[str, Outcome],
+    on_crash: Callable[[], None],
+    later: Sequence[tuple[str, Sequence[tuple[_Outgoing, email.BulkEntry]]]],
+) -> list[tuple[_Outgoing, email.BulkEntry]]:
+    """One SendBulkEmail call; records each destination's outcome and returns those SES throttled."""
+
+    def settle_all(status: SendStatus, reason: str) -> None:
+        outcomes.update(
+            {message.customer_id: _outcome(sends[message.customer_id], status, reason=reason) for message, _ in group}
+        )
+
+    started = time.monotonic()
+    try:
+        results = email.send_bulk(
+            sender=settings.sender_email,
+            template_name=template_name,
+            configuration_set=settings.ses_configuration_set,
+            entries=[entry for _, entry in group],
+            timeouts=_timeouts(settings),
+        )
+    except PermanentError as exc:
+        settle_all(SendStatus.REJECTED, str(exc))
+        pacer.sent(started, len(group), throttled=False)
+        return []
+    except UncertainOutcomeError as exc:
+        # Not retried: a redelivery could send these twice. The ledger keeps them for an operator to check.
+        settle_all(SendStatus.IN_DOUBT, str(exc))
+        return []
+    except TransientError as exc:
+        # Throttling, an outage or no connection for the whole call: nothing was sent, so SQS's redelivery may send
+        # it; this worker slows down meanwhile.
+        settle_all(SendStatus.FAILED, str(exc))
+        pacer.sent(started, len(group), throttled=True)
+        return []
+    except Exception:
+        # Anything else during the call may have come after SES accepted it; later groups were not attempted.
+        settle_all(SendStatus.IN_DOUBT, "unexpected_error")
+        outcomes.update(
+            {
+                message.customer_id: _outcome(sends[message.customer_id], SendStatus.FAILED, reason="not_attempted")
+                for _, rest in later
+                for message, _ in rest
+            }
+        )
+        on_crash()
+        raise
+    throttled = []
+    for (message, entry), result in zip(group, results, strict=True):
+        send = sends[message.customer_id]
+        if result.outcome == "sent":
+            outcomes[message.customer_id] = _outcome(send, SendStatus.SENT, message_id=result.message_id)
+        elif result.outcome == "rejected":
+            outcomes[message.customer_id] = _outcome(send, SendStatus.REJECTED, reason=result.reason)
+        else:
+            outcomes[message.customer_id] = _outcome(send, SendStatus.FAILED, reason=result.reason)
+            if result.throttled:
+                throttled.append((message, entry))
+    pacer.sent(started, len(group), throttled=bool(throttled))
+    return throttled
 
 
 def _settle(

@@ -260,6 +260,28 @@ def settle(
     )
 
 
+def checkpoint(
+    table_name: str, run_id: str, channel: str, batch_id: str, *, token: str, outcomes: Mapping[str, Outcome]
+) -> bool:
+    """Record the outcomes known so far while the batch stays SENDING (before sending some of it again, e.g. the
+    destinations SES throttled); False when another delivery took the claim over.
+
+    A worker that dies after this leaves the known outcomes in place: only the sends not final yet become IN_DOUBT.
+    """
+    return _conditional_update(
+        table_name,
+        _key(run_id, channel, batch_id),
+        update="SET recipients = :recipients",
+        condition="claim_token = :token AND #status = :sending",
+        values={
+            ":token": token,
+            ":sending": BatchStatus.SENDING.value,
+            ":recipients": {customer_id: outcome.to_attribute() for customer_id, outcome in outcomes.items()},
+        },
+        action="sends.checkpoint",
+    )
+
+
 def settle_in_doubt(
     table_name: str, run_id: str, channel: str, batch_id: str, *, claim: BatchClaim, customer_ids: Sequence[str]
 ) -> dict[str, Outcome] | None:
