@@ -284,7 +284,8 @@ class CampaignDefinition(_Model):
         """The message a variant sends on a channel: its own, else the campaign's."""
         arm = self.variant(variant)
         own = getattr(arm, channel) if arm else None
-        return own or getattr(self, channel)
+        message: EmailMessage | SmsMessage | None = own or getattr(self, channel)
+        return message
 
     def offer_for(self, variant: str | None) -> Offer | None:
         arm = self.variant(variant)

@@ -154,7 +154,8 @@ class SeenKeys:
 
 
 def _delta_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return frame.reset_index().to_dict("records")
+    rows: list[dict[str, Any]] = frame.reset_index().to_dict("records")
+    return rows
 
 
 def order_deltas(accepted: pd.DataFrame, seen: SeenKeys | None = None) -> Merged[ActivityDelta]:
