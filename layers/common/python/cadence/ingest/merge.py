@@ -7,7 +7,8 @@ fails closed: a row whose updated_at the file did not carry (the upload time sta
 consent but never turns a stored no into yes, so re-uploading an old export cannot undo a withdrawal.
 Orders are unique by order_id and events by (customer_id, event_type, event_time, attributes) within a
 file (the last row wins inside a chunk; a repeat in a later chunk is dropped). Orders and events are then
-summed per customer, vectorised: one ActivityDelta per customer and chunk. A re-delivered or re-uploaded file
+summed per customer, vectorised, and the chunks' sums added up over the file (ActivityTotals): one
+ActivityDelta per customer and file. A re-delivered or re-uploaded file
 is recognised by its content (see cadence.dal.activity_table), not by order_id.
 """
 
