@@ -24,6 +24,8 @@ class _EnvSettings(BaseModel):
 
 class IngestSettings(_EnvSettings):
     profiles_table: str
+    # Consent a file withdraws goes on the suppression list too, so sends already planned stop.
+    suppression_table: str
     # Order and event aggregates; see cadence.dal.activity_table.
     activity_table: str
     data_bucket: str
@@ -76,6 +78,9 @@ def _stack_caps(value: Any) -> Any:
 
 class CampaignSettings(_EnvSettings):
     profiles_table: str
+    # The planner leaves out every address on the suppression list (cadence.suppression); a stack from before the
+    # list has none.
+    suppression_table: str | None = None
     scores_table: str
     campaigns_table: str
     # The send ledger: a run completes when it shows every queued send done; resuming reads the held sends there.
@@ -129,6 +134,10 @@ class DispatchSettings(_EnvSettings):
     profiles_table: str
     campaigns_table: str
     sends_table: str
+    # Suppressions since a run was planned (cadence.suppression), read once per batch from a per-container copy
+    # of the change log at most this many seconds old.
+    suppression_table: str
+    suppression_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     sender_email: str
     sms_sender_id: str
     # Email goes out with SESv2 SendBulkEmail from the campaign's templates, through the configuration set.

@@ -11,8 +11,9 @@ summed per customer, vectorised: one ActivityDelta per customer and chunk. A re-
 is recognised by its content (see cadence.dal.activity_table), not by order_id.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,7 @@ from cadence.event_types import ENGAGEMENT_ATTRIBUTES
 from cadence.ingest.models import ActivityDelta, CustomerUpsert
 from cadence.ingest.schemas import CUSTOMERS, Kind
 from cadence.ingest.validation import LINE
+from cadence.suppression import Reason, Suppression
 
 # Amounts are cleaned to 4 decimals: summed as integers of 1/10 000, totals are exact.
 _AMOUNT_SCALE = 10_000
@@ -220,3 +222,31 @@ def event_deltas(accepted: pd.DataFrame, seen: SeenKeys | None = None) -> Merged
         for customer_id, count in counts.items()
     ]
     return Merged(deltas, len(accepted) - len(events))
+
+
+def withdrawals(
+    stored: Mapping[str, Mapping[str, Any]], written: Iterable[Mapping[str, Any]], *, source: str, at: datetime
+) -> list[Suppression]:
+    """A suppression (consent_withdrawn) per channel whose consent a written item turns from yes to no.
+
+    The address is the one the stored profile held, which sends planned before this file went to.
+    """
+    found = []
+    for item in written:
+        before = stored.get(str(item["customer_id"]))
+        if before is None:
+            continue
+        for channel, (address_name, consent_name) in CHANNELS.items():
+            address = before.get(address_name)
+            if before.get(consent_name) is True and item.get(consent_name) is not True and address:
+                found.append(
+                    Suppression.of_address(
+                        channel,  # type: ignore[arg-type]
+                        str(address),
+                        Reason.CONSENT_WITHDRAWN,
+                        source,
+                        at=at,
+                        customer_id=str(item["customer_id"]),
+                    )
+                )
+    return found

@@ -38,7 +38,7 @@ from typing import Any
 import pandas as pd
 
 from cadence.config import IngestSettings
-from cadence.dal import activity_table, ingest_ledger, profiles_table, queues, uploads
+from cadence.dal import activity_table, ingest_ledger, profiles_table, queues, suppression_table, uploads
 from cadence.errors import InvalidInputError, TransientError
 from cadence.ingest import merge, pinpoint
 from cadence.ingest.cleaning import Context
@@ -563,6 +563,11 @@ def _write_customers(
                 report.writes_skipped += 1
             if item != held:
                 changed.append(item)
+        # Before the profiles: a chunk cut off between the two writes still finds the stored yes when retried.
+        withdrawn = merge.withdrawals(stored, changed, source=f"ingest:{report.source_key}", at=datetime.now(UTC))
+        if withdrawn:
+            suppression_table.add(settings.suppression_table, withdrawn, workers=settings.ingest_write_workers)
+            metrics.add_metric(name="ConsentWithdrawn", unit="Count", value=len(withdrawn))
         profiles_table.put_many(settings.profiles_table, changed, workers=settings.ingest_write_workers)
 
 
