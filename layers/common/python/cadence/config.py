@@ -212,6 +212,26 @@ def dispatch_settings() -> DispatchSettings:
     return DispatchSettings.from_env()  # type: ignore[return-value]
 
 
+class FeedbackSettings(_EnvSettings):
+    sends_table: str
+    suppression_table: str
+    campaigns_table: str
+    # Where the risk guard's alerts go (the stack's AlarmTopic).
+    alarm_topic_arn: str = Field(min_length=1)
+    # Soft bounces (mailbox full, timeouts) of one address before it is suppressed.
+    soft_bounce_limit: int = Field(default=3, ge=1, le=100)
+    # A run whose hard bounces or complaints pass these shares of its delivered + bounced emails (once it has
+    # RISK_MIN_EVENTS of them) pauses its campaign; SES reviews an account at about 5 % and 0.1 %.
+    risk_bounce_rate: float = Field(default=0.02, gt=0, lt=1)
+    risk_complaint_rate: float = Field(default=0.0005, gt=0, lt=1)
+    risk_min_events: int = Field(default=500, ge=1)
+
+
+@cache
+def feedback_settings() -> FeedbackSettings:
+    return FeedbackSettings.from_env()  # type: ignore[return-value]
+
+
 class RescoreSettings(_EnvSettings):
     profiles_table: str
     scores_table: str

@@ -12,7 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cadence import email_templates, run_report, suppression, unsubscribe
+from cadence import email_templates, feedback_tags, run_report, suppression, unsubscribe
 from cadence.campaigns import CampaignDefinition, is_reachable
 from cadence.campaigns.definition import PLACEHOLDERS, EmailMessage, SmsMessage
 from cadence.campaigns.lifecycle import SENDING, State
@@ -425,7 +425,14 @@ def _entry(batch: DispatchBatch, message: _Outgoing, settings: DispatchSettings,
     url = unsubscribe.link(settings.unsubscribe_base_url, unsubscribe.sign(key, claims))
     data = email_templates.replacement_data({**message.fields, email_templates.UNSUBSCRIBE_FIELD: url})
     headers = (("List-Unsubscribe", f"<{url}>"), ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
-    return email.BulkEntry(address=message.address, template_data=data, headers=headers)
+    # SES publishes the tags with every event of the message: how feedback finds the send (cadence.feedback).
+    tags = (
+        (feedback_tags.TAG_CAMPAIGN, feedback_tags.tag_value(batch.campaign_id)),
+        (feedback_tags.TAG_RUN, feedback_tags.tag_value(batch.run_id)),
+        (feedback_tags.TAG_BATCH, feedback_tags.tag_value(batch.batch_id)),
+        (feedback_tags.TAG_CUSTOMER, feedback_tags.tag_value(message.customer_id)),
+    )
+    return email.BulkEntry(address=message.address, template_data=data, headers=headers, tags=tags)
 
 
 def _deliver_emails(
