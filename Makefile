@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: help venv lint test unit integration template-lint security-scan build demo local bench model clean
+.PHONY: help venv lint typecheck test unit integration template-lint security-scan build demo local bench model clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ lint: $(STAMP)  ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+typecheck: $(STAMP)  ## mypy --strict on the layer package (settings in pyproject.toml)
+	cd layers/common/python && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml cadence
+
 template-lint: $(STAMP)  ## cfn-lint and sam validate --lint on template.yaml
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint --template-file template.yaml --region us-east-1
@@ -54,7 +57,7 @@ $(CHECKOV_STAMP): requirements-checkov.txt constraints-checkov.txt
 security-scan: $(STAMP) $(CHECKOV_STAMP)  ## checkov on template.yaml and its SAM translation; fails on a finding without a reason
 	$(PY) -m infra.security_scan --checkov $(CHECKOV_VENV)/bin/checkov
 
-test: lint template-lint security-scan $(STAMP)  ## everything CI runs: lint, template and security checks, unit and integration tests
+test: lint typecheck template-lint security-scan $(STAMP)  ## everything CI runs: lint, template and security checks, unit and integration tests
 	$(BIN)/pytest tests
 
 build: $(STAMP)  ## sam build (python3.13, arm64, no Docker)

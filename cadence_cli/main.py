@@ -8,6 +8,7 @@
     cadence campaign pause ID | resume ID | cancel ID
     cadence campaign run-now ID
     cadence campaign retry-failed RUN_ID
+    cadence campaign report RUN_ID [--window-days N] [--open [--out DIR]]
 
 Every command takes --stack-name (default $CADENCE_STACK_NAME, else cadence-dev), --endpoint-url (e.g.
 http://127.0.0.1:4566 for the local stack) and --json. The stack's resources come from its CloudFormation Outputs.
@@ -25,7 +26,8 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from cadence import campaign_control, campaign_runs, run_report
+from cadence import campaign_control, campaign_report, campaign_runs, run_report
+from cadence.campaigns import html_report
 from cadence.campaigns.lifecycle import IllegalTransitionError, State
 from cadence.campaigns.plan import Plan
 from cadence.config import CampaignSettings
@@ -189,6 +191,72 @@ def _retry_failed(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _report(args: argparse.Namespace) -> int:
+    settings = stack.campaign_settings(_outputs(args))
+    report = campaign_report.build_report(settings, args.run_id, window_days=args.window_days)
+    json_key, html_key = campaign_report.publish(settings.data_bucket, report)
+    local = None
+    if args.open:
+        local = args.out / f"{Path(campaign_report.report_prefix(report['campaign_id'], report['run_id'])).name}.html"
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(html_report.render(report), encoding="utf-8")
+    if args.json:
+        render.emit_json(
+            {**report, "report_key": json_key, "html_key": html_key, "html_file": str(local or "") or None}
+        )
+        return EXIT_OK
+    window = report["window"]
+    render.line(
+        f"run {report['run_id']}: attribution window {window['days']} days to {window['end']}"
+        f" ({'closed' if window['closed'] else 'still open'})"
+    )
+    render.counts("members by state", report["members_by_state"])
+    render.table("orders attributed to the run", ("", ""), report["attribution"].items())
+    columns = ("segment", "treated", "holdout", "metric", "treated_mean", "holdout_mean", "difference", "95% CI", "p")
+    segments = [
+        ("", report["overall"]),
+        *(("variant ", segment) for segment in report["by_variant"]),
+        *(("decile ", segment) for segment in report["by_decile"]),
+    ]
+    rows = [row for label, segment in segments for row in _uplift_rows(label, segment)]
+    render.table("uplift: treated minus holdout", columns, rows)
+    if any(segment["approximate"] for _, segment in segments):
+        render.line(f"* fewer than {campaign_report.MIN_CONVERTERS} converters in a group: the interval is approximate")
+    render.line(f"wrote s3://{settings.data_bucket}/{json_key} and s3://{settings.data_bucket}/{html_key}")
+    if local is not None:
+        render.line(f"HTML report: {local.resolve()}")
+    return EXIT_OK
+
+
+def _uplift_rows(label: str, segment: Mapping[str, Any]) -> list[list[Any]]:
+    rows = []
+    for metric in ("conversion", "revenue_per_customer", "conversion_per_messaged"):
+        estimate = segment[metric]
+
+        def number(value: float | None, metric: str = metric) -> str:
+            if value is None:
+                return ""
+            return f"{value:,.2f}" if metric == "revenue_per_customer" else f"{value * 100:.2f}%"
+
+        interval = f"[{number(estimate['low'])}, {number(estimate['high'])}]" if estimate["low"] is not None else ""
+        rows.append(
+            [
+                f"{label}{segment['segment']}{' *' if segment['approximate'] else ''}"
+                if metric == "conversion"
+                else "",
+                segment["treated"] if metric == "conversion" else "",
+                segment["holdout"] if metric == "conversion" else "",
+                metric,
+                number(estimate["treated_mean"]) if metric != "conversion_per_messaged" else "",
+                number(estimate["holdout_mean"]) if metric != "conversion_per_messaged" else "",
+                number(estimate["difference"]),
+                interval,
+                "" if estimate["p_value"] is None else f"{estimate['p_value']:.4f}",
+            ]
+        )
+    return rows
+
+
 def _outputs(args: argparse.Namespace) -> dict[str, str]:
     stack.use_endpoint(args.endpoint_url)
     if args.outputs_file:
@@ -306,6 +374,15 @@ def build_parser() -> argparse.ArgumentParser:
         commands.choices[name].add_argument("campaign_id")
     retry = command("retry-failed", _retry_failed, "queue a run's failed sends again (never those in doubt)")
     retry.add_argument("run_id", help="e.g. winback@2026-11-23T10:00:00Z")
+    report = command(
+        "report", _report, "a run's uplift against its holdout, written as JSON and HTML under reports/campaigns/"
+    )
+    report.add_argument("run_id", help="e.g. winback@2026-11-23T10:00:00Z")
+    report.add_argument(
+        "--window-days", type=int, default=None, help="attribution window (default: the campaign's, else 7)"
+    )
+    report.add_argument("--open", action="store_true", help="also write the HTML page locally and print its path")
+    report.add_argument("--out", type=Path, default=Path("build/reports"), help="where --open writes (build/reports)")
     return parser
 
 

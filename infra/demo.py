@@ -2,7 +2,9 @@
 
 Stages: build the model on generated data -> start the local stack (template.yaml deployed into moto)
 -> publish the model -> drop customers, orders and events files under incoming/ -> wait for profiles
-and scores -> store and fire one campaign (email + SMS) -> wait for the sends -> summarise.
+and scores -> store and fire one campaign (email + SMS) -> wait for the sends -> drop the orders of the week
+after it, generated with a known effect (messaged members buy more) -> the campaign's report, whose uplift
+interval must cover that effect -> summarise.
 The exit status is 0 only when every stage did its work (every count in the summary above zero).
 """
 
@@ -96,6 +98,69 @@ def ingest_reports(stack: LocalStack, bucket: str, keys: list[str]) -> dict[str,
     return {key: latest_report(s3, bucket, key) for key in keys}
 
 
+def measure_uplift(stack: LocalStack, outputs: dict[str, str], run_id: str, build_dir: Path) -> dict[str, Any]:
+    """Drop the orders of the run's attribution window, generated with a known effect from its members and sends,
+    then make its report with `cadence campaign report RUN --open` and return what it measured against the truth."""
+    # Imported here: spawned workers import this module, so pandas and the CLI load only when the demo runs.
+    import pandas as pd  # noqa: PLC0415
+
+    from cadence import campaign_report  # noqa: PLC0415
+    from cadence.campaign_runs import members_key  # noqa: PLC0415
+    from cadence.dal import contact_history, sends_table  # noqa: PLC0415
+    from cadence_cli.main import main as cadence  # noqa: PLC0415
+    from model_build.synthetic import CampaignEffect, campaign_orders  # noqa: PLC0415
+
+    done = stage("dropping the week's orders after the demo campaign (known effect) and making its report")
+    bucket, campaign_id = outputs["DataBucketName"], run_id.partition("@")[0]
+    s3 = stack.client("s3")
+    body = s3.get_object(Bucket=bucket, Key=members_key(campaign_id, run_id))["Body"]
+    members = pd.read_csv(body, dtype=str, keep_default_na=False)
+    messaged = {
+        customer_id
+        for batch in sends_table.run_batches(outputs["SendsTableName"], run_id).values()
+        for customer_id, outcome in batch.outcomes.items()
+        if outcome.status is sends_table.SendStatus.SENT
+    }
+    effect = CampaignEffect()
+    orders = campaign_orders(members, messaged, campaign_report.run_time(run_id), effect, seed=11)
+    path = build_dir / "demo-data" / "campaign-orders.csv"
+    orders.to_csv(path, index=False)
+    s3.upload_file(str(path), bucket, "incoming/orders/demo-campaign-orders.csv")
+    stack.wait_idle(timeout=600)
+
+    outputs_file = build_dir / "demo-outputs.json"
+    outputs_file.write_text(json.dumps(outputs))
+    out = build_dir / "reports"
+    code = cadence(["campaign", "report", run_id, "--outputs-file", str(outputs_file), "--open", "--out", str(out)])
+    key = f"{campaign_report.report_prefix(campaign_id, run_id)}/report.json"
+    report = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    done()
+    overall = report["overall"]
+    # The effect of being in the campaign is the lift on those it reached, times the share it reached.
+    expected_itt = effect.lift * overall["reached_share"]
+    return {
+        "exit_code": code,
+        "orders_dropped": len(orders),
+        "known_lift_per_messaged": effect.lift,
+        "base_conversion": effect.base,
+        "reached_share": overall["reached_share"],
+        "treated": overall["treated"],
+        "holdout": overall["holdout"],
+        "conversion": overall["conversion"],
+        "conversion_per_messaged": overall["conversion_per_messaged"],
+        "expected_conversion_difference": round(expected_itt, 6),
+        "covers_known_effect": _covers(overall["conversion_per_messaged"], effect.lift)
+        and _covers(overall["conversion"], expected_itt),
+        "attribution": report["attribution"],
+        "report_key": key,
+        "html_file": str((out / f"{contact_history.run_key(run_id)}.html").resolve()),
+    }
+
+
+def _covers(estimate: dict[str, Any], value: float) -> bool:
+    return estimate["low"] is not None and estimate["low"] <= value <= estimate["high"]
+
+
 def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
     """Run every stage and return the summary."""
     started = time.perf_counter()
@@ -162,6 +227,7 @@ def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
         done = stage("storing and firing the coupon campaign (orders >= 3, no visit in 90 days)")
         coupon_run = fire(COUPON_CAMPAIGN)
         done()
+        uplift = measure_uplift(stack, outputs, run["run_id"]["S"], build_dir)
         ledger = scan_all(stack, outputs["SendsTableName"])
         # One item per batch, each send's outcome in its recipients map.
         sends = [
@@ -199,6 +265,7 @@ def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
         },
         "messages_sent": dict(sent_by_channel),
         "send_outcomes": dict(outcomes),
+        "uplift": uplift,
         "provider_accepted": provider_counts,
         "stages": stages,
         "duration_s": round(time.perf_counter() - started, 1),
@@ -220,6 +287,8 @@ def failed_checks(summary: dict[str, Any]) -> list[str]:
         "the campaign run completed, its final counters adding up to what it queued": summary["campaign_run_status"]
         == "COMPLETED"
         and sum(summary["campaign_run_final"].values()) == summary["campaign_run_queued"],
+        "the campaign report's 95 % interval covers the known effect": summary["uplift"]["exit_code"] == 0
+        and summary["uplift"]["covers_known_effect"],
         "SES and SNS saw every send": summary["provider_accepted"]
         == {"email": summary["messages_sent"].get("email", 0), "sms": summary["messages_sent"].get("sms", 0)},
     }
@@ -248,6 +317,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         ("emails sent", f"{summary['messages_sent'].get('email', 0):,}"),
         ("SMS sent", f"{summary['messages_sent'].get('sms', 0):,}"),
         ("send outcomes", ", ".join(f"{k} {v:,}" for k, v in sorted(summary["send_outcomes"].items()))),
+        ("uplift (conversion)", _uplift_text(summary["uplift"])),
+        ("campaign report", summary["uplift"]["html_file"]),
         ("total time", f"{summary['duration_s']} s"),
     ]
     width = max(len(label) for label, _ in rows)
@@ -260,6 +331,19 @@ def print_summary(summary: dict[str, Any]) -> None:
             f"  {name:<18} {activity['invocations']:>11} {activity['errors']:>7}"
             f" {activity['busy_s']:>8.1f} {activity['api_calls']:>10}"
         )
+
+
+def _uplift_text(uplift: dict[str, Any]) -> str:
+    def points(value: float | None) -> str:
+        return "n/a" if value is None else f"{value * 100:+.1f} pts"
+
+    itt, messaged = uplift["conversion"], uplift["conversion_per_messaged"]
+    return (
+        f"{points(itt['difference'])} [{points(itt['low'])}, {points(itt['high'])}] for the treated "
+        f"(expected {points(uplift['expected_conversion_difference'])}); per messaged customer "
+        f"{points(messaged['difference'])} [{points(messaged['low'])}, {points(messaged['high'])}], "
+        f"known {points(uplift['known_lift_per_messaged'])}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

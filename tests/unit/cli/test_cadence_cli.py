@@ -5,17 +5,19 @@ import gzip
 import json
 import sys
 import tomllib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import boto3
 import pytest
 
+from cadence import campaign_runs
 from cadence.campaign_runs import batches_key
 from cadence.campaigns.plan import Batch, Send
-from cadence.dal import campaigns_table, sends_table
+from cadence.dal import campaigns_table, contact_history, order_history, sends_table
 from cadence.dal.sends_table import Outcome, SendStatus
+from cadence.orders import OrderRecord
 from cadence_cli.main import main
 from infra import campaigns as infra_campaigns
 
@@ -499,3 +501,106 @@ def test_history_of_a_campaign_never_stored_exits_2(stack: dict[str, str], capsy
 
     assert code == 2
     assert "no stored versions" in err
+
+
+def _seed_finished_run(bucket: str, sends_table_name: str, run_id: str) -> None:
+    """40 treated members (30 messaged), 40 in the holdout; half the treated bought in the window, a quarter of
+    the holdout; one treated order used its coupon, one came after another campaign's later contact."""
+    campaign_id = run_id.partition("@")[0]
+    treated = [f"t{n:02d}" for n in range(40)]
+    holdout = [f"h{n:02d}" for n in range(40)]
+    rows = [
+        {"customer_id": c, "state": "queued", "variant": "", "coupon_code": f"CODE{c.upper()}", "decile": n % 2 + 1}
+        for n, c in enumerate(treated)
+    ] + [{"customer_id": c, "state": "holdout", "variant": "", "coupon_code": "", "decile": n % 2 + 1}
+         for n, c in enumerate(holdout)]  # fmt: skip
+    rows.append({"customer_id": "r00", "state": "reentry_excluded", "variant": "", "coupon_code": "", "decile": 1})
+    text = "customer_id,state,variant,coupon_code,decile\n" + "".join(
+        f"{r['customer_id']},{r['state']},{r['variant']},{r['coupon_code']},{r['decile']}\n" for r in rows
+    )
+    boto3.client("s3").put_object(Bucket=bucket, Key=campaign_runs.members_key(campaign_id, run_id), Body=text)
+    sends = tuple(Send(campaign_id, run_id, c, "sms") for c in treated)
+    batch = "sms-20261123T1000Z-00000"
+    claim = sends_table.claim_batch(sends_table_name, run_id, "sms", batch, campaign_id, lease_seconds=60)
+    assert claim.token is not None
+    sends_table.start_sending(sends_table_name, run_id, "sms", batch, claim.token, lease_seconds=60)
+    outcomes = {s.customer_id: Outcome(SendStatus.SENT if n < 30 else SendStatus.FAILED) for n, s in enumerate(sends)}
+    sends_table.settle(sends_table_name, run_id, "sms", batch, token=claim.token, outcomes=outcomes)
+
+    def at(days: float) -> str:
+        return (datetime(2026, 11, 23, 10, tzinfo=UTC) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    orders = [OrderRecord(f"o-{c}", c, at(1), 100.0) for c in treated[1:20] + holdout[:10]]
+    orders += [
+        OrderRecord("o-coupon", "t00", at(2), 50.0, coupon_code="CODET00"),
+        OrderRecord("o-late", "t01", at(8), 10.0),  # after the 7-day window
+        OrderRecord("o-touched", "t02", at(4), 10.0),  # after another campaign's contact on day 2
+    ]
+    order_history.put_chunk(bucket, "content", 0, orders)
+    contact_history.put_run(bucket, "other", "other@2026-11-25T10:00:00Z", date(2026, 11, 25), [("t02", "sms")])
+
+
+def test_report_compares_treated_and_holdout_and_writes_json_and_html(
+    stack: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a finished run, its sends in the ledger, orders after it and another campaign's later contact
+    run_id = "winback@2026-11-23T10:00:00Z"
+    _seed_finished_run(stack["DataBucketName"], stack["SendsTableName"], run_id)
+
+    # when its report is made
+    code, out, _ = run(capsys, *with_stack("report", run_id, "--json", "--open", "--out", str(tmp_path)))
+
+    # then treated (all 40 assigned, reached or not) are compared with the 40 of the holdout
+    assert code == 0
+    report = json.loads(out)
+    overall = report["overall"]
+    assert (overall["treated"], overall["holdout"], overall["reached_share"]) == (40, 40, 0.75)
+    assert (overall["conversion"]["treated_mean"], overall["conversion"]["holdout_mean"]) == (0.5, 0.25)
+    assert overall["conversion"]["difference"] == pytest.approx(0.25)
+    assert overall["conversion"]["low"] < 0.25 < overall["conversion"]["high"]
+    assert overall["conversion_per_messaged"]["difference"] == pytest.approx(0.25 / 0.75)
+    assert overall["revenue_per_customer"]["difference"] == pytest.approx((19 * 100 + 50 + 10) / 40 - 1000 / 40)
+    assert overall["approximate"] is True  # 10 converters in the holdout
+    assert report["attribution"] == {
+        "orders": 20, "orders_by_coupon": 1, "orders_by_window": 19, "revenue": 1950.0, "customers": 20,
+        "orders_to_later_touch": 1, "orders_with_other_code": 0,
+    }  # fmt: skip
+    assert [segment["segment"] for segment in report["by_decile"]] == [1, 2]
+    assert sum(segment["treated"] for segment in report["by_decile"]) == 40
+    assert report["window"] == {"days": 7, "start": "2026-11-23T10:00:00Z", "end": "2026-11-30T10:00:00Z",
+                                "closed": True}  # fmt: skip
+    # and both documents are in the bucket, the HTML also on disk
+    s3 = boto3.client("s3")
+    stored = json.loads(s3.get_object(Bucket=stack["DataBucketName"], Key=report["report_key"])["Body"].read())
+    assert stored["overall"] == overall
+    assert report["html_key"] == "reports/campaigns/winback/winback_2026-11-23T100000Z/report.html"
+    html = Path(report["html_file"]).read_text()
+    assert "<svg" in html and "<script" not in html
+    assert "25.0 %" in html  # the headline difference
+
+
+def test_report_prints_tables_and_honours_a_shorter_window(
+    stack: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = "winback@2026-11-23T10:00:00Z"
+    _seed_finished_run(stack["DataBucketName"], stack["SendsTableName"], run_id)
+
+    code, out, _ = run(capsys, *with_stack("report", run_id, "--window-days", "1", "--open", "--out", str(tmp_path)))
+
+    assert code == 0
+    assert "attribution window 1 days to 2026-11-24T10:00:00Z" in out
+    assert "uplift: treated minus holdout" in out
+    assert f"HTML report: {tmp_path.resolve()}" in out
+    # the orders of day 1 fall just outside a one-day window [run, run + 1 day): no conversions on either side
+    _, as_json, _ = run(capsys, *with_stack("report", run_id, "--window-days", "1", "--json"))
+    conversion = json.loads(as_json)["overall"]["conversion"]
+    assert (conversion["treated_mean"], conversion["holdout_mean"], conversion["p_value"]) == (0.0, 0.0, 1.0)
+
+
+def test_report_exits_2_when_the_run_never_fanned_out(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, *with_stack("report", "winback@2026-11-23T10:00:00Z"))
+
+    assert code == 2
+    assert "invalid" in err

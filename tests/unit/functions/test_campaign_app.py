@@ -141,6 +141,9 @@ def test_a_campaign_run_fans_its_audience_out_once(
     members = list(csv.DictReader(io.StringIO(members_csv)))
     assert len(members) == 100
     assert sum(member["state"] == "holdout" for member in members) == run["holdout_size"]
+    # each member's decile and score as the run read them (holdout too): what uplift per decile is measured on
+    assert {member["decile"] for member in members} == {"1", "2", "3", "4", "5"}
+    assert all(float(member["score"]) > 0 for member in members)
 
 
 def test_a_named_campaign_runs_when_its_own_schedule_fires(

@@ -96,7 +96,8 @@ def test_complaints_past_the_threshold_mid_run_pause_it_and_hold_the_rest_until_
     queued = campaign_app.lambda_handler({"campaign_id": "winback", "scheduled_time": FIRING}, lambda_context)
     assert queued["runs"][0]["sends_queued"] == CUSTOMERS
 
-    # given the first batch went out, and its events arrive: 47 delivered, 3 complaints (2 of 49 is under 5 %, 3 of 50 over)
+    # given the first batch went out and its events arrive: 47 delivered, then 3 complaints (2 / 47 is under 5 %,
+    # 3 / 47 over)
     deliver(queues, lambda_context, 1)
     first = sent()
     assert len(first) == 50

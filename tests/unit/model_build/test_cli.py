@@ -38,7 +38,7 @@ def model_dir(feeds_dir, tmp_path_factory):
 def test_generate_writes_the_three_feeds_with_their_headers(feeds_dir):
     assert sorted(p.name for p in feeds_dir.iterdir()) == ["customers.csv", "events.csv", "orders.csv"]
     assert (feeds_dir / "orders.csv").read_text().splitlines()[0] == (
-        "order_id,customer_id,order_date,amount,currency,items,channel"
+        "order_id,customer_id,order_date,amount,currency,items,channel,coupon_code"
     )
 
 

@@ -89,3 +89,26 @@ def test_every_click_follows_an_open_of_the_same_customer_that_day(small_data):
 
     assert len(clicks) > 0
     assert (clicks["opened"] <= clicks["time"]).all()
+
+
+def test_campaign_orders_convert_messaged_members_at_base_plus_lift_and_others_at_base():
+    ids = [f"C{n:05d}" for n in range(20_000)]
+    states = ["queued"] * 15_000 + ["holdout"] * 5_000
+    members = pd.DataFrame({"customer_id": ids, "state": states, "coupon_code": [f"K{n}" for n in range(20_000)]})
+    messaged = set(ids[:10_000])
+    effect = synthetic.CampaignEffect(base=0.10, lift=0.20, window_days=7)
+    run_at = datetime(2026, 11, 23, 10, tzinfo=UTC)
+
+    orders = synthetic.campaign_orders(members, messaged, run_at, effect, seed=3)
+
+    assert tuple(orders.columns) == synthetic.ORDER_COLUMNS
+    buyers = set(orders["customer_id"])
+    # exactly the known rates (the demo's uplift check must not depend on luck)
+    assert len(buyers & messaged) == 3_000
+    assert len(buyers - messaged) == 1_000
+    assert len(buyers & set(ids[15_000:])) == 500  # the holdout converts at the base rate exactly
+    dates = pd.to_datetime(orders["order_date"], utc=True)
+    assert dates.min() > run_at and dates.max() < run_at + timedelta(days=7)
+    used = orders[orders["coupon_code"] != ""]
+    assert set(used["customer_id"]) <= messaged  # only a member who got the message has its code
+    assert abs(len(used) / len(buyers & messaged) - 0.5) < 0.05

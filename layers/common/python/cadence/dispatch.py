@@ -26,8 +26,6 @@ from cadence.pacing import Pacer
 from cadence.sms_countries import calling_code_allowed
 
 _PLACEHOLDER = re.compile(r"\{(first_name|last_name|city|offer_value|coupon_code)\}")
-# The ledger reason of a send whose campaign was stopped, by whether its definition is gone.
-_STOPPED = {State.CANCELLED: "campaign_cancelled", State.PAUSED: "campaign_inactive"}
 # The metric each settled outcome is counted under (SUPPRESSED is counted where it is decided, by its reason).
 _METRICS = {
     SendStatus.SENT.value: "MessagesSent",
@@ -202,7 +200,8 @@ def _prepare(
     if definition is None or state not in SENDING:
         # Read per batch, after the claim: a campaign stopped after planning stops here, and is accounted for.
         status = SendStatus.CANCELLED if state is State.CANCELLED else SendStatus.SUPPRESSED
-        reason = _STOPPED.get(state, "campaign_inactive") if definition is not None else "campaign_not_defined"
+        reason = "campaign_cancelled" if state is State.CANCELLED else "campaign_inactive"
+        reason = reason if definition is not None else "campaign_not_defined"
         outcomes |= {send.customer_id: _outcome(send, status, reason=reason) for send in pending}
         metrics.add_metric(name="SendsCampaignInactive", unit=MetricUnit.Count, value=len(pending))
         return [], False
@@ -227,8 +226,8 @@ def _prepare(
             metrics.add_metric(name="SendsSuppressed", unit=MetricUnit.Count, value=1)
             continue
         address = str(profile["email" if batch.channel == "email" else "phone"])
-        if reason := changes.stops(batch.channel, send.customer_id, address):
-            outcomes[send.customer_id] = _outcome(send, SendStatus.SUPPRESSED, reason=f"suppressed_{reason}")
+        if suppressed := changes.stops(batch.channel, send.customer_id, address):
+            outcomes[send.customer_id] = _outcome(send, SendStatus.SUPPRESSED, reason=f"suppressed_{suppressed}")
             metrics.add_metric(name="SendsSuppressed", unit=MetricUnit.Count, value=1)
             continue
         outgoing.append(_compose(batch, send, definition, profile))
@@ -309,7 +308,7 @@ def _deliver_all(
     time_left: Callable[[], float],
     *,
     outcomes: dict[str, Outcome],
-    on_crash: Callable[[], None],
+    on_crash: Callable[[], object],
     **_: Any,
 ) -> None:
     """Send each SMS once, recording its outcome; a failure to record leaves the batch SENDING (in doubt)."""
@@ -442,7 +441,7 @@ def _deliver_emails(
     time_left: Callable[[], float],
     *,
     outcomes: dict[str, Outcome],
-    on_crash: Callable[[], None],
+    on_crash: Callable[[], object],
     batch: DispatchBatch,
     token: str,
 ) -> None:
@@ -498,7 +497,7 @@ def _send_group(
     pacer: Pacer,
     *,
     outcomes: dict[str, Outcome],
-    on_crash: Callable[[], None],
+    on_crash: Callable[[], object],
     later: Sequence[tuple[str, Sequence[tuple[_Outgoing, email.BulkEntry]]]],
 ) -> list[tuple[_Outgoing, email.BulkEntry]]:
     """One SendBulkEmail call; records each destination's outcome and returns those SES throttled."""

@@ -143,7 +143,7 @@ def _json_body(value: Any) -> Any:
 
 
 class ScoreSqsRecord(SqsRecordModel):
-    body: ScoreRequest  # type: ignore[assignment]
+    body: ScoreRequest
 
     _parse_body = field_validator("body", mode="before")(_json_body)
 
@@ -156,7 +156,7 @@ def _dispatch_body(value: Any) -> Any:
 
 
 class DispatchSqsRecord(SqsRecordModel):
-    body: DispatchBatch  # type: ignore[assignment]
+    body: DispatchBatch
 
     _parse_body = field_validator("body", mode="before")(_dispatch_body)
 

@@ -47,7 +47,10 @@ def kind_of(event: SesEvent) -> str:
         if bounce.get("bounceSubType") == "OnAccountSuppressionList":
             return "ses_suppressed"
         return "hard_bounce" if bounce.get("bounceType") == "Permanent" else "soft_bounce"
-    if event.event_type == "Complaint" and (event.complaint or {}).get("complaintSubType") == "OnAccountSuppressionList":
+    if (
+        event.event_type == "Complaint"
+        and (event.complaint or {}).get("complaintSubType") == "OnAccountSuppressionList"
+    ):
         return "ses_suppressed"
     return event.event_type.lower().replace(" ", "_")
 

@@ -85,7 +85,9 @@ class Changes:
 
     @classmethod
     def of(cls, entries: Iterable[Suppression]) -> "Changes":
-        customers, addresses, reasons = set(), set(), {}
+        customers: set[tuple[str, str]] = set()
+        addresses: set[tuple[str, str]] = set()
+        reasons: dict[tuple[str, str], str] = {}
         for entry in entries:
             if entry.customer_id:
                 customers.add((entry.channel, entry.customer_id))

@@ -240,6 +240,8 @@ class CampaignDefinition(_Model):
     default_timezone: str = "UTC"
     caps: Caps | None = None  # overrides the stack's CAMPAIGN_CAPS
     quiet_hours: QuietHours | None = None  # overrides the stack's QUIET_HOURS
+    # Orders this many days after a run count for it (its report): by coupon code, else by last touch.
+    attribution_window_days: int = Field(default=7, ge=1, le=90)
 
     @field_validator("audience", mode="before")
     @classmethod
@@ -284,7 +286,8 @@ class CampaignDefinition(_Model):
         """The message a variant sends on a channel: its own, else the campaign's."""
         arm = self.variant(variant)
         own = getattr(arm, channel) if arm else None
-        return own or getattr(self, channel)
+        message: EmailMessage | SmsMessage | None = own or getattr(self, channel)
+        return message
 
     def offer_for(self, variant: str | None) -> Offer | None:
         arm = self.variant(variant)

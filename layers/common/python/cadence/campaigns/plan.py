@@ -109,6 +109,8 @@ class Member:
     release_at: datetime | None = None
     duplicate_of: str | None = None
     score: float | None = None
+    # The model's decile when the run read the score: uplift per decile is measured on it, not on a later score.
+    decile: int | None = None
 
     def row(self) -> dict[str, Any]:
         return {
@@ -120,6 +122,8 @@ class Member:
             "coupon_code": self.coupon_code or "",
             "release_at": self.release_at.strftime("%Y-%m-%dT%H:%M:%SZ") if self.release_at else "",
             "duplicate_of": self.duplicate_of or "",
+            "score": repr(self.score) if self.score is not None else "",
+            "decile": str(self.decile) if self.decile is not None else "",
         }
 
 
@@ -366,8 +370,11 @@ class MemberFacts:
     release_at: datetime | None = None
     deferred: bool = False
     offer_value: str | None = None
+    decile: int | None = None
 
-    FIELDS = ("customer_id", "state", "variant", "score", "channels", "addresses", "release_at", "deferred", "offer")
+    FIELDS = (
+        "customer_id", "state", "variant", "score", "channels", "addresses", "release_at", "deferred", "offer", "decile"
+    )  # fmt: skip
 
     def to_row(self) -> list[str]:
         """The facts as text, in FIELDS order (what a segment of a run writes); `from_row` reads them back."""
@@ -381,11 +388,13 @@ class MemberFacts:
             self.release_at.astimezone(UTC).strftime("%Y%m%dT%H%MZ") if self.release_at else "",
             "1" if self.deferred else "",
             self.offer_value if self.offer_value is not None else "",
+            str(self.decile) if self.decile is not None else "",
         ]
 
     @classmethod
     def from_row(cls, row: list[str]) -> "MemberFacts":
-        customer_id, state, variant, score, channels, addresses, release_at, deferred, offer = row
+        # Rows a segment wrote before deciles were kept have nine fields.
+        customer_id, state, variant, score, channels, addresses, release_at, deferred, offer, *rest = row
         return cls(
             customer_id,
             MemberState(state) if state else None,
@@ -396,6 +405,7 @@ class MemberFacts:
             datetime.strptime(release_at, "%Y%m%dT%H%MZ").replace(tzinfo=UTC) if release_at else None,
             deferred == "1",
             offer or None,
+            int(rest[0]) if rest and rest[0] else None,
         )
 
 
@@ -432,24 +442,29 @@ def assess(
         customer_id = candidate.customer_id
         variant, holdout = assign(definition, customer_id)
         score = view["score"]
+        decile = _decile(candidate)
         if holdout:
-            out.facts.append(MemberFacts(customer_id, MemberState.HOLDOUT, variant, score))
+            out.facts.append(MemberFacts(customer_id, MemberState.HOLDOUT, variant, score, decile=decile))
             continue
         state, channels = _reachable_channels(definition, candidate.profile, stack.suppressed)
         if state is not None:
-            out.facts.append(MemberFacts(customer_id, state, variant, score))
+            out.facts.append(MemberFacts(customer_id, state, variant, score, decile=decile))
             continue
         release, deferred = release_time(now, candidate.profile, definition, quiet)
         offer = definition.offer_for(variant)
         offer_value = None
         if offer is not None:
-            decile = (candidate.score or {}).get("decile", candidate.profile.get("decile"))
             offer_value = offer.value_for(float(decile) if decile is not None else None, score)
         hashes = tuple(address_hash(_address(candidate.profile, channel) or "") for channel in channels)
         out.facts.append(
-            MemberFacts(customer_id, None, variant, score, channels, hashes, release, deferred, offer_value)
+            MemberFacts(customer_id, None, variant, score, channels, hashes, release, deferred, offer_value, decile)
         )
     return out
+
+
+def _decile(candidate: Candidate) -> int | None:
+    decile = (candidate.score or {}).get("decile", candidate.profile.get("decile"))
+    return int(decile) if decile is not None else None
 
 
 def decide(
@@ -472,7 +487,9 @@ def decide(
     plan = Plan(run_id=run_id, considered=considered)
     reachable: list[tuple[MemberFacts, Member]] = []
     for fact in facts:
-        member = Member(fact.customer_id, fact.state or MemberState.QUEUED, fact.variant, score=fact.score)
+        member = Member(
+            fact.customer_id, fact.state or MemberState.QUEUED, fact.variant, score=fact.score, decile=fact.decile
+        )
         plan.members.append(member)
         if _reentered(definition, history.of(fact.customer_id), today):
             member.state = MemberState.REENTRY_EXCLUDED

@@ -337,4 +337,4 @@ def decile_ceiling(rule: Rule) -> int:
         for c in conditions
         if isinstance(c, Compare) and c.field == "decile" and c.op in {"lte", "lt"}
     ]
-    return max(1, min([10, *bounds]))
+    return int(max(1, min([10, *bounds])))

@@ -22,7 +22,7 @@ weeks of batches. Repeats later than that are caught per file by the ingest ledg
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from botocore.exceptions import ClientError
 
@@ -112,7 +112,8 @@ def _apply_one(
         if clients.error_code(exc) != "ConditionalCheckFailedException":
             raise clients.translate(exc, "activity.apply") from exc
         # Already applied: a crash may have come between the ADD and the extremes, so check those again.
-        _keep_extremes(client, table_name, delta, batches.deserialize(exc.response.get("Item", {})))
+        stored = cast("Mapping[str, Any]", exc.response.get("Item", {}))
+        _keep_extremes(client, table_name, delta, batches.deserialize(stored))
         return 0, delta.records
     _keep_extremes(client, table_name, delta, batches.deserialize(response.get("Attributes", {})))
     return delta.records, 0

@@ -362,7 +362,7 @@ def claim_finish(table_name: str, campaign_id: str, run_id: str, finisher: str) 
         if clients.error_code(exc) != "ConditionalCheckFailedException":
             raise clients.translate(exc, "campaigns.claim_finish") from exc
         item = table.get_item(Key=key, ConsistentRead=True).get("Item", {})
-        return item.get("status") == RunStatus.FINISHING.value and item.get("finisher") == finisher
+        return bool(item.get("status") == RunStatus.FINISHING.value and item.get("finisher") == finisher)
     return True
 
 

@@ -221,6 +221,13 @@ def clean_event_type(series: pd.Series, _: Context) -> Cleaned:
     return _result(text, types, _matches(types, EVENT_TYPE_PATTERN.pattern))
 
 
+def clean_coupon(series: pd.Series, _: Context) -> Cleaned:
+    """Upper-cased with spaces and hyphens dropped (`wb-3k7q 9xz2` -> `WB3K7Q9XZ2`): codes are sent that way."""
+    text = _text(series)
+    codes = text.str.upper().str.replace(r"[\s\-]", "", regex=True).astype(object)
+    return _result(text, codes, _matches(codes, r"[A-Z0-9]{1,64}"))
+
+
 CHANNELS = ("EMAIL", "SMS")
 
 
@@ -360,6 +367,7 @@ CLEANERS: dict[Kind, Callable[[pd.Series, Context], Cleaned]] = {
     Kind.EVENT_TYPE: clean_event_type,
     Kind.JSON: clean_json,
     Kind.CHANNEL: clean_channel,
+    Kind.COUPON: clean_coupon,
 }
 
 

@@ -24,6 +24,7 @@ from cadence.event_types import ENGAGEMENT_ATTRIBUTES
 from cadence.ingest.models import ActivityDelta, CustomerUpsert
 from cadence.ingest.schemas import CUSTOMERS, Kind
 from cadence.ingest.validation import LINE
+from cadence.orders import OrderRecord
 from cadence.suppression import Reason, Suppression
 
 # Amounts are cleaned to 4 decimals: summed as integers of 1/10 000, totals are exact.
@@ -156,16 +157,45 @@ class SeenKeys:
 
 
 def _delta_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return frame.reset_index().to_dict("records")
+    rows: list[dict[str, Any]] = frame.reset_index().to_dict("records")
+    return rows
+
+
+def new_orders(accepted: pd.DataFrame, seen: SeenKeys | None = None) -> pd.DataFrame:
+    """The chunk's orders no earlier chunk counted, the last row of an order id within the chunk."""
+    if accepted.empty:
+        return accepted
+    return (seen or SeenKeys()).keep_new(accepted.sort_values(LINE, kind="stable"), ["order_id"])
+
+
+def order_records(orders: pd.DataFrame) -> list[OrderRecord]:
+    """Each order as the order history keeps it (what attribution reads)."""
+    columns: dict[str, list[Any]] = {
+        name: orders[name].tolist() if name in orders else [None] * len(orders)
+        for name in ("order_id", "customer_id", "order_date", "amount", "currency", "coupon_code")
+    }
+    return [
+        OrderRecord(
+            order_id=str(order_id),
+            customer_id=str(columns["customer_id"][index]),
+            order_date=str(columns["order_date"][index]),
+            amount=float(columns["amount"][index]),
+            currency=str(currency) if _present(currency := columns["currency"][index]) else "",
+            coupon_code=str(code) if _present(code := columns["coupon_code"][index]) else "",
+        )
+        for index, order_id in enumerate(columns["order_id"])
+    ]
 
 
 def order_deltas(accepted: pd.DataFrame, seen: SeenKeys | None = None) -> Merged[ActivityDelta]:
     """Per customer: how many new orders, their total, and the earliest and latest order time."""
-    if accepted.empty:
-        return Merged([], 0)
-    orders = (seen or SeenKeys()).keep_new(accepted.sort_values(LINE, kind="stable"), ["order_id"])
+    return summarise_orders(new_orders(accepted, seen), rows=len(accepted))
+
+
+def summarise_orders(orders: pd.DataFrame, *, rows: int) -> Merged[ActivityDelta]:
+    """`orders` (new_orders of a chunk of `rows` rows) summed per customer."""
     if orders.empty:
-        return Merged([], len(accepted))
+        return Merged([], rows)
     cents = (orders["amount"].astype("float64") * _AMOUNT_SCALE).round().astype("int64")
     grouped = orders.assign(_units=cents).groupby("customer_id", sort=False)
     summary = pd.DataFrame(
@@ -189,7 +219,7 @@ def order_deltas(accepted: pd.DataFrame, seen: SeenKeys | None = None) -> Merged
         )
         for row in _delta_rows(summary)
     ]
-    return Merged(deltas, len(accepted) - len(orders))
+    return Merged(deltas, rows - len(orders))
 
 
 def event_deltas(accepted: pd.DataFrame, seen: SeenKeys | None = None) -> Merged[ActivityDelta]:

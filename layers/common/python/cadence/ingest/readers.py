@@ -32,7 +32,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, Protocol
 
 import pandas as pd
 
@@ -257,10 +257,16 @@ def sniff_delimiter(head_text: str) -> str:
 # ---------- recognising the file ----------
 
 
+class _Reads(Protocol):
+    """What the wrappers below read from: any binary stream (S3 body, gzip, file)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class _Capped(io.RawIOBase):
     """`stream` that refuses to yield more than `limit` bytes: a gzip bomb stops at the cap, not at the disk."""
 
-    def __init__(self, stream: IO[bytes], limit: int) -> None:
+    def __init__(self, stream: _Reads, limit: int) -> None:
         self._stream = stream
         self._left = limit
 
@@ -279,7 +285,7 @@ class _Capped(io.RawIOBase):
 class HashingReader(io.RawIOBase):
     """A stream that keeps the MD5 of every byte read through it (the content id of a multipart upload)."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: _Reads) -> None:
         self._stream = stream
         self.digest = hashlib.md5(usedforsecurity=False)
 
@@ -302,7 +308,7 @@ class HashingReader(io.RawIOBase):
 class _Chained(io.RawIOBase):
     """A readable stream of `head` followed by the rest of `rest`, so sniffing consumes nothing."""
 
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+    def __init__(self, head: bytes, rest: _Reads) -> None:
         self._head = memoryview(head)
         self._rest = rest
 
@@ -320,7 +326,7 @@ class _Chained(io.RawIOBase):
         return len(data)
 
 
-def _read_head(stream: IO[bytes]) -> tuple[bytes, BinaryIO]:
+def _read_head(stream: _Reads) -> tuple[bytes, BinaryIO]:
     parts: list[bytes] = []
     size = 0
     while size < HEAD_BYTES:
@@ -440,7 +446,9 @@ class _Chunker:
 # ---------- CSV ----------
 
 
-def _csv_reader(text: io.TextIOWrapper, *, shape: FileShape, feed: Feed, mapping: ColumnMapping, chunk_rows: int):
+def _csv_reader(
+    text: io.TextIOWrapper, *, shape: FileShape, feed: Feed, mapping: ColumnMapping, chunk_rows: int
+) -> TableReader:
     reader = csv.reader(text, delimiter=shape.delimiter or ",", quotechar='"', doublequote=True, strict=False)
     try:
         header = next((row for row in reader if row), None)

@@ -8,6 +8,7 @@ import csv
 import io
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -198,7 +199,7 @@ class RejectSink:
         return binary
 
     @staticmethod
-    def merge(parts: list[IO[bytes]], last: "RejectSink | None") -> IO[bytes]:
+    def merge(parts: Sequence[IO[bytes]], last: "RejectSink | None") -> IO[bytes]:
         """Earlier parts' CSVs (each closed here) followed by this part's rows, under one header."""
         merged: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
         sources = [*parts, *([last.finish()] if last is not None else [])]

@@ -29,6 +29,8 @@ class Kind(StrEnum):
     JSON = "json"
     # A Pinpoint endpoint's ChannelType: only EMAIL and SMS carry an address cadence can message.
     CHANNEL = "channel"
+    # A campaign coupon as a customer types it: case, spaces and hyphens do not matter.
+    COUPON = "coupon"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,11 @@ ORDERS = Feed(
         Column("currency", Kind.CURRENCY, description="ISO 4217, e.g. CNY."),
         Column("items", Kind.INT, description="Whole number of items."),
         Column("channel", Kind.TEXT),
+        Column(
+            "coupon_code",
+            Kind.COUPON,
+            description="The campaign coupon the order redeemed, as sent; attributes the order to that campaign run.",
+        ),
     ),
 )
 

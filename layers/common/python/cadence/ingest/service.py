@@ -38,7 +38,7 @@ from typing import Any
 import pandas as pd
 
 from cadence.config import IngestSettings
-from cadence.dal import activity_table, ingest_ledger, profiles_table, queues, suppression_table, uploads
+from cadence.dal import activity_table, ingest_ledger, order_history, profiles_table, queues, suppression_table, uploads
 from cadence.errors import InvalidInputError, TransientError
 from cadence.ingest import merge, pinpoint
 from cadence.ingest.cleaning import Context
@@ -511,9 +511,13 @@ def _apply(
     elif feed in PROFILE_FEEDS:
         _write_customers(accepted, report=report, settings=settings, info=state.info)
     else:
-        deltas = (
-            merge.order_deltas(accepted, state.seen) if feed is ORDERS else merge.event_deltas(accepted, state.seen)
-        )
+        if feed is ORDERS:
+            orders = merge.new_orders(accepted, state.seen)
+            deltas = merge.summarise_orders(orders, rows=len(accepted))
+            # Written also for content counted before: the same keys, so a repeat only rewrites the same objects.
+            order_history.put_chunk(settings.data_bucket, state.content_id, chunk_index, merge.order_records(orders))
+        else:
+            deltas = merge.event_deltas(accepted, state.seen)
         report.duplicates_merged += deltas.duplicates_merged
         if state.counted_before:
             report.writes_skipped += sum(delta.records for delta in deltas.items)
