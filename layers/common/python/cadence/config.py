@@ -232,6 +232,18 @@ def feedback_settings() -> FeedbackSettings:
     return FeedbackSettings.from_env()  # type: ignore[return-value]
 
 
+class UnsubscribeSettings(_EnvSettings):
+    profiles_table: str
+    suppression_table: str
+    # The secret the links' tokens are signed with (cadence.unsubscribe), the one dispatch signs with.
+    unsubscribe_secret_arn: str = Field(min_length=1)
+
+
+@cache
+def unsubscribe_settings() -> UnsubscribeSettings:
+    return UnsubscribeSettings.from_env()  # type: ignore[return-value]
+
+
 class RescoreSettings(_EnvSettings):
     profiles_table: str
     scores_table: str

@@ -118,3 +118,35 @@ def put_many(table_name: str, profiles: Sequence[Mapping[str, Any]], *, workers:
     """
     items = [to_item(profile) for profile in profiles]
     batches.put_items(table_name, items, action="profiles.put_many", workers=workers)
+
+
+def withdraw_consent(table_name: str, customer_id: str, channel: str, *, at: str, source: str) -> str | None:
+    """Set the channel's consent to no, with when and why; returns the channel's address (None: no such customer).
+
+    `<channel>_updated_at` moves to `at` too, so a file row older than the withdrawal cannot give consent back
+    (cadence.ingest.merge goes by the channel's own time).
+
+    Raises:
+        TransientError / PermanentError: DynamoDB refused.
+    """
+    address_name = "email" if channel == "email" else "phone"
+    try:
+        response = clients.table(table_name).update_item(
+            Key={"customer_id": customer_id},
+            UpdateExpression="SET #consent = :no, #at = :at, #source = :source, #stamp = :at",
+            ConditionExpression="attribute_exists(customer_id)",
+            ExpressionAttributeNames={
+                "#consent": f"consent_{channel}",
+                "#at": f"consent_{channel}_at",
+                "#source": f"consent_{channel}_source",
+                "#stamp": f"{channel}_updated_at",
+            },
+            ExpressionAttributeValues={":no": False, ":at": at, ":source": source},
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            return None
+        raise clients.translate(exc, "profiles.withdraw_consent") from exc
+    value = response.get("Attributes", {}).get(address_name)
+    return str(value) if value else ""
