@@ -244,6 +244,16 @@ def unsubscribe_settings() -> UnsubscribeSettings:
     return UnsubscribeSettings.from_env()  # type: ignore[return-value]
 
 
+class SmsOptOutSettings(_EnvSettings):
+    profiles_table: str
+    suppression_table: str
+
+
+@cache
+def sms_opt_out_settings() -> SmsOptOutSettings:
+    return SmsOptOutSettings.from_env()  # type: ignore[return-value]
+
+
 class RescoreSettings(_EnvSettings):
     profiles_table: str
     scores_table: str

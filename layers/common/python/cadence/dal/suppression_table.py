@@ -118,8 +118,11 @@ def changes_since(table_name: str, since: datetime, now: datetime | None = None)
     return found
 
 
-def suppressed_addresses(table_name: str, channels: Iterable[Channel]) -> frozenset[tuple[str, str]]:
-    """(channel, address hash) of every entry with an address reason: what the planner leaves out.
+def suppressed_addresses(
+    table_name: str, channels: Iterable[Channel], reasons: frozenset[Reason] = ADDRESS_REASONS
+) -> frozenset[tuple[str, str]]:
+    """(channel, address hash) of every entry with one of `reasons` (by default the address reasons: what the
+    planner leaves out).
 
     Sixteen Queries per channel (eventually consistent: the dispatch check covers what arrives after planning).
     """
@@ -133,7 +136,7 @@ def suppressed_addresses(table_name: str, channels: Iterable[Channel]) -> frozen
                 ExpressionAttributeValues={":pk": f"SUPP#{channel}#{digit}"},
                 ProjectionExpression="address_hash, reason",
             ):
-                if item["reason"] in ADDRESS_REASONS:
+                if item["reason"] in reasons:
                     found.add((channel, str(item["address_hash"])))
     return frozenset(found)
 
