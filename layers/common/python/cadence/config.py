@@ -254,6 +254,20 @@ def sms_opt_out_settings() -> SmsOptOutSettings:
     return SmsOptOutSettings.from_env()  # type: ignore[return-value]
 
 
+class ErasureSettings(_EnvSettings):
+    profiles_table: str
+    activity_table: str
+    scores_table: str
+    sends_table: str
+    suppression_table: str
+    data_bucket: str
+
+
+@cache
+def erasure_settings() -> ErasureSettings:
+    return ErasureSettings.from_env()  # type: ignore[return-value]
+
+
 class RescoreSettings(_EnvSettings):
     profiles_table: str
     scores_table: str

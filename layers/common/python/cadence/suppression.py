@@ -45,6 +45,11 @@ def hash_normalised(address: str) -> str:
     return hashlib.blake2b(address.encode(), digest_size=12).hexdigest()
 
 
+def customer_hash(customer_id: str) -> str:
+    """An erased customer's tombstone key: the id hashed as addresses are (the id itself is not kept)."""
+    return hash_normalised(f"customer:{customer_id}")
+
+
 def address_hash(address: str) -> str:
     """The list's key of an address: equal after trimming and lower-casing, as the planner compares them."""
     return hash_normalised(address.strip().lower())

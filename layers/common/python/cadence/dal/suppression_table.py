@@ -171,3 +171,61 @@ def count_soft_bounce(table_name: str, channel: Channel, hashed: str, message_id
             return None
         raise clients.translate(exc, "suppression.count_soft_bounce") from exc
     return int(response["Attributes"]["bounces"])
+
+
+def put_tombstone(table_name: str, customer_hash: str, *, at: datetime) -> None:
+    """Note an erased customer (by the hash of their id): ingest gives a re-imported customer no consent."""
+    try:
+        clients.table(table_name).put_item(
+            Item={"pk": f"TOMB#{customer_hash[0]}", "sk": customer_hash, "at": at.astimezone(UTC).isoformat()}
+        )
+    except ClientError as exc:
+        raise clients.translate(exc, "suppression.put_tombstone") from exc
+
+
+def tombstones(table_name: str) -> frozenset[str]:
+    """The hashes of every erased customer's id (sixteen Queries)."""
+    found = set()
+    for digit in _DIGITS:
+        for item in _query(
+            table_name,
+            "suppression.tombstones",
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": f"TOMB#{digit}"},
+            ProjectionExpression="sk",
+        ):
+            found.add(str(item["sk"]))
+    return frozenset(found)
+
+
+def forget_customer(table_name: str, customer_id: str) -> int:
+    """Take the customer id off every entry and change naming it (their hashes stay); returns how many.
+
+    A Scan: erasure is rare, and the list holds no index by customer.
+    """
+    changed = 0
+    table = clients.table(table_name)
+    for page in clients.scan_pages(
+        table_name,
+        "suppression.forget_customer",
+        FilterExpression="customer_id = :cid",
+        ExpressionAttributeValues={":cid": customer_id},
+    ):
+        for item in page:
+            key = {"pk": item["pk"], "sk": item["sk"]}
+            try:
+                if str(item["pk"]).startswith("LOG#"):
+                    # the change's key names the customer: put it again under a key without the id
+                    table.delete_item(Key=key)
+                    table.put_item(
+                        Item={
+                            **{k: v for k, v in item.items() if k != "customer_id"},
+                            "sk": str(item["sk"]).rsplit("#", 1)[0] + "#-",
+                        }
+                    )
+                else:
+                    table.update_item(Key=key, UpdateExpression="REMOVE customer_id")
+            except ClientError as exc:
+                raise clients.translate(exc, "suppression.forget_customer") from exc
+            changed += 1
+    return changed

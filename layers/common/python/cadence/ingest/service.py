@@ -50,6 +50,7 @@ from cadence.ingest.report import IngestReport, OutputKeys, Part, RejectSink, fi
 from cadence.ingest.schemas import ORDERS, PINPOINT_ENDPOINTS, PROFILE_FEEDS, Feed, feed_for_key
 from cadence.ingest.validation import Validated, validate
 from cadence.observability import logger, metrics
+from cadence.suppression import customer_hash
 
 # The key of an event that continues a file another invocation started.
 CONTINUATION = "ingest_continuation"
@@ -557,10 +558,14 @@ def _write_customers(
     # Another customers file's read-merge-write between ours would put its rows over ours unmerged.
     with _customers_lease(settings):
         stored = profiles_table.read_for_merge(settings.profiles_table, [c.customer_id for c in customers.items])
+        # Erased customers a file brings back come without consent (their addresses stay suppressed, too).
+        erased = suppression_table.tombstones(settings.suppression_table)
         changed = []
         for upsert in customers.items:
             held = stored.get(upsert.customer_id)
             item, newer = merge.resolve_customer(upsert, held)
+            if erased and customer_hash(upsert.customer_id) in erased:
+                item |= {name: False for name in merge.CONSENT_COLUMNS if name in item}
             if newer:
                 report.writes_applied += 1
             else:
