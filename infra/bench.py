@@ -8,6 +8,8 @@ Sections (each can be chosen with --only):
   audience  a campaign audience (AUDIENCE_BENCH_CUSTOMERS, 100,000) read and planned, parallel vs one segment
   dispatch  email recipients (DISPATCH_BENCH_RECIPIENTS, 5,000) sent at the SESv2 shim's rate (DISPATCH_BENCH_RATE,
             100/s): recipients/s against the rate, API calls per 1,000 recipients, cost per 1M (bench_dispatch)
+  chaos     the dispatch chaos run (CHAOS_BENCH_RECIPIENTS, 20,000) on a local stack: SES throttling beyond its rate,
+            10% of its calls failing, dispatch workers killed mid-batch; ledger, SES and counters checked (infra.chaos)
 
 Speed is reported beside a baseline measured in the same run, never as an absolute threshold.
 """
@@ -28,6 +30,7 @@ from infra.bench_audience import bench_audience
 from infra.bench_dispatch import bench_dispatch
 from infra.bench_ingest import bench_ingest
 from infra.bench_scoring import bench_scoring
+from infra.chaos import bench_chaos
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / ".aws-sam" / "build"
@@ -107,6 +110,7 @@ SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest": bench_ingest,
     "audience": bench_audience,
     "dispatch": bench_dispatch,
+    "chaos": bench_chaos,
 }
 
 

@@ -28,12 +28,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Collection, Mapping, Sequence
 
     from infra.clients import Clients
     from infra.moto_patches import InProcessMoto
     from infra.router import InvocationRecord, Router, SqsSource
-    from infra.runtime import FunctionSpec, InvocationResult
+    from infra.runtime import FunctionSpec, InvocationResult, WorkerFaults
     from infra.sam_deploy import Deployment
 
 log = logging.getLogger("infra.local_stack")
@@ -64,8 +64,14 @@ class LocalStack:
         async_retry_delays: Sequence[float] = (1.0, 2.0),
         paused_functions: Collection[str] = (),
         beside: LocalStack | None = None,
+        environment_overrides: Mapping[str, Mapping[str, str]] | None = None,
+        worker_faults: Mapping[str, WorkerFaults] | None = None,
     ) -> None:
         """``paused_functions``: logical ids whose queues are not polled (messages wait), e.g. to time one stage.
+
+        ``environment_overrides`` (by logical id) replace some of a function's deployed variables in its workers,
+        and ``worker_faults`` (by logical id, ``infra.runtime.WorkerFaults``) kill its workers at random moments:
+        both for chaos tests (e.g. a short dispatch lease), never for ``make local``.
 
         ``beside``: a running local stack whose endpoint (one moto, one account) this stack is deployed into, as a
         second brand's stack is deployed beside the first in one AWS account; it needs its own stack name (and
@@ -82,6 +88,8 @@ class LocalStack:
         self._retry_delays = tuple(async_retry_delays)
         self._paused = frozenset(paused_functions)
         self._beside = beside
+        self._environment_overrides = {name: dict(values) for name, values in (environment_overrides or {}).items()}
+        self._worker_faults = dict(worker_faults or {})
         self._server: Any = None
         self._clients: Clients | None = None
         self._moto: InProcessMoto | None = None
@@ -309,7 +317,7 @@ class LocalStack:
         return parameters
 
     def _function_specs(self, deployment: Deployment) -> dict[str, FunctionSpec]:
-        from infra.runtime import FunctionSpec  # noqa: PLC0415 - see the module docstring
+        from infra.runtime import FunctionSpec, WorkerFaults  # noqa: PLC0415 - see the module docstring
 
         assert self._clients is not None  # noqa: S101 - set by start
         lambda_client = self._clients("lambda")
@@ -337,10 +345,14 @@ class LocalStack:
                 handler=configuration["Handler"],
                 code_dir=str(code_dir),
                 layer_dirs=tuple(str(deployment.code_dirs[lid]) for lid in layer_ids if lid in deployment.code_dirs),
-                environment=self._function_environment(configuration, code_dir),
+                environment={
+                    **self._function_environment(configuration, code_dir),
+                    **self._environment_overrides.get(logical_id, {}),
+                },
                 timeout_s=int(configuration.get("Timeout", 3)),
                 memory_mb=int(configuration.get("MemorySize", 128)),
                 log_path=str(log_path),
+                faults=self._worker_faults.get(logical_id, WorkerFaults()),
             )
         return specs
 

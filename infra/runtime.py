@@ -7,6 +7,12 @@ stand in for the layers' built dependencies), and its working directory in the f
 handler once (the cold start) and serves one invocation at a time. A handler exception is returned as a function
 error and the worker lives on; a timeout or a crash kills the worker and the next invocation starts a new one.
 
+For chaos tests only, ``FunctionSpec.faults`` (``WorkerFaults``) makes a worker kill itself at random moments: right
+after an AWS API call returns, with probability ``kill_share`` per call, it ends with ``os._exit`` (no ``finally``,
+no flush, as SIGKILL or a Lambda sandbox lost mid-invocation would). Between two API calls is every moment that
+matters to the ledger: after a claim, after SES accepted a call and before it is recorded, after a settle and before
+the run's counter. The choice is seeded (``seed`` and the worker's spawn number), so a failing run can be replayed.
+
 This module only imports the standard library: the worker processes import it, and stay light.
 """
 
@@ -18,6 +24,7 @@ import importlib
 import json
 import multiprocessing
 import os
+import random
 import resource
 import signal
 import sys
@@ -41,6 +48,14 @@ _STOP_BUSY_WAIT_S: Final = 0.5  # how long a stop waits for a running invocation
 
 
 @dataclass(frozen=True)
+class WorkerFaults:
+    """Test-only faults of a function's workers (see the module docstring); the default injects none."""
+
+    kill_share: float = 0.0  # probability, per AWS API call, that the worker dies right after the call returns
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """Everything a worker needs to run one function."""
 
@@ -54,6 +69,7 @@ class FunctionSpec:
     timeout_s: int
     memory_mb: int
     log_path: str
+    faults: WorkerFaults = field(default_factory=WorkerFaults)
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,7 @@ class FunctionWorker:
         self._ready = False
         self._tail: _LogTail | None = None
         self._closed = False
+        self._spawns = 0  # seeds a worker's faults: each respawned worker draws its own moments
 
     def start(self) -> None:
         """Spawn the worker; it imports the handler in the background."""
@@ -183,7 +200,7 @@ class FunctionWorker:
         parent, child = context.Pipe()
         process = context.Process(
             target=worker_main,
-            args=(self.spec, child, self._base_path),
+            args=(self.spec, child, self._base_path, self._spawns),
             name=f"lambda-{self.spec.logical_id}",
             daemon=True,
         )
@@ -198,6 +215,7 @@ class FunctionWorker:
             if on_main_thread:
                 signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
         child.close()
+        self._spawns += 1
         self._process, self._connection, self._ready = process, parent, False
 
     def _kill(self) -> None:
@@ -260,7 +278,7 @@ class _LogTail(threading.Thread):
 # ---------- the worker process ----------
 
 
-def worker_main(spec: FunctionSpec, connection: Connection, base_path: list[str]) -> None:
+def worker_main(spec: FunctionSpec, connection: Connection, base_path: list[str], spawn: int = 0) -> None:
     """Entry point of a worker process: set up the sandbox, import the handler, serve invocations until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the router stops us
     _redirect_output(Path(spec.log_path))
@@ -277,7 +295,7 @@ def worker_main(spec: FunctionSpec, connection: Connection, base_path: list[str]
     _forget_preloaded([spec.code_dir, *(path for path in layer_paths if Path(path).name == "python")])
     os.chdir(spec.code_dir)
 
-    api_calls = _count_api_calls()
+    api_calls = _count_api_calls(_killer(spec.faults, spawn))
     init_started = time.time()
     handler, init_error = _import_handler(spec.handler)
     init_ms: float | None = (time.time() - init_started) * 1000
@@ -331,11 +349,26 @@ def _forget_preloaded(function_paths: list[str]) -> None:
         del sys.modules[name]
 
 
-def _count_api_calls() -> Counter[str]:
+def _killer(faults: WorkerFaults, spawn: int) -> Callable[[], None] | None:
+    """What the worker calls after each AWS API call: dies there now and then (chaos tests), or None."""
+    if faults.kill_share <= 0:
+        return None
+    draw = random.Random(f"{faults.seed}:{spawn}").random  # noqa: S311 - chaos, not cryptography
+
+    def maybe_die() -> None:
+        if draw() < faults.kill_share:
+            print("[CHAOS] worker killed after an API call (WorkerFaults.kill_share)", flush=True)
+            os._exit(137)  # as SIGKILL: no cleanup, no finally, no answer to the router
+
+    return maybe_die
+
+
+def _count_api_calls(after_call: Callable[[], None] | None = None) -> Counter[str]:
     """Count every AWS API call made in this worker, by "service.Operation", for the benchmarks.
 
     Wrapping botocore's one entry point counts the calls of every client the handler builds, whatever
-    library built it; botocore's own retries of a call are not counted again.
+    library built it; botocore's own retries of a call are not counted again. `after_call` runs after each call
+    (returned or raised): the chaos tests' worker kills.
     """
     from botocore.client import BaseClient  # noqa: PLC0415 - imported in the worker, after its sys.path is set
 
@@ -344,7 +377,11 @@ def _count_api_calls() -> Counter[str]:
 
     def counting(client: BaseClient, operation_name: str, api_params: Any) -> Any:
         counts[f"{client.meta.service_model.service_name}.{operation_name}"] += 1
-        return original(client, operation_name, api_params)
+        try:
+            return original(client, operation_name, api_params)
+        finally:
+            if after_call is not None:
+                after_call()
 
     BaseClient._make_api_call = counting  # type: ignore[method-assign]
     return counts

@@ -21,7 +21,9 @@ It can be told to misbehave, by environment variables read at ``install()`` or b
   (at least one bulk call, 50) refills at that rate; a destination beyond it gets status ``ACCOUNT_THROTTLED``
   (its message is not sent), as SES throttles an account past its maximum send rate;
 - ``CADENCE_SES_SHIM_FAILURE_SHARE`` (0-1): that share of SendBulkEmail calls fails whole with a transient 500
-  ``InternalFailure`` before anything is sent (``CADENCE_SES_SHIM_SEED`` makes the choice repeatable).
+  ``InternalFailure`` before anything is sent (``CADENCE_SES_SHIM_SEED`` makes the choice repeatable);
+- ``configure(account_rate=...)``: GetAccount reports that MaxSendRate instead of the enforced one, as when other
+  senders share the account's quota: the workers pace to more than SES lets through, and are throttled.
 
 The shim is process-wide: in the local stack it lives in the stack's process (moto's server runs there), so the
 stack's ``ses_shim`` and tests in that process read and configure the same one.
@@ -67,6 +69,7 @@ class SesShim:
     max_send_rate: float | None = None
     failure_share: float = 0.0
     burst: float | None = None
+    account_rate: float | None = None
     messages: list[BulkMessage] = field(default_factory=list)
     calls: int = 0
     throttled: int = 0
@@ -83,10 +86,13 @@ class SesShim:
         failure_share: float = 0.0,
         seed: int | None = None,
         burst: float | None = None,
+        account_rate: float | None = None,
     ) -> None:
         """Enforce a send rate (None: none) with a bucket of `burst` messages (default: one second of the rate, at
-        least one bulk call) and fail a share of calls; forgets what was recorded."""
+        least one bulk call), fail a share of calls, report `account_rate` (default: the enforced rate) as the
+        account's MaxSendRate; forgets what was recorded."""
         with self._lock:
+            self.account_rate = account_rate
             self.max_send_rate = max_send_rate
             self.failure_share = failure_share
             self.burst = burst
@@ -226,7 +232,7 @@ def _delete_email_template(self: Any) -> str:
 
 def _get_account(self: Any) -> str:
     backend = _core(self)
-    rate = SHIM.max_send_rate if SHIM.max_send_rate is not None else 10_000.0
+    rate = SHIM.account_rate or (SHIM.max_send_rate if SHIM.max_send_rate is not None else 10_000.0)
     quota = {"Max24HourSend": 1_000_000_000.0, "MaxSendRate": rate, "SentLast24Hours": backend.sent_message_count}
     return json.dumps(
         {

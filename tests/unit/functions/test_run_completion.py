@@ -287,3 +287,30 @@ def test_sends_failing_on_their_last_delivery_complete_the_run_as_failed_and_ret
     assert run["status"] == "COMPLETED"
     assert run["final_counters"]["sent"] == outcome["sends_queued"]
     assert set(sms_by_number().values()) == {1}
+
+
+def test_a_run_completes_when_a_worker_died_between_settling_a_batch_and_counting_it(
+    stack: None, queues: dict[str, str], lambda_context: Any, provider: ProviderFaults
+) -> None:
+    # given a run whose first batch is settled, and its worker dies before adding it to the run's counter
+    # (claim and SENDING are answered, the settle reaches the table, then the worker is gone)
+    queued = fire(lambda_context)["sends_queued"]
+    sqs = boto3.client("sqs")
+    url = queues["DISPATCH_QUEUE_URL"]
+    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, AttributeNames=["All"])["Messages"]
+    for _ in range(2):
+        provider.once("dynamodb.UpdateItem", provider_faults.ANSWERED)
+    provider.once("dynamodb.UpdateItem", provider_faults.KILLED_AFTER)
+    with pytest.raises(provider_faults.WorkerKilled):
+        dispatch_app.lambda_handler({"Records": [_record(first[0])]}, lambda_context)
+    provider.clear()
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"], VisibilityTimeout=0)
+
+    # when every batch is delivered, the killed one again (found settled: nothing is sent twice)
+    drain(queues, lambda_context)
+
+    # then the run is completed all the same, each send once
+    run = run_item()
+    assert run["status"] == "COMPLETED"
+    assert run["final_counters"]["sent"] == queued
+    assert_each_sent_once(queued)

@@ -84,7 +84,8 @@ def send_batch(
     Raises:
         TransientError: too little time is left, another delivery holds an unexpired lease on the batch, some
             sends failed in a way that shows they were not sent (they are FAILED, and the redelivery of the batch
-            sends only those), or the campaign was resumed while this delivery held its sends.
+            sends only those), the campaign was resumed while this delivery held its sends, or the batch was
+            settled already while its run is still open (it asks the ledger again later, see `_already_claimed`).
         InvalidInputError: the stored campaign definition is invalid.
     """
     log_ids = {"run_id": batch.run_id, "batch_id": batch.batch_id, "channel": batch.channel}
@@ -102,7 +103,7 @@ def send_batch(
         lease_seconds=settings.dispatch_lease_seconds,
     )
     if claim.token is None:
-        return _already_claimed(batch, settings, claim)
+        return _already_claimed(batch, settings, claim, last_delivery=last_delivery)
     token = claim.token
     # Every earlier outcome stays, also of sends this message does not name (retry-failed queues only the failed).
     outcomes: dict[str, Outcome] = dict(claim.outcomes or {})
@@ -148,13 +149,22 @@ def send_batch(
 
 
 def _already_claimed(
-    batch: DispatchBatch, settings: DispatchSettings, claim: sends_table.BatchClaim
+    batch: DispatchBatch, settings: DispatchSettings, claim: sends_table.BatchClaim, *, last_delivery: bool
 ) -> dict[str, SendStatus]:
     """A delivery of a batch this one could not claim: a duplicate, a batch left in doubt, or one held by a lease."""
     log_ids = {"run_id": batch.run_id, "batch_id": batch.batch_id, "channel": batch.channel}
     if claim.status is BatchStatus.SETTLED:
         logger.info("batch already settled", extra=log_ids)
         metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=len(batch.sends))
+        # A worker that died after settling and before counting left the run's counter short, so no later batch
+        # would complete the run. This delivery cannot tell whether it was counted: it asks the ledger, and while
+        # the run is still open it comes back later (not on its last delivery) to ask again once the rest settled.
+        if run_report.complete_if_settled(
+            settings.campaigns_table, settings.sends_table, batch.campaign_id, batch.run_id
+        ):
+            metrics.add_metric(name="RunsCompleted", unit=MetricUnit.Count, value=1)
+        elif not last_delivery and run_report.is_open(settings.campaigns_table, batch.campaign_id, batch.run_id):
+            raise TransientError("dispatch: the batch is settled and its run still open: asking again later")
         return {}
     if claim.status is BatchStatus.SENDING and claim.lease_expired:
         # Its worker started the provider calls and never settled them (killed, timed out): they may have been sent.

@@ -68,6 +68,12 @@ def record_settled(
     return complete_if_settled(campaigns_table_name, sends_table_name, campaign_id, run_id)
 
 
+def is_open(campaigns_table_name: str, campaign_id: str, run_id: str) -> bool:
+    """Whether the run fanned out and has not completed yet."""
+    run = campaigns_table.get_run(campaigns_table_name, campaign_id, run_id)
+    return run is not None and run.get("status") == campaigns_table.RunStatus.FANNED_OUT
+
+
 def complete_if_settled(campaigns_table_name: str, sends_table_name: str, campaign_id: str, run_id: str) -> bool:
     """Move the fanned-out run to COMPLETED with its final counters if the ledger shows every queued send done
     (final, or failed on its last delivery). Returns whether this call completed it.

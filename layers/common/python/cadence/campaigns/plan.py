@@ -158,7 +158,7 @@ BATCH_LIMIT = 50
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Sends of one run, channel and release time that are queued, claimed and settled together."""
+    """Sends of one run, channel, release time and variant that are queued, claimed and settled together."""
 
     campaign_id: str
     run_id: str
@@ -231,20 +231,28 @@ class Plan:
         return [send for moment in sorted(self.releases) for send in self.releases[moment]]
 
     def batches(self, size: int = BATCH_LIMIT) -> list[Batch]:
-        """The sends cut into batches of at most `size`, per release time and channel, in customer id order.
+        """The sends cut into batches of at most `size`, per release time, channel and variant, in customer id order.
 
-        The cut depends only on the plan's sends, not their order: each (customer, channel) send is in exactly
-        one batch, and the same plan always gives the same batch ids. A plan made again from changed data may
-        cut differently, so a run keeps the batches it queued (cadence.campaign_runs).
+        One variant a batch because SendBulkEmail takes one template (one per variant): a batch is one call, so SES
+        sees 20 calls per 1,000 emails however many variants a campaign tests. The cut depends only on the plan's
+        sends, not their order: each (customer, channel) send is in exactly one batch, and the same plan always
+        gives the same batch ids. A plan made again from changed data may cut differently, so a run keeps the
+        batches it queued (cadence.campaign_runs).
         """
         cut: list[Batch] = []
         for moment in sorted(self.releases):
             for channel in CHANNELS:
-                sends = sorted((s for s in self.releases[moment] if s.channel == channel), key=lambda s: s.customer_id)
-                for index, start in enumerate(range(0, len(sends), size)):
-                    chunk = tuple(sends[start : start + size])
-                    batch_id = f"{channel}-{moment.astimezone(UTC):%Y%m%dT%H%MZ}-{index:05d}"
-                    cut.append(Batch(chunk[0].campaign_id, chunk[0].run_id, channel, batch_id, moment, chunk))
+                of_channel = [send for send in self.releases[moment] if send.channel == channel]
+                # Variant names match ^[a-z0-9][a-z0-9_-]*$, so "" (no variant) sorts first and ids cannot clash.
+                for variant in sorted({send.variant or "" for send in of_channel}):
+                    sends = sorted(
+                        (send for send in of_channel if (send.variant or "") == variant), key=lambda s: s.customer_id
+                    )
+                    stem = f"{channel}-{moment.astimezone(UTC):%Y%m%dT%H%MZ}" + (f"-{variant}" if variant else "")
+                    for index, start in enumerate(range(0, len(sends), size)):
+                        chunk = tuple(sends[start : start + size])
+                        batch_id = f"{stem}-{index:05d}"
+                        cut.append(Batch(chunk[0].campaign_id, chunk[0].run_id, channel, batch_id, moment, chunk))
         return cut
 
     def split(self, due: datetime) -> tuple[list[Send], dict[datetime, list[Send]]]:
