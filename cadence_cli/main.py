@@ -31,7 +31,7 @@ from cadence.campaigns import html_report
 from cadence.campaigns.lifecycle import IllegalTransitionError, State
 from cadence.campaigns.plan import Plan
 from cadence.config import CampaignSettings
-from cadence.dal import campaigns_table
+from cadence.dal import campaigns_table, lambdas
 from cadence.dal.campaigns_table import StoredCampaign
 from cadence.errors import CadenceError, InvalidInputError
 from cadence_cli import render, stack
@@ -177,6 +177,24 @@ def _history(args: argparse.Namespace) -> int:
         for number, version in enumerate(versions, start=1)
     ]
     render.table(f"campaign {args.campaign_id}: stored versions", ("#", "stored at", "stored by", "name"), rows)
+    return EXIT_OK
+
+
+def _erase(args: argparse.Namespace) -> int:
+    outputs = _outputs(args)
+    report = lambdas.invoke_sync(stack.output(outputs, "ErasureFunctionName"), {"customer_id": args.customer_id})
+    if args.json:
+        render.emit_json(report)
+        return EXIT_OK
+    render.counts(f"customer {args.customer_id} erased: items and entries removed", report["tables"])
+    render.line(f"files rewritten without the customer: {len(report['objects_rewritten'])}")
+    for key in report["objects_rewritten"]:
+        render.line(f"  {key}")
+    render.line(f"files deleted whole (not text): {len(report['objects_deleted'])}")
+    for key in report["objects_deleted"]:
+        render.line(f"  {key}")
+    render.line(f"earlier object versions deleted: {report['versions_deleted']}")
+    render.line(f"kept: tombstone {report['tombstone']} (hashed id) and erasure suppressions of the addresses")
     return EXIT_OK
 
 
@@ -383,6 +401,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--open", action="store_true", help="also write the HTML page locally and print its path")
     report.add_argument("--out", type=Path, default=Path("build/reports"), help="where --open writes (build/reports)")
+    customer = groups.add_parser("customer", help="customers' data")
+    customer_commands = customer.add_subparsers(dest="command", required=True)
+    erase = customer_commands.add_parser(
+        "erase",
+        parents=[common],
+        help="erase a customer (right to be forgotten) and print what was removed",
+        description="erase a customer (right to be forgotten) and print what was removed",
+    )
+    erase.add_argument("customer_id")
+    erase.set_defaults(handler=_erase)
     return parser
 
 

@@ -34,9 +34,10 @@ _SETTINGS_OUTPUTS = {
     "campaign_scheduler_role_arn": "CampaignSchedulerRoleArn",
     "async_failure_queue_arn": "AsyncFailureQueueArn",
     "email_template_prefix": "EmailTemplatePrefix",
+    "suppression_table": "SuppressionTableName",
 }
 # Optional: a stack deployed from an older template lacks them (campaigns with a schedule then cannot be stored).
-_OPTIONAL_OUTPUTS = {"campaign_caps", "async_failure_queue_arn", "email_template_prefix"}
+_OPTIONAL_OUTPUTS = {"campaign_caps", "async_failure_queue_arn", "email_template_prefix", "suppression_table"}
 
 
 class StackError(Exception):

@@ -5,7 +5,8 @@
 checkov reads SAM functions itself, but the roles, event source mappings and permissions SAM generates exist only in
 the translated template, so both are scanned. A check is skipped only in a resource's ``Metadata.checkov.skip`` with
 a ``comment`` giving the reason; a skip without one fails the scan. A generated role has no Metadata of its own: the
-skips of IAM checks (``CKV_AWS_1xx`` on roles) written on a function are carried to the role SAM makes for it.
+skips of IAM checks (``CKV_AWS_1xx`` on roles) written on a function are carried to the role SAM makes for it, and
+the function URL check (``CKV_AWS_258``) to its generated URL.
 
 checkov lives in its own virtual environment (``make security-scan`` creates ``.venv-checkov``): it pins boto3 and
 other packages to versions the project's environment cannot take.
@@ -26,6 +27,8 @@ from infra.sam_deploy import load_template, package, translate
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
 # IAM checks that report on a function's generated role rather than on the function.
 ROLE_CHECKS: Final = frozenset({"CKV_AWS_107", "CKV_AWS_108", "CKV_AWS_109", "CKV_AWS_110", "CKV_AWS_111"})
+# The resources SAM generates for a function (by the suffix of their logical id) and the checks reporting on them.
+GENERATED_CHECKS: Final = {"Role": ROLE_CHECKS, "Url": frozenset({"CKV_AWS_258"})}
 MIN_REASON_CHARS: Final = 20
 
 
@@ -49,10 +52,11 @@ def translated(template_path: Path) -> dict[str, Any]:
         if resource.get("Type") != "AWS::Serverless::Function" or "Role" in resource.get("Properties", {}):
             continue
         skips = resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
-        role_skips = [skip for skip in skips if skip.get("id") in ROLE_CHECKS]
-        role = resources.get(f"{logical_id}Role")
-        if role_skips and role is not None:
-            role.setdefault("Metadata", {}).setdefault("checkov", {}).setdefault("skip", []).extend(role_skips)
+        for suffix, checks in GENERATED_CHECKS.items():
+            carried = [skip for skip in skips if skip.get("id") in checks]
+            generated = resources.get(f"{logical_id}{suffix}")
+            if carried and generated is not None:
+                generated.setdefault("Metadata", {}).setdefault("checkov", {}).setdefault("skip", []).extend(carried)
     return template
 
 

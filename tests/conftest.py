@@ -40,6 +40,7 @@ os.environ.update(
         "SENDS_TABLE": "test-sends",
         "SCORES_TABLE": "test-scores",
         "INGEST_LEDGER_TABLE": "test-ingest-ledger",
+        "SUPPRESSION_TABLE": "test-suppression",
         "DATA_BUCKET": "test-data-bucket",
         "MODEL_BUCKET": "test-data-bucket",
         "MODEL_VERSION": "test-model",
@@ -98,8 +99,9 @@ def aws() -> Iterator[None]:
     from cadence.dal import clients, secrets  # noqa: PLC0415
     from infra import sesv2_shim  # noqa: PLC0415
 
-    # Per-container caches: clients, the signing key, the dispatch worker's pacer (it read the account's rate).
-    caches = (clients.client, clients.send_client, clients.table, secrets.signing_key, dispatch._quota)
+    # Per-container caches: clients, the signing key, the dispatch worker's pacer (it read the account's rate)
+    # and its copy of the suppression log.
+    caches = (clients.client, clients.send_client, clients.table, secrets.signing_key, dispatch._quota, dispatch._feed)
     for cached in caches:
         cached.cache_clear()
     with mock_aws():
@@ -131,6 +133,7 @@ def tables(aws: None) -> dict[str, str]:
         "SendsTable": os.environ["SENDS_TABLE"],
         "ScoresTable": os.environ["SCORES_TABLE"],
         "IngestLedgerTable": os.environ["INGEST_LEDGER_TABLE"],
+        "SuppressionTable": os.environ["SUPPRESSION_TABLE"],
     }
     for logical_id, name in names.items():
         _create_table_from_template(dynamodb, logical_id, name)

@@ -37,7 +37,7 @@ def test_the_dispatch_function_starts_sends_only_well_inside_its_timeout_and_its
     variables = function("DispatchFunction")["Environment"]["Variables"]
     settings = DispatchSettings.model_validate(
         {
-            **{key.lower(): "x" for key in ("PROFILES_TABLE", "CAMPAIGNS_TABLE", "SENDS_TABLE")},
+            **{key.lower(): "x" for key in ("PROFILES_TABLE", "CAMPAIGNS_TABLE", "SENDS_TABLE", "SUPPRESSION_TABLE")},
             "sender_email": "x",
             "sms_sender_id": "x",
             **EMAIL_SETTINGS,
@@ -66,6 +66,7 @@ def test_dispatch_settings_refuse_a_reserve_shorter_than_one_send() -> None:
         "profiles_table": "p",
         "campaigns_table": "c",
         "sends_table": "s",
+        "suppression_table": "t",
         "sender_email": "e",
         "sms_sender_id": "i",
         **EMAIL_SETTINGS,

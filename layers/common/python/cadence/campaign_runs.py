@@ -57,6 +57,7 @@ from cadence.dal import (
     queues,
     schedules,
     scores_table,
+    suppression_table,
     uploads,
 )
 from cadence.errors import InvalidInputError, PermanentError
@@ -149,7 +150,7 @@ def candidates(
         activity_table=settings.activity_table,
         workers=settings.audience_read_workers,
         attributes=profile_attributes(definition.audience),
-        consistent=False,  # half the read units; dispatch re-reads consent strongly consistent before each send
+        consistent=False,  # half the read units; dispatch checks what the suppression log says since planning
     )
     position = 0
     for profile in profiles:
@@ -183,8 +184,11 @@ def load_history(
     )
 
 
-def _stack(settings: CampaignSettings) -> StackRules:
-    return StackRules(caps=settings.campaign_caps)
+def _stack(settings: CampaignSettings, definition: CampaignDefinition | None = None) -> StackRules:
+    suppressed: frozenset[tuple[str, str]] = frozenset()
+    if settings.suppression_table and definition is not None:
+        suppressed = suppression_table.suppressed_addresses(settings.suppression_table, definition.channels)
+    return StackRules(caps=settings.campaign_caps, suppressed=suppressed)
 
 
 def _plan(definition: CampaignDefinition, run_id: str, now: datetime, settings: CampaignSettings, secret: str) -> Plan:
@@ -195,7 +199,7 @@ def _plan(definition: CampaignDefinition, run_id: str, now: datetime, settings: 
         candidates(definition, settings),
         now=now,
         history=load_history(definition, run_id, now.astimezone(UTC).date(), settings),
-        stack=_stack(settings),
+        stack=_stack(settings, definition),
         secret=secret,
     )
 
@@ -491,7 +495,10 @@ def _plan_segment(definition: CampaignDefinition, run_id: str, step: RunStep, se
     segment, total = step.segment, step.total
     assert segment is not None and total is not None  # noqa: S101 - RunStep checks a segment step names both
     assessed = assess(
-        definition, candidates(definition, settings, (segment, total)), now=step.scheduled_time, stack=_stack(settings)
+        definition,
+        candidates(definition, settings, (segment, total)),
+        now=step.scheduled_time,
+        stack=_stack(settings, definition),
     )
     key = segment_key(definition.campaign_id, run_id, segment, total)
     uploads.put_bytes(settings.data_bucket, key, facts_body(assessed.facts), "application/gzip")

@@ -24,6 +24,8 @@ class _EnvSettings(BaseModel):
 
 class IngestSettings(_EnvSettings):
     profiles_table: str
+    # Consent a file withdraws goes on the suppression list too, so sends already planned stop.
+    suppression_table: str
     # Order and event aggregates; see cadence.dal.activity_table.
     activity_table: str
     data_bucket: str
@@ -76,6 +78,9 @@ def _stack_caps(value: Any) -> Any:
 
 class CampaignSettings(_EnvSettings):
     profiles_table: str
+    # The planner leaves out every address on the suppression list (cadence.suppression); a stack from before the
+    # list has none.
+    suppression_table: str | None = None
     scores_table: str
     campaigns_table: str
     # The send ledger: a run completes when it shows every queued send done; resuming reads the held sends there.
@@ -129,6 +134,10 @@ class DispatchSettings(_EnvSettings):
     profiles_table: str
     campaigns_table: str
     sends_table: str
+    # Suppressions since a run was planned (cadence.suppression), read once per batch from a per-container copy
+    # of the change log at most this many seconds old.
+    suppression_table: str
+    suppression_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     sender_email: str
     sms_sender_id: str
     # Email goes out with SESv2 SendBulkEmail from the campaign's templates, through the configuration set.
@@ -201,6 +210,62 @@ def campaign_settings() -> CampaignSettings:
 @cache
 def dispatch_settings() -> DispatchSettings:
     return DispatchSettings.from_env()  # type: ignore[return-value]
+
+
+class FeedbackSettings(_EnvSettings):
+    sends_table: str
+    suppression_table: str
+    campaigns_table: str
+    # Where the risk guard's alerts go (the stack's AlarmTopic).
+    alarm_topic_arn: str = Field(min_length=1)
+    # Soft bounces (mailbox full, timeouts) of one address before it is suppressed.
+    soft_bounce_limit: int = Field(default=3, ge=1, le=100)
+    # A run whose hard bounces or complaints pass these shares of its delivered + bounced emails (once it has
+    # RISK_MIN_EVENTS of them) pauses its campaign; SES reviews an account at about 5 % and 0.1 %.
+    risk_bounce_rate: float = Field(default=0.02, gt=0, lt=1)
+    risk_complaint_rate: float = Field(default=0.0005, gt=0, lt=1)
+    risk_min_events: int = Field(default=500, ge=1)
+
+
+@cache
+def feedback_settings() -> FeedbackSettings:
+    return FeedbackSettings.from_env()  # type: ignore[return-value]
+
+
+class UnsubscribeSettings(_EnvSettings):
+    profiles_table: str
+    suppression_table: str
+    # The secret the links' tokens are signed with (cadence.unsubscribe), the one dispatch signs with.
+    unsubscribe_secret_arn: str = Field(min_length=1)
+
+
+@cache
+def unsubscribe_settings() -> UnsubscribeSettings:
+    return UnsubscribeSettings.from_env()  # type: ignore[return-value]
+
+
+class SmsOptOutSettings(_EnvSettings):
+    profiles_table: str
+    suppression_table: str
+
+
+@cache
+def sms_opt_out_settings() -> SmsOptOutSettings:
+    return SmsOptOutSettings.from_env()  # type: ignore[return-value]
+
+
+class ErasureSettings(_EnvSettings):
+    profiles_table: str
+    activity_table: str
+    scores_table: str
+    sends_table: str
+    suppression_table: str
+    data_bucket: str
+
+
+@cache
+def erasure_settings() -> ErasureSettings:
+    return ErasureSettings.from_env()  # type: ignore[return-value]
 
 
 class RescoreSettings(_EnvSettings):

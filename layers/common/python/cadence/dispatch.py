@@ -12,12 +12,12 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cadence import email_templates, run_report, unsubscribe
+from cadence import email_templates, feedback_tags, run_report, suppression, unsubscribe
 from cadence.campaigns import CampaignDefinition, is_reachable
 from cadence.campaigns.definition import PLACEHOLDERS, EmailMessage, SmsMessage
 from cadence.campaigns.lifecycle import SENDING, State
 from cadence.config import DispatchSettings
-from cadence.dal import campaigns_table, clients, email, profiles_table, secrets, sends_table, sms
+from cadence.dal import campaigns_table, clients, email, profiles_table, secrets, sends_table, sms, suppression_table
 from cadence.dal.sends_table import BatchStatus, Outcome, SendStatus
 from cadence.errors import InvalidInputError, PermanentError, TransientError, UncertainOutcomeError
 from cadence.events import BatchRecipient, DispatchBatch
@@ -215,7 +215,18 @@ def _prepare(
         outcomes |= {send.customer_id: _outcome(send, status, reason=reason) for send in pending}
         metrics.add_metric(name="SendsCampaignInactive", unit=MetricUnit.Count, value=len(pending))
         return [], False
-    profiles = profiles_table.get_many(settings.profiles_table, [send.customer_id for send in pending])
+    # Eventually consistent: the profile gives the address and the fields; what changed since planning (consent
+    # withdrawn, unsubscribed, bounced, complained) comes from the suppression log, read strongly consistent.
+    profiles = {
+        profile["customer_id"]: profile
+        for profile in profiles_table.iter_many(
+            settings.profiles_table,
+            [send.customer_id for send in pending],
+            attributes=_CONTACT_ATTRIBUTES,
+            consistent=False,
+        )
+    }
+    changes = _feed(settings.suppression_table, settings.suppression_cache_seconds).since(_planned_at(batch.run_id))
     outgoing = []
     for send in pending:
         profile = profiles.get(send.customer_id)
@@ -224,8 +235,39 @@ def _prepare(
             outcomes[send.customer_id] = _outcome(send, SendStatus.SUPPRESSED, reason="no_consent_or_address")
             metrics.add_metric(name="SendsSuppressed", unit=MetricUnit.Count, value=1)
             continue
+        address = str(profile["email" if batch.channel == "email" else "phone"])
+        if suppressed := changes.stops(batch.channel, send.customer_id, address):
+            outcomes[send.customer_id] = _outcome(send, SendStatus.SUPPRESSED, reason=f"suppressed_{suppressed}")
+            metrics.add_metric(name="SendsSuppressed", unit=MetricUnit.Count, value=1)
+            continue
         outgoing.append(_compose(batch, send, definition, profile))
     return outgoing, False
+
+
+# What dispatch reads of a profile: the addresses, their consent and the fields a message may carry.
+_CONTACT_ATTRIBUTES = ("email", "phone", "consent_email", "consent_sms", "first_name", "last_name", "city")
+# The planner reads the audience at (or after) the firing its run id names; writers' clocks may be a little off.
+_PLANNING_MARGIN = timedelta(minutes=5)
+
+
+def _planned_at(run_id: str) -> datetime:
+    """The earliest moment the run can have been planned: its firing time (run_id_for), less a margin."""
+    try:
+        fired = datetime.strptime(run_id.rsplit("@", 1)[1], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except (IndexError, ValueError):
+        # Not a run id of ours: check against the whole log kept.
+        return datetime.now(UTC) - timedelta(days=suppression_table.LOG_DAYS)
+    return fired - _PLANNING_MARGIN
+
+
+@cache
+def _feed(table_name: str, ttl_seconds: float) -> suppression.ChangeFeed:
+    # One per container: a worker reads only what was logged since its last read, every few seconds at most.
+    return suppression.ChangeFeed(
+        fetch=lambda since: suppression_table.changes_since(table_name, since),
+        ttl_seconds=ttl_seconds,
+        clock=time.monotonic,
+    )
 
 
 def _keep_held(batch: DispatchBatch, settings: DispatchSettings) -> None:
@@ -392,7 +434,14 @@ def _entry(batch: DispatchBatch, message: _Outgoing, settings: DispatchSettings,
     url = unsubscribe.link(settings.unsubscribe_base_url, unsubscribe.sign(key, claims))
     data = email_templates.replacement_data({**message.fields, email_templates.UNSUBSCRIBE_FIELD: url})
     headers = (("List-Unsubscribe", f"<{url}>"), ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
-    return email.BulkEntry(address=message.address, template_data=data, headers=headers)
+    # SES publishes the tags with every event of the message: how feedback finds the send (cadence.feedback).
+    tags = (
+        (feedback_tags.TAG_CAMPAIGN, feedback_tags.tag_value(batch.campaign_id)),
+        (feedback_tags.TAG_RUN, feedback_tags.tag_value(batch.run_id)),
+        (feedback_tags.TAG_BATCH, feedback_tags.tag_value(batch.batch_id)),
+        (feedback_tags.TAG_CUSTOMER, feedback_tags.tag_value(message.customer_id)),
+    )
+    return email.BulkEntry(address=message.address, template_data=data, headers=headers, tags=tags)
 
 
 def _deliver_emails(

@@ -159,3 +159,41 @@ class DispatchSqsRecord(SqsRecordModel):
     body: DispatchBatch
 
     _parse_body = field_validator("body", mode="before")(_dispatch_body)
+
+
+class SesMail(BaseModel):
+    """The `mail` object of an SES event record: the message id and the tags the send carried."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    message_id: str = Field(alias="messageId", min_length=1)
+    destination: list[str] = Field(default_factory=list)
+    tags: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class SesEvent(BaseModel):
+    """An SES event record a configuration set's event destination publishes to SNS (Bounce, Complaint, Delivery,
+    Reject, Open, Click, ...); only what cadence acts on is read."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    event_type: str = Field(alias="eventType")
+    mail: SesMail
+    bounce: dict[str, Any] | None = None
+    complaint: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _notification_type(cls, value: Any) -> Any:
+        # Identity feedback notifications name it notificationType; the configuration set's records eventType.
+        if isinstance(value, dict) and "eventType" not in value and "notificationType" in value:
+            return {**value, "eventType": value["notificationType"]}
+        return value
+
+
+class SnsSesRecord(BaseModel):
+    """One SNS record of the feedback topic, its Message an SES event record (JSON)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    sns: dict[str, Any] = Field(alias="Sns")
+
+    def event(self) -> SesEvent:
+        return SesEvent.model_validate_json(str(self.sns["Message"]))

@@ -77,6 +77,9 @@ class IngestStack:
                 "Items"
             ]:
                 dynamodb.delete_item(TableName=table, Key=item)
+        suppression = os.environ["SUPPRESSION_TABLE"]
+        for item in dynamodb.scan(TableName=suppression, ProjectionExpression="pk, sk")["Items"]:
+            dynamodb.delete_item(TableName=suppression, Key=item)
         self.score_messages()  # drains the queue (PurgeQueue allows one call a minute)
         self._seen_messages.clear()
 
@@ -90,6 +93,7 @@ class IngestStack:
         create_table("ProfilesTable", os.environ["PROFILES_TABLE"])
         create_table("ActivityTable", os.environ["ACTIVITY_TABLE"])
         create_table("IngestLedgerTable", LEDGER_TABLE)
+        create_table("SuppressionTable", os.environ["SUPPRESSION_TABLE"])
         queue_url = clients.client("sqs").create_queue(QueueName=os.environ["SCORE_QUEUE_URL"].rsplit("/", 1)[-1])[
             "QueueUrl"
         ]
@@ -99,6 +103,7 @@ class IngestStack:
             data_bucket=bucket,
             score_queue_url=queue_url,
             ingest_ledger_table=LEDGER_TABLE,
+            suppression_table=os.environ["SUPPRESSION_TABLE"],
             # moto's in-process DynamoDB is not thread-safe.
             ingest_write_workers=1,
             **overrides,

@@ -34,6 +34,7 @@ from typing import Any
 from cadence.campaigns.definition import CHANNELS, CampaignDefinition, Caps, Channel, QuietHours
 from cadence.campaigns.rules import member_view
 from cadence.campaigns.timezones import customer_zone
+from cadence.suppression import hash_normalised
 
 _BUCKETS = 10_000_000
 # Crockford's base32: no I, L, O, U, so a code read aloud or typed is not mistaken.
@@ -48,6 +49,8 @@ class MemberState(StrEnum):
     REENTRY_EXCLUDED = "reentry_excluded"
     NO_ADDRESS = "no_address"
     NO_CONSENT = "no_consent"
+    # Every channel it consented to goes to an address on the suppression list (bounced, complained, opted out).
+    SUPPRESSED = "suppressed"
     DUPLICATE_ADDRESS = "duplicate_address"
     CAPPED = "capped"
 
@@ -264,6 +267,8 @@ class StackRules:
 
     caps: Caps = field(default_factory=Caps)
     quiet_hours: QuietHours | None = None
+    # (channel, address hash) on the suppression list (cadence.suppression): never planned, by any campaign.
+    suppressed: frozenset[tuple[str, str]] = frozenset()
 
 
 def _unit(*parts: str) -> float:
@@ -412,10 +417,9 @@ class MemberFacts:
         )
 
 
-def address_hash(address: str) -> str:
-    """A compact stand-in for a normalised address: equal addresses, equal hashes (96 bits: no collisions at
-    any audience size we plan for), and no address in what a run writes between its stages."""
-    return hashlib.blake2b(address.encode(), digest_size=12).hexdigest()
+# A normalised address's hash, the same the suppression list is keyed on; no address in what a run writes between
+# its stages.
+address_hash = hash_normalised
 
 
 @dataclass(slots=True)
@@ -450,7 +454,7 @@ def assess(
         if holdout:
             out.facts.append(MemberFacts(customer_id, MemberState.HOLDOUT, variant, score, decile=decile))
             continue
-        state, channels = _reachable_channels(definition, candidate.profile)
+        state, channels = _reachable_channels(definition, candidate.profile, stack.suppressed)
         if state is not None:
             out.facts.append(MemberFacts(customer_id, state, variant, score, decile=decile))
             continue
@@ -562,17 +566,22 @@ def _unique_code(codes: set[str], secret: str, run_id: str, customer_id: str, pr
 
 
 def _reachable_channels(
-    definition: CampaignDefinition, profile: Mapping[str, Any]
+    definition: CampaignDefinition, profile: Mapping[str, Any], suppressed: frozenset[tuple[str, str]] = frozenset()
 ) -> tuple[MemberState | None, tuple[Channel, ...]]:
-    """(no_address / no_consent when no channel is left, else None; the campaign's channels with address and
-    consent)."""
+    """(no_address / no_consent / suppressed when no channel is left, else None; the campaign's channels with
+    address and consent whose address is not suppressed)."""
     addressed = [channel for channel in definition.channels if _address(profile, channel)]
     consented = tuple(channel for channel in addressed if _consented(profile, channel))
     if not addressed:
         return MemberState.NO_ADDRESS, ()
     if not consented:
         return MemberState.NO_CONSENT, ()
-    return None, consented
+    allowed = tuple(
+        channel for channel in consented if (channel, address_hash(_address(profile, channel) or "")) not in suppressed
+    )
+    if not allowed:
+        return MemberState.SUPPRESSED, ()
+    return None, allowed
 
 
 def _one_message_per_address(

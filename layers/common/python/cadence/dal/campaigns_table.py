@@ -542,3 +542,40 @@ def _move_run(
             return False
         raise clients.translate(exc, f"campaigns.move_run_to_{to.value.lower()}") from exc
     return True
+
+
+def add_feedback(table_name: str, campaign_id: str, run_id: str, counts: Mapping[str, int]) -> dict[str, int]:
+    """Add provider event counts to the run (`feedback_<kind>`); returns every feedback count after the add."""
+    names = {f"#k{i}": f"feedback_{kind}" for i, kind in enumerate(counts)}
+    values = {f":v{i}": count for i, count in enumerate(counts.values())}
+    try:
+        response = clients.table(table_name).update_item(
+            Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)},
+            UpdateExpression="ADD " + ", ".join(f"#k{i} :v{i}" for i in range(len(counts))),
+            ConditionExpression="attribute_exists(record_key)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            return {}  # no such run: nothing to guard
+        raise clients.translate(exc, "campaigns.add_feedback") from exc
+    item = from_item(response.get("Attributes", {}))
+    return {key.removeprefix("feedback_"): int(value) for key, value in item.items() if key.startswith("feedback_")}
+
+
+def mark_risk_paused(table_name: str, campaign_id: str, run_id: str, figures: Mapping[str, Any]) -> bool:
+    """Note once that the risk guard paused the campaign for this run; False when it had already."""
+    try:
+        clients.table(table_name).update_item(
+            Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)},
+            UpdateExpression="SET risk_paused = :figures",
+            ConditionExpression="attribute_exists(record_key) AND attribute_not_exists(risk_paused)",
+            ExpressionAttributeValues={":figures": to_item(dict(figures))},
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise clients.translate(exc, "campaigns.mark_risk_paused") from exc
+    return True

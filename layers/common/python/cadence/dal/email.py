@@ -30,6 +30,8 @@ class BulkEntry:
     address: str
     template_data: str
     headers: tuple[tuple[str, str], ...] = ()
+    # Message tags (name, value), published with every event of the message.
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ def send_bulk(
                         "ReplacementTemplate": {"ReplacementTemplateData": entry.template_data}
                     },
                     "ReplacementHeaders": [{"Name": name, "Value": value} for name, value in entry.headers],
+                    "ReplacementTags": [{"Name": name, "Value": value} for name, value in entry.tags],
                 }
                 for entry in entries
             ],

@@ -30,3 +30,24 @@ def invoke_async(function_arn: str, payload: Mapping[str, Any]) -> None:
         clients.client("lambda").invoke(FunctionName=function_arn, InvocationType="Event", Payload=body)
     except ClientError as exc:
         raise clients.translate(exc, "lambdas.invoke_async") from exc
+
+
+def invoke_sync(function_name: str, payload: Mapping[str, Any]) -> Any:
+    """Invoke a function and wait for its answer (the CLI's erasure); returns the decoded result.
+
+    Raises:
+        PermanentError: the function failed (its error type is in the message) or refused the call.
+        TransientError: Lambda throttled.
+    """
+    body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+    try:
+        response = clients.client("lambda").invoke(
+            FunctionName=function_name, InvocationType="RequestResponse", Payload=body
+        )
+    except ClientError as exc:
+        raise clients.translate(exc, "lambdas.invoke_sync") from exc
+    result = json.loads(response["Payload"].read() or b"null")
+    if response.get("FunctionError"):
+        error = result.get("errorType", "error") if isinstance(result, dict) else "error"
+        raise PermanentError(f"lambdas.invoke_sync: {function_name} failed: {error}")
+    return result

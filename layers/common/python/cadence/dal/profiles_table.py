@@ -118,3 +118,60 @@ def put_many(table_name: str, profiles: Sequence[Mapping[str, Any]], *, workers:
     """
     items = [to_item(profile) for profile in profiles]
     batches.put_items(table_name, items, action="profiles.put_many", workers=workers)
+
+
+def withdraw_consent(table_name: str, customer_id: str, channel: str, *, at: str, source: str) -> str | None:
+    """Set the channel's consent to no, with when and why; returns the channel's address (None: no such customer).
+
+    `<channel>_updated_at` moves to `at` too, so a file row older than the withdrawal cannot give consent back
+    (cadence.ingest.merge goes by the channel's own time).
+
+    Raises:
+        TransientError / PermanentError: DynamoDB refused.
+    """
+    address_name = "email" if channel == "email" else "phone"
+    try:
+        response = clients.table(table_name).update_item(
+            Key={"customer_id": customer_id},
+            UpdateExpression="SET #consent = :no, #at = :at, #source = :source, #stamp = :at",
+            ConditionExpression="attribute_exists(customer_id)",
+            ExpressionAttributeNames={
+                "#consent": f"consent_{channel}",
+                "#at": f"consent_{channel}_at",
+                "#source": f"consent_{channel}_source",
+                "#stamp": f"{channel}_updated_at",
+            },
+            ExpressionAttributeValues={":no": False, ":at": at, ":source": source},
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            return None
+        raise clients.translate(exc, "profiles.withdraw_consent") from exc
+    value = response.get("Attributes", {}).get(address_name)
+    return str(value) if value else ""
+
+
+def customers_with_phones(table_name: str, phones: Sequence[str]) -> dict[str, list[str]]:
+    """Customer ids by phone number, for these numbers: one Scan of the profiles (eventually consistent, only the
+    id and phone read) with 100 numbers a filter; the table has no index by phone.
+
+    Raises:
+        TransientError / PermanentError: DynamoDB refused.
+    """
+    found: dict[str, list[str]] = {}
+    wanted = list(dict.fromkeys(phones))
+    for start in range(0, len(wanted), 100):
+        chunk = wanted[start : start + 100]
+        values = {f":p{i}": phone for i, phone in enumerate(chunk)}
+        pages = clients.scan_pages(
+            table_name,
+            "profiles.customers_with_phones",
+            ProjectionExpression="customer_id, phone",
+            FilterExpression=f"phone IN ({', '.join(values)})",
+            ExpressionAttributeValues=values,
+        )
+        for page in pages:
+            for item in page:
+                found.setdefault(str(item["phone"]), []).append(str(item["customer_id"]))
+    return found

@@ -389,3 +389,26 @@ def sends_for_customer(table_name: str, customer_id: str) -> list[dict[str, Any]
     except ClientError as exc:
         raise clients.translate(exc, "sends.for_customer") from exc
     return [from_item(item) for item in items]
+
+
+def note_feedback(table_name: str, run_id: str, channel: str, batch_id: str, *, customer_id: str, kind: str) -> bool:
+    """Note a provider event (delivery, bounce, complaint, open, click, reject) of a send on its batch item;
+    False when the batch is unknown or this kind of event was noted for the send already (a redelivered event).
+
+    One string set per send (`fb#<customer id>`), beside the outcomes: the settle writes never touch it.
+    """
+    try:
+        _table(table_name).update_item(
+            Key=_key(run_id, channel, batch_id),
+            UpdateExpression="ADD #fb :kinds",
+            ConditionExpression=(
+                "attribute_exists(send_key) AND (attribute_not_exists(#fb) OR NOT contains(#fb, :kind))"
+            ),
+            ExpressionAttributeNames={"#fb": f"fb#{customer_id}"},
+            ExpressionAttributeValues={":kinds": {kind}, ":kind": kind},
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise clients.translate(exc, "sends.note_feedback") from exc
+    return True

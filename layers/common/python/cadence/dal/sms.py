@@ -27,3 +27,23 @@ def send_sms(phone_e164: str, text: str, sender_id: str, timeouts: clients.SendT
     except clients.NETWORK_ERRORS as exc:
         raise clients.translate_network_error(exc, "sns.publish") from exc
     return str(response["MessageId"])
+
+
+def opted_out_numbers() -> list[str]:
+    """Every phone number that replied STOP (or was opted out) to the account's SMS, all pages of
+    ListPhoneNumbersOptedOut.
+
+    Raises:
+        TransientError / PermanentError: SNS refused.
+    """
+    numbers: list[str] = []
+    arguments: dict[str, str] = {}
+    while True:
+        try:
+            page = clients.client("sns").list_phone_numbers_opted_out(**arguments)
+        except ClientError as exc:
+            raise clients.translate(exc, "sns.list_phone_numbers_opted_out") from exc
+        numbers += [str(number) for number in page.get("phoneNumbers", [])]
+        if not page.get("nextToken"):
+            return numbers
+        arguments = {"nextToken": str(page["nextToken"])}

@@ -14,8 +14,9 @@ is recognised by its content (see cadence.dal.activity_table), not by order_id.
 
 import gzip
 import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +28,7 @@ from cadence.ingest.models import ActivityDelta, CustomerUpsert
 from cadence.ingest.schemas import CUSTOMERS, Kind
 from cadence.ingest.validation import LINE
 from cadence.orders import OrderRecord
+from cadence.suppression import Reason, Suppression
 
 # Amounts are cleaned to 4 decimals: summed as integers of 1/10 000, totals are exact.
 _AMOUNT_SCALE = 10_000
@@ -322,3 +324,31 @@ class ActivityTotals:
             else:
                 frame[name] = frame[name].where(frame[name] != "", None)
         return cls([frame])
+
+
+def withdrawals(
+    stored: Mapping[str, Mapping[str, Any]], written: Iterable[Mapping[str, Any]], *, source: str, at: datetime
+) -> list[Suppression]:
+    """A suppression (consent_withdrawn) per channel whose consent a written item turns from yes to no.
+
+    The address is the one the stored profile held, which sends planned before this file went to.
+    """
+    found = []
+    for item in written:
+        before = stored.get(str(item["customer_id"]))
+        if before is None:
+            continue
+        for channel, (address_name, consent_name) in CHANNELS.items():
+            address = before.get(address_name)
+            if before.get(consent_name) is True and item.get(consent_name) is not True and address:
+                found.append(
+                    Suppression.of_address(
+                        channel,  # type: ignore[arg-type]
+                        str(address),
+                        Reason.CONSENT_WITHDRAWN,
+                        source,
+                        at=at,
+                        customer_id=str(item["customer_id"]),
+                    )
+                )
+    return found

@@ -43,7 +43,7 @@ from typing import Any
 import pandas as pd
 
 from cadence.config import IngestSettings
-from cadence.dal import activity_table, ingest_ledger, order_history, profiles_table, queues, uploads
+from cadence.dal import activity_table, ingest_ledger, order_history, profiles_table, queues, suppression_table, uploads
 from cadence.errors import InvalidInputError, TransientError
 from cadence.ingest import merge, pinpoint
 from cadence.ingest.cleaning import Context
@@ -55,6 +55,7 @@ from cadence.ingest.report import IngestReport, OutputKeys, Part, RejectSink, fi
 from cadence.ingest.schemas import ORDERS, PINPOINT_ENDPOINTS, PROFILE_FEEDS, Feed, feed_for_key
 from cadence.ingest.validation import Validated, validate
 from cadence.observability import logger, metrics
+from cadence.suppression import customer_hash
 
 # The key of an event that continues a file another invocation started.
 CONTINUATION = "ingest_continuation"
@@ -654,16 +655,25 @@ def _write_customers(
     # Another customers file's read-merge-write between ours would put its rows over ours unmerged.
     with _customers_lease(settings):
         stored = profiles_table.read_for_merge(settings.profiles_table, [c.customer_id for c in customers.items])
+        # Erased customers a file brings back come without consent (their addresses stay suppressed, too).
+        erased = suppression_table.tombstones(settings.suppression_table)
         changed = []
         for upsert in customers.items:
             held = stored.get(upsert.customer_id)
             item, newer = merge.resolve_customer(upsert, held)
+            if erased and customer_hash(upsert.customer_id) in erased:
+                item |= {name: False for name in merge.CONSENT_COLUMNS if name in item}
             if newer:
                 report.writes_applied += 1
             else:
                 report.writes_skipped += 1
             if item != held:
                 changed.append(item)
+        # Before the profiles: a chunk cut off between the two writes still finds the stored yes when retried.
+        withdrawn = merge.withdrawals(stored, changed, source=f"ingest:{report.source_key}", at=datetime.now(UTC))
+        if withdrawn:
+            suppression_table.add(settings.suppression_table, withdrawn, workers=settings.ingest_write_workers)
+            metrics.add_metric(name="ConsentWithdrawn", unit="Count", value=len(withdrawn))
         profiles_table.put_many(settings.profiles_table, changed, workers=settings.ingest_write_workers)
 
 
