@@ -282,6 +282,8 @@ def bench_chaos() -> dict[str, Any]:
         environment_overrides=dispatch_overrides(),
         worker_faults={"DispatchFunction": WorkerFaults(kill_share=0.01, seed=10)},
     ) as stack:
+        # The campaign is stored and fired through the CLI's code, which uses boto3's default session.
+        os.environ.update(stack.client_environment())
         report = run_chaos(stack, recipients=recipients, rate=rate, failure_share=0.10, seed=10, timeout=1800)
     summary = {**report.summary(), "configured_rate_per_s": rate, "kill_share_per_call": 0.01, "failure_share": 0.1}
     print(f"\nchaos: {recipients} recipients at {rate:g}/s, 10% SES calls failing, workers killed")

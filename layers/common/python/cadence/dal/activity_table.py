@@ -3,11 +3,11 @@
     order_count, total_spend, first_order_at, last_order_at, event_count,
     last_visit_at, last_open_at, last_click_at
 
-Each chunk of an orders or events file adds to a customer with ONE UpdateItem: an atomic ADD of the
-chunk's counts and amounts (so concurrent files never lose each other's updates), guarded by the
-chunk's batch id (the file's content hash and the chunk index). The id is added to a set of applied
-batches in the same update, on condition that the set does not hold it yet, so a redelivered event,
-a retried part or the same bytes uploaded under another key add nothing twice.
+An orders or events file adds to a customer with ONE UpdateItem: an atomic ADD of the file's counts
+and amounts (so concurrent files never lose each other's updates), guarded by the file's batch id (its
+content hash; ingest sums the whole file first, see cadence.ingest.merge.ActivityTotals). The id is
+added to a set of applied batches in the same update, on condition that the set does not hold it yet,
+so a redelivered event, a retried part or the same bytes uploaded under another key add nothing twice.
 
 First/last times: the same update sets them with if_not_exists (a new customer needs nothing else) and
 returns the old item; only when a stored time is beaten does a second, conditional SET follow. Both are

@@ -63,9 +63,14 @@ class OutputKeys:
         """Named by the chunks it covers: two runs of one file (a duplicated S3 event) never share a part's key."""
         return f"{self._rejected}/part-{first_chunk:06d}-{next_chunk - 1:06d}.csv"
 
-    def hand_off_state(self, next_chunk: int) -> str:
-        """What a continuation needs beyond its small event: the report so far and the keys already counted."""
-        return f"ingest-state/{self.source_key}/{self.tag}/from-chunk-{next_chunk:06d}"
+    def hand_off_state(self, next_chunk: int, flush_from: int = -1) -> str:
+        """What a continuation needs beyond its small event: the report, keys counted and activity totals so far.
+
+        A continuation that only applies the totals (flush_from >= 0) starts past the last chunk, so the delta it
+        starts from tells it apart from the others.
+        """
+        flushing = f"-flush-{flush_from:09d}" if flush_from >= 0 else ""
+        return f"ingest-state/{self.source_key}/{self.tag}/from-chunk-{next_chunk:06d}{flushing}"
 
 
 @dataclass(slots=True)
@@ -77,6 +82,8 @@ class Part:
     chunks: int = 0
     rows_read: int = 0
     duration_s: float = 0.0
+    # A part that only applied the file's activity totals, from this delta on (-1: it read chunks).
+    flush_from: int = -1
 
 
 @dataclass(slots=True)

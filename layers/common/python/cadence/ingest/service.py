@@ -8,18 +8,23 @@ destination see it. Every write is safe to repeat, so a redelivered event change
 
 Writes, per chunk: customers are read from the profiles table (BatchGetItem, 100 keys a call), merged with
 what is stored (merge.resolve_customer) and written back whole (BatchWriteItem, 25 a call). Orders and
-events are summed per customer (vectorised) and added to the activity table with one conditional
-UpdateItem per customer, guarded by the chunk's batch id: "<content md5>:<chunk index>".
+events are summed per customer (vectorised) over the whole file (merge.ActivityTotals) and, once the file has
+been read, added to the activity table with one conditional UpdateItem per customer, guarded by the file's
+batch id: its content md5. The sums of a file are the same however it was split, so every run of it (a
+redelivery, a part re-run after a crash, a duplicated event splitting elsewhere) carries the same sums under
+the same id, and a customer's item takes them once. Their customers are queued for scoring after the writes.
 
 Nothing is applied before the whole file has been read once (`_verify`): a truncated gzip, broken
 framing or a file past a limit is quarantined with nothing of it written, so a fixed upload counts once.
 
 Large files: chunks are processed while the invocation has time; when less than the reserve (plus the
 slowest chunk so far) is left, the rest is handed to a new invocation as a continuation. Its event is
-small (the file, the next chunk index, a state key); the report so far and the order ids / event keys
-already counted sit in S3 under the state key, so de-duplication spans the parts and the event never
+small (the file, the next chunk index, a state key); the report, the order ids / event keys counted and
+the activity totals so far sit in S3 under the state key, so de-duplication spans the parts and the event never
 nears Lambda's 256 KB async limit. The continuation reads past the finished chunks without building
-them and goes on; the report lists each part, and the last part merges the parts' rejected rows.
+them and goes on. Applying the totals of a large file goes slice by slice the same way: a continuation
+with `flush_from` set reads nothing and applies the totals from that slice on. The report lists each part,
+and the last part merges the parts' rejected rows.
 Everything written about a file sits under its version (see OutputKeys), so two versions of one key
 never touch each other's outputs.
 """
@@ -54,6 +59,7 @@ from cadence.suppression import customer_hash
 
 # The key of an event that continues a file another invocation started.
 CONTINUATION = "ingest_continuation"
+_TOTALS = "activity-totals.csv.gz"
 
 
 def _forever() -> float:
@@ -77,6 +83,8 @@ class _FileState:
     # The content was counted in full before (same bytes under any key): add nothing to the activity table.
     counted_before: bool
     seen: merge.SeenKeys = field(default_factory=merge.SeenKeys)
+    # Orders / events: the file's per-customer sums so far, applied once the whole file is read.
+    totals: merge.ActivityTotals = field(default_factory=merge.ActivityTotals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +102,8 @@ class Resume:
     state_key: str = ""
     # Continuations written before the state moved to S3 carry the report inline.
     report: dict[str, Any] = field(default_factory=dict)
+    # The file is read; its activity totals are applied from this delta on (-1: still reading).
+    flush_from: int = -1
 
     def to_event(self) -> dict[str, Any]:
         ref = {"bucket": self.ref.bucket, "key": self.ref.key, "version_id": self.ref.version_id}
@@ -106,6 +116,7 @@ class Resume:
                 "part": self.part,
                 "chunk_rows": self.chunk_rows,
                 "state_key": self.state_key,
+                "flush_from": self.flush_from,
             }
         }
 
@@ -123,6 +134,7 @@ class Resume:
                 chunk_rows=int(payload["chunk_rows"]),
                 state_key=str(payload.get("state_key", "")),
                 report=dict(payload.get("report", {})),
+                flush_from=int(payload.get("flush_from", -1)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError("malformed ingest continuation") from exc
@@ -235,8 +247,8 @@ def ingest_file(
             counted = feed not in PROFILE_FEEDS and (
                 ingest_ledger.counted_content(settings.ingest_ledger_table, content_id) is not None
             )
-            state = _FileState(info, content_id, counted, loaded[1] if loaded else merge.SeenKeys())
-            next_chunk = _read_and_apply(
+            state = _FileState(info, content_id, counted, *(loaded[1:] if loaded else ()))
+            next_chunk, flush_from = _read_then_flush(
                 body, ref=ref, feed=feed, mapping=mapping, report=report, sink=sink, settings=settings, state=state,
                 invocation=invocation, resume=resume,
             )  # fmt: skip
@@ -261,6 +273,7 @@ def ingest_file(
             settings=settings,
             hand_off=invocation.hand_off,
             next_chunk=next_chunk,
+            flush_from=flush_from,
         )
     if _finished_elsewhere(settings, file_id, report.rejected_parts):
         report.status = "already_ingested"
@@ -279,6 +292,40 @@ def ingest_file(
     metrics.add_metric(name="FilesIngested", unit="Count", value=1)
     logger.info("file ingested", extra=report.summary())
     return report
+
+
+def _read_then_flush(
+    body: Any,
+    *,
+    ref: FileRef,
+    feed: Feed,
+    mapping: ColumnMapping,
+    report: IngestReport,
+    sink: RejectSink,
+    settings: IngestSettings,
+    state: _FileState,
+    invocation: Invocation,
+    resume: Resume | None,
+) -> tuple[int | None, int]:
+    """Read this part's chunks, then apply the activity totals once all are read; returns where to continue.
+
+    (chunk to continue from or None when the file is done, activity delta to continue applying from or -1).
+    """
+    flush_from = resume.flush_from if resume else -1
+    if flush_from < 0:
+        next_chunk = _read_and_apply(
+            body, ref=ref, feed=feed, mapping=mapping, report=report, sink=sink, settings=settings, state=state,
+            invocation=invocation, resume=resume,
+        )  # fmt: skip
+        if next_chunk is not None:
+            return next_chunk, -1
+    flush_next = _flush_activity(
+        report=report, settings=settings, state=state, invocation=invocation, start=max(flush_from, 0)
+    )
+    if flush_next is None:
+        return None, -1
+    # Every chunk is read: the continuation starts past the last one and only applies totals.
+    return report.parts[-1].first_chunk + report.parts[-1].chunks, flush_next
 
 
 def _read_and_apply(
@@ -357,7 +404,7 @@ def _start_report(
 ) -> IngestReport:
     if resume is not None and carried is not None:
         carried.status = "ok"
-        carried.parts.append(Part(part=resume.part, first_chunk=resume.start_chunk))
+        carried.parts.append(Part(part=resume.part, first_chunk=resume.start_chunk, flush_from=resume.flush_from))
         return carried
     return IngestReport(
         source_key=ref.key,
@@ -372,22 +419,37 @@ def _start_report(
 
 def _load_hand_off(
     settings: IngestSettings, resume: Resume, file_id: str
-) -> tuple[IngestReport, merge.SeenKeys] | None:
-    """The report so far and the keys counted so far, as the previous part left them; None if finished since.
+) -> tuple[IngestReport, merge.SeenKeys, merge.ActivityTotals] | None:
+    """The report, the keys counted and the activity totals so far, as the previous part left them.
+
+    None if the file was finished since.
 
     Raises:
         InvalidInputError: the state is gone although the file is not finished.
     """
     if not resume.state_key:
-        return IngestReport.from_dict(resume.report), merge.SeenKeys()
+        return IngestReport.from_dict(resume.report), merge.SeenKeys(), merge.ActivityTotals()
     try:
         report = IngestReport.from_dict(uploads.read_json(settings.data_bucket, f"{resume.state_key}/report.json"))
         seen = merge.SeenKeys.from_bytes(uploads.read_bytes(settings.data_bucket, f"{resume.state_key}/seen.bin"))
+        totals = _load_totals(settings, resume)
     except InvalidInputError:
         if ingest_ledger.finished_file(settings.ingest_ledger_table, file_id) is not None:
             return None  # a duplicate continuation of a file another run finished (and tidied)
         raise
-    return report, seen
+    return report, seen, totals
+
+
+def _load_totals(settings: IngestSettings, resume: Resume) -> merge.ActivityTotals:
+    """The totals a part handed on; a continuation from before per-file totals had none (its chunks were applied)."""
+    try:
+        return merge.ActivityTotals.from_bytes(
+            uploads.read_bytes(settings.data_bucket, f"{resume.state_key}/{_TOTALS}")
+        )
+    except InvalidInputError:
+        if resume.flush_from >= 0:
+            raise
+        return merge.ActivityTotals()
 
 
 def _run_chunks(
@@ -432,12 +494,14 @@ def _hand_off(
     settings: IngestSettings,
     hand_off: Callable[[Mapping[str, Any]], None],
     next_chunk: int,
+    flush_from: int = -1,
 ) -> IngestReport:
     part = report.parts[-1].part
     if _finished_elsewhere(settings, file_id, report.rejected_parts):
         report.status = "already_ingested"
         return report
     if sink is not None and sink.rows:
+        # Rows are only rejected while reading, so a part that read chunks ends before a flush-only part starts.
         key = keys.rejected_part(report.parts[-1].first_chunk, next_chunk)
         uploads.put_file(settings.data_bucket, key, sink.finish(), "text/csv; charset=utf-8")
         report.rejected_parts.append(key)
@@ -445,10 +509,13 @@ def _hand_off(
     report.parts[-1].duration_s = round(time.monotonic() - started, 3)
     report.duration_s = round(sum(p.duration_s for p in report.parts), 3)
     uploads.put_json(ref.bucket, keys.report, report.to_dict())
-    state_key = keys.hand_off_state(next_chunk)
+    state_key = keys.hand_off_state(next_chunk, flush_from)
     uploads.put_json(settings.data_bucket, f"{state_key}/report.json", report.to_dict())
     uploads.put_bytes(settings.data_bucket, f"{state_key}/seen.bin", state.seen.to_bytes())
-    resume = Resume(ref, file_id, state.content_id, next_chunk, part + 1, report.chunk_rows, state_key)
+    uploads.put_bytes(settings.data_bucket, f"{state_key}/{_TOTALS}", state.totals.to_bytes())
+    resume = Resume(
+        ref, file_id, state.content_id, next_chunk, part + 1, report.chunk_rows, state_key, flush_from=flush_from
+    )
     hand_off(resume.to_event())
     metrics.add_metric(name="FilesSplit", unit="Count", value=1)
     logger.info("file continues in a new invocation", extra={**report.summary(), "next_chunk": next_chunk})
@@ -457,9 +524,9 @@ def _hand_off(
 
 def _drop_hand_off_states(settings: IngestSettings, keys: OutputKeys, report: IngestReport) -> None:
     for part in report.parts[1:]:
-        state_key = keys.hand_off_state(part.first_chunk)
-        uploads.delete(settings.data_bucket, f"{state_key}/report.json")
-        uploads.delete(settings.data_bucket, f"{state_key}/seen.bin")
+        state_key = keys.hand_off_state(part.first_chunk, part.flush_from)
+        for name in ("report.json", "seen.bin", _TOTALS):
+            uploads.delete(settings.data_bucket, f"{state_key}/{name}")
 
 
 def _finished_elsewhere(settings: IngestSettings, file_id: str, own_parts: Sequence[str]) -> bool:
@@ -514,27 +581,57 @@ def _apply(
     else:
         if feed is ORDERS:
             orders = merge.new_orders(accepted, state.seen)
-            deltas = merge.summarise_orders(orders, rows=len(accepted))
+            state.totals.add(merge.order_summary(orders))
             # Written also for content counted before: the same keys, so a repeat only rewrites the same objects.
             order_history.put_chunk(settings.data_bucket, state.content_id, chunk_index, merge.order_records(orders))
+            report.duplicates_merged += len(accepted) - len(orders)
         else:
-            deltas = merge.event_deltas(accepted, state.seen)
-        report.duplicates_merged += deltas.duplicates_merged
-        if state.counted_before:
-            report.writes_skipped += sum(delta.records for delta in deltas.items)
-        else:
-            outcome = activity_table.apply_deltas(
-                settings.activity_table,
-                deltas.items,
-                batch_id=f"{state.content_id}:{chunk_index}",
-                workers=settings.ingest_write_workers,
-            )
-            report.writes_applied += outcome.applied
-            report.writes_skipped += outcome.skipped
+            events = merge.new_events(accepted, state.seen)
+            state.totals.add(merge.event_summary(events))
+            report.duplicates_merged += len(accepted) - len(events)
+        return  # applied and queued for scoring once the file is read (_flush_activity)
     customer_ids = list(dict.fromkeys(str(cid) for cid in accepted["customer_id"]))
     report.customers_queued += len(customer_ids)
     # After the writes, so scoring reads what is now stored.
     report.score_messages += _queue_scoring(customer_ids, settings=settings, source_key=report.source_key)
+
+
+def _flush_activity(
+    *,
+    report: IngestReport,
+    settings: IngestSettings,
+    state: _FileState,
+    invocation: Invocation,
+    start: int,
+) -> int | None:
+    """Apply the file's activity totals slice by slice while time allows; returns the slice to continue from.
+
+    Every customer's update carries the file's batch id, so a slice applied twice (a crash, a duplicated
+    continuation) adds nothing twice. Customers are queued for scoring after their slice is written.
+    The first slice always goes, like the first chunk: the chunk loop left the reserve plus half its slowest
+    chunk, and a slice writes at most as many customers (ingest_chunk_rows) as a chunk could.
+    """
+    deltas = state.totals.deltas()
+    size = settings.ingest_chunk_rows
+    slowest = 0.0
+    for processed, begin in enumerate(range(start, len(deltas), size)):
+        if processed and invocation.time_left() < settings.ingest_reserve_seconds + 1.5 * slowest:
+            return begin
+        began = time.monotonic()
+        part = deltas[begin : begin + size]
+        if state.counted_before:
+            report.writes_skipped += sum(delta.records for delta in part)
+        else:
+            outcome = activity_table.apply_deltas(
+                settings.activity_table, part, batch_id=state.content_id, workers=settings.ingest_write_workers
+            )
+            report.writes_applied += outcome.applied
+            report.writes_skipped += outcome.skipped
+        customer_ids = [delta.customer_id for delta in part]
+        report.customers_queued += len(customer_ids)
+        report.score_messages += _queue_scoring(customer_ids, settings=settings, source_key=report.source_key)
+        slowest = max(slowest, time.monotonic() - began)
+    return None
 
 
 def _write_customers(
