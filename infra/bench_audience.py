@@ -88,11 +88,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """moto's own server in a subprocess; yields its endpoint URL."""
+def moto_server(preload: str = "", environment: dict[str, str] | None = None) -> Iterator[str]:
+    """moto's own server in a subprocess (after running `preload`, e.g. installing a shim); yields its URL."""
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-c", f"{preload}from moto.server import main; main()", "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, **(environment or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -29,20 +29,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any, Final
 
 import boto3
 import botocore.client
 
-from infra.bench_audience import ROOT, _free_port, aws_endpoint
+from infra.bench_audience import ROOT, aws_endpoint, moto_server
 
 SENDER: Final = "marketing@example.com"
 BATCH: Final = 50
@@ -100,32 +96,10 @@ class CallCounter:
         return totals
 
 
-@contextmanager
-def shimmed_moto_server(rate: float) -> Iterator[str]:
+def shimmed_moto_server(rate: float) -> AbstractContextManager[str]:
     """moto's server in a subprocess with the SESv2 shim and its send rate; yields the endpoint URL."""
-    port = _free_port()
-    code = "from infra import sesv2_shim; sesv2_shim.install(); from moto.server import main; main()"
-    environment = {**os.environ, "CADENCE_SES_SHIM_MAX_SEND_RATE": str(rate), "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen(
-        [sys.executable, "-c", code, "-H", "127.0.0.1", "-p", str(port)],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("moto server did not start") from None
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    environment = {"CADENCE_SES_SHIM_MAX_SEND_RATE": str(rate), "PYTHONPATH": str(ROOT)}
+    return moto_server("from infra import sesv2_shim; sesv2_shim.install(); ", environment)
 
 
 def _environment(names: dict[str, str], secret_arn: str, queue_url: str) -> dict[str, str]:
