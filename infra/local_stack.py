@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
 
     from infra.clients import Clients
+    from infra.function_urls import FunctionUrls
     from infra.moto_patches import InProcessMoto
     from infra.router import InvocationRecord, Router, SqsSource
     from infra.runtime import FunctionSpec, InvocationResult, WorkerFaults
@@ -95,6 +96,7 @@ class LocalStack:
         self._moto: InProcessMoto | None = None
         self._deployment: Deployment | None = None
         self._router: Router | None = None
+        self._function_urls: FunctionUrls | None = None
         self._endpoint_url = ""
         self.startup_seconds = 0.0
 
@@ -113,6 +115,7 @@ class LocalStack:
         # Imported here, not at module level: see the module docstring.
         from infra import moto_patches, sesv2_shim  # noqa: PLC0415
         from infra.clients import Clients  # noqa: PLC0415
+        from infra.function_urls import FunctionUrls  # noqa: PLC0415
         from infra.router import Router  # noqa: PLC0415
         from infra.runtime import base_sys_path  # noqa: PLC0415
         from infra.sam_deploy import Deployer  # noqa: PLC0415
@@ -138,7 +141,10 @@ class LocalStack:
             from moto.core import DEFAULT_ACCOUNT_ID  # noqa: PLC0415
 
             self._moto = moto_patches.InProcessMoto(DEFAULT_ACCOUNT_ID, self._region)
-            self._deployment = Deployer(self._clients, self._moto, stack_name).deploy(self._template, parameters)
+            self._function_urls = FunctionUrls(self._host)
+            self._deployment = Deployer(self._clients, self._moto, stack_name, self._function_urls).deploy(
+                self._template, parameters
+            )
             functions = self._function_specs(self._deployment)
             console = _console_writer() if self._verbose else None
             self._router = Router(
@@ -154,6 +160,7 @@ class LocalStack:
                 log.debug("moto's own consumer of %s detached; the router polls it", queue)
             sources = self._sqs_sources(self._deployment, routed_arns)
             self._router.start([source for source in sources if source.function not in self._paused])
+            self._function_urls.serve(self._router)
         except BaseException:
             self.close()
             raise
@@ -165,6 +172,9 @@ class LocalStack:
         """Stop the router and workers, then the server; safe to call twice."""
         from infra import moto_patches  # noqa: PLC0415 - see the module docstring
 
+        if self._function_urls is not None:
+            self._function_urls.close()
+            self._function_urls = None
         if self._router is not None:
             moto_patches.unregister(self._router)
             self._router.stop()

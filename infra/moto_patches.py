@@ -218,6 +218,14 @@ class InProcessMoto:
         if tracing_mode:
             function.tracing_config = {"Mode": tracing_mode}
 
+    def set_function_url(self, function_arn: str, url: str) -> None:
+        """The URL GetFunctionUrlConfig reports (moto makes up an ``on.aws`` one that nothing answers)."""
+        from moto.awslambda.models import lambda_backends  # noqa: PLC0415 - moto loads backends lazily
+
+        url_config = lambda_backends[self.account_id][self.region].get_function(function_arn).url_config
+        if url_config is not None:
+            url_config.url = url
+
     def detach_event_source_mappings(self, function_arns: set[str]) -> list[str]:
         """Stop moto from consuming SQS messages for these functions' event source mappings.
 

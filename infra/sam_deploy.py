@@ -38,6 +38,7 @@ from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
 from infra.clients import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, Clients
+from infra.function_urls import FunctionUrls
 from infra.intrinsics import IntrinsicError, Resolver, dependency_order
 from infra.moto_patches import InProcessMoto
 
@@ -245,10 +246,14 @@ class _StackLookup:
 class Deployer:
     """Creates one stack in the local endpoint and fills in what moto's CloudFormation skipped."""
 
-    def __init__(self, clients: Clients, moto: InProcessMoto, stack_name: str) -> None:
+    def __init__(
+        self, clients: Clients, moto: InProcessMoto, stack_name: str, function_urls: FunctionUrls | None = None
+    ) -> None:
+        """``function_urls``: listeners that serve the template's function URLs (else moto's URLs, unanswered)."""
         self._clients = clients
         self._moto = moto
         self._stack_name = stack_name
+        self._function_urls = function_urls
 
     def deploy(self, template_path: Path, parameters: Mapping[str, str]) -> Deployment:
         """Package, translate and create the stack, then apply the skipped resources and properties."""
@@ -303,7 +308,7 @@ class Deployer:
             outputs={},
             code_dirs=code_dirs,
         )
-        _GapFiller(self._clients, self._moto, deployment, lookup).apply()
+        _GapFiller(self._clients, self._moto, deployment, lookup, self._function_urls).apply()
         deployment.outputs = self._outputs(deployment)
         created = [what.split(" ", 1)[0] for what in deployment.applied if what.endswith("through the service API")]
         properties = [what for what in deployment.applied if not what.endswith("through the service API")]
@@ -432,9 +437,17 @@ def is_tls_only_statement(statement: Mapping[str, Any]) -> bool:
 class _GapFiller:
     """Applies, from the translated template, the resources and properties moto's CloudFormation skipped."""
 
-    def __init__(self, clients: Clients, moto: InProcessMoto, deployment: Deployment, lookup: _StackLookup) -> None:
+    def __init__(
+        self,
+        clients: Clients,
+        moto: InProcessMoto,
+        deployment: Deployment,
+        lookup: _StackLookup,
+        function_urls: FunctionUrls | None,
+    ) -> None:
         self._clients = clients
         self._moto = moto
+        self._function_urls = function_urls
         self._deployment = deployment
         self._lookup = lookup
         self._resolver = deployment.resolver
@@ -529,11 +542,15 @@ class _GapFiller:
         return str(response["ARN"])  # Ref of a secret is its ARN
 
     def _function_url(self, logical_id: str, properties: dict[str, Any]) -> str:
-        # The URL moto answers with is not routed locally (infra/router.py serves no HTTP): tests call the handler.
         response = self._clients("lambda").create_function_url_config(
             FunctionName=properties["TargetFunctionArn"], AuthType=properties.get("AuthType", "NONE")
         )
-        self._lookup.attributes[logical_id, "FunctionUrl"] = response["FunctionUrl"]
+        url = str(response["FunctionUrl"])
+        if self._function_urls is not None:
+            # Before any !GetAtt reads it: the address that answers is the one outputs and variables carry.
+            url = self._function_urls.bind(str(response["FunctionArn"]))
+            self._moto.set_function_url(str(response["FunctionArn"]), url)
+        self._lookup.attributes[logical_id, "FunctionUrl"] = url
         self._lookup.attributes[logical_id, "FunctionArn"] = response["FunctionArn"]
         return str(response["FunctionArn"])
 

@@ -4,6 +4,8 @@ Settings loaders are cached per process, so every test sees the same table and q
 fixtures create those resources in moto exactly as template.yaml declares them.
 """
 
+import copy
+import functools
 import io
 import json
 import logging
@@ -61,9 +63,14 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
 
+@functools.cache
+def _parsed_template() -> dict[str, Any]:
+    return yaml_parse((ROOT / "template.yaml").read_text())  # about 0.1 s: once per session, not per fixture
+
+
 def load_template() -> dict[str, Any]:
-    """template.yaml parsed with the CloudFormation tags (!Ref, !GetAtt, ...) kept as data."""
-    return yaml_parse((ROOT / "template.yaml").read_text())
+    """template.yaml parsed with the CloudFormation tags (!Ref, !GetAtt, ...) kept as data (a copy to change)."""
+    return copy.deepcopy(_parsed_template())
 
 
 @pytest.fixture
@@ -112,7 +119,7 @@ def aws() -> Iterator[None]:
 
 
 def _create_table_from_template(dynamodb: Any, logical_id: str, name: str) -> None:
-    properties = load_template()["Resources"][logical_id]["Properties"]
+    properties = _parsed_template()["Resources"][logical_id]["Properties"]
     dynamodb.create_table(
         TableName=name,
         AttributeDefinitions=properties["AttributeDefinitions"],

@@ -6,6 +6,7 @@ Every test uses its own customer ids, file keys and campaign ids, so they share 
 import gzip
 import json
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from cadence import feedback_tags
 from cadence.campaigns import CampaignDefinition, run_id_for
 from cadence.campaigns.lifecycle import State
 from cadence.dal import campaigns_table
@@ -215,6 +217,22 @@ def test_a_fired_campaign_sends_each_message_once(
 
     # then nothing more is sent
     assert len(local_stack.sent_emails()) + len(local_stack.sent_sms()) - emails_before - sms_before == len(sent)
+
+    # and the one-click link a sent email carries answers a mail provider's real RFC 8058 POST
+    by_customer = {feedback_tags.from_tag(m.tags[feedback_tags.TAG_CUSTOMER]): m for m in local_stack.ses_shim.messages}
+    customer_id, message = next((c, m) for c, m in by_customer.items() if c.startswith(prefix))
+    link = message.headers["List-Unsubscribe"].strip("<>")
+    assert link.startswith(outputs["UnsubscribeUrl"]), (link, outputs["UnsubscribeUrl"])
+    assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    one_click = urllib.request.Request(  # noqa: S310 - the local stack's http URL
+        link,
+        data=b"List-Unsubscribe=One-Click",
+        method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    with urllib.request.urlopen(one_click, timeout=30) as response:  # noqa: S310
+        assert response.status == 200
+    assert profile(local_stack, customer_id)["consent_email"] == {"BOOL": False}
 
 
 def test_a_large_audience_is_split_across_invocations_and_every_member_is_accounted_for(
