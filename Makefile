@@ -43,8 +43,13 @@ template-lint: $(STAMP)  ## cfn-lint and sam validate --lint on template.yaml
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint --template-file template.yaml --region us-east-1
 
-unit: $(STAMP)  ## unit tests (moto in-process, no network)
-	$(BIN)/pytest tests/unit
+# Unit tests spread over the cores (pytest-xdist). Integration tests run in a pytest of their own: a worker that
+# had served a local stack (the process's in-process moto, its threads) must not go on to run unit tests' mock_aws,
+# and pytest-xdist 3.8's --dist loadgroup, which could keep them apart, does not group under pytest 9.2.
+PYTEST_WORKERS ?= auto
+
+unit: $(STAMP)  ## unit tests (moto in-process, no network), on every core
+	$(BIN)/pytest tests/unit -n $(PYTEST_WORKERS)
 
 integration: $(STAMP)  ## integration tests against a local stack each test session starts itself
 	$(BIN)/pytest tests/integration
@@ -57,8 +62,7 @@ $(CHECKOV_STAMP): requirements-checkov.txt constraints-checkov.txt
 security-scan: $(STAMP) $(CHECKOV_STAMP)  ## checkov on template.yaml and its SAM translation; fails on a finding without a reason
 	$(PY) -m infra.security_scan --checkov $(CHECKOV_VENV)/bin/checkov
 
-test: lint typecheck template-lint security-scan $(STAMP)  ## everything CI runs: lint, template and security checks, unit and integration tests
-	$(BIN)/pytest tests
+test: lint typecheck template-lint security-scan unit integration  ## everything CI runs: lint, template and security checks, unit and integration tests
 
 build: $(STAMP)  ## sam build (python3.13, arm64, no Docker)
 	$(BIN)/sam build --template-file template.yaml

@@ -1,5 +1,5 @@
 """Issue 10's chaos test, scaled down for `make test` (the 20,000-recipient run is `make bench`'s chaos section):
-SES throttled beyond its rate, 10 % of its calls failing, dispatch workers killed at random moments mid-batch."""
+SES throttled beyond its rate, 15 % of its calls failing, dispatch workers killed at random moments mid-batch."""
 
 from collections.abc import Iterator
 
@@ -9,9 +9,11 @@ from infra.chaos import dispatch_overrides, run_chaos
 from infra.local_stack import DEFAULT_WORK_DIR, LocalStack
 from infra.runtime import WorkerFaults
 
-RECIPIENTS = 2_500
+# 20 batches at 100 sends/s, seeded (seen: 2 of 24 SES calls failed, 22 destinations throttled, 3 of 8 dispatch
+# invocations killed); each kill costs a lease (15 s), which is most of the test's time.
+RECIPIENTS = 1_000
 RATE = 100.0
-# Per AWS call of a dispatch worker: about one invocation (10 batches, ~70 calls) in two dies somewhere.
+# Per AWS call of a dispatch worker: about one invocation (10 batches, ~70 calls) in three dies somewhere.
 KILL_SHARE = 0.01
 SEED = 10
 
@@ -34,7 +36,7 @@ def chaos_stack(local_stack: LocalStack) -> Iterator[LocalStack]:
 def test_every_recipient_ends_once_and_ses_matches_the_ledger_when_ses_throttles_fails_and_workers_die(
     chaos_stack: LocalStack,
 ) -> None:
-    report = run_chaos(chaos_stack, recipients=RECIPIENTS, rate=RATE, failure_share=0.10, seed=SEED, timeout=300)
+    report = run_chaos(chaos_stack, recipients=RECIPIENTS, rate=RATE, failure_share=0.15, seed=SEED, timeout=300)
 
     summary = report.summary()
     # the faults happened: throttled destinations, failed calls, killed workers
