@@ -197,3 +197,27 @@ class SnsSesRecord(BaseModel):
 
     def event(self) -> SesEvent:
         return SesEvent.model_validate_json(str(self.sns["Message"]))
+
+
+class InboundSms(BaseModel):
+    """A reply to an SMS, as AWS End User Messaging SMS (formerly Pinpoint SMS) publishes two-way messages to SNS.
+
+    inbound_message_id makes a redelivery recognisable; previous_published_message_id names the send it answers."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    origination_number: str = Field(alias="originationNumber", pattern=r"^\+[1-9]\d{6,14}$")
+    destination_number: str = Field(alias="destinationNumber", min_length=1)
+    message_body: str = Field(alias="messageBody")
+    inbound_message_id: str = Field(alias="inboundMessageId", min_length=1)
+    previous_published_message_id: str | None = Field(default=None, alias="previousPublishedMessageId")
+    message_keyword: str | None = Field(default=None, alias="messageKeyword")
+
+
+class SnsInboundSmsRecord(BaseModel):
+    """One SNS record of the inbound SMS topic, its Message an InboundSms (JSON)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    sns: dict[str, Any] = Field(alias="Sns")
+
+    def message(self) -> InboundSms:
+        return InboundSms.model_validate_json(str(self.sns["Message"]))
