@@ -189,18 +189,26 @@ class SesEvent(BaseModel):
         return value
 
 
-class SnsSesRecord(BaseModel):
-    """One SNS record of the feedback topic, its Message an SES event record (JSON)."""
+class SnsRecord(BaseModel):
+    """One SNS record a topic delivers to a function; its Message is JSON in the shape of what the topic carries."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
     sns: dict[str, Any] = Field(alias="Sns")
 
+    def message_as[Shape: BaseModel](self, shape: type[Shape]) -> Shape:
+        return shape.model_validate_json(str(self.sns["Message"]))
+
+
+class SnsSesRecord(SnsRecord):
+    """One SNS record of the feedback topic, its Message an SES event record (JSON)."""
+
     def event(self) -> SesEvent:
-        return SesEvent.model_validate_json(str(self.sns["Message"]))
+        return self.message_as(SesEvent)
 
 
 class InboundSms(BaseModel):
-    """A reply to an SMS, as AWS End User Messaging SMS (formerly Pinpoint SMS) publishes two-way messages to SNS.
+    """A reply to an SMS, as AWS End User Messaging SMS (formerly Pinpoint SMS) publishes two-way messages to SNS
+    (read with `SnsRecord.message_as(InboundSms)`).
 
     inbound_message_id makes a redelivery recognisable; previous_published_message_id names the send it answers."""
 
@@ -211,13 +219,3 @@ class InboundSms(BaseModel):
     inbound_message_id: str = Field(alias="inboundMessageId", min_length=1)
     previous_published_message_id: str | None = Field(default=None, alias="previousPublishedMessageId")
     message_keyword: str | None = Field(default=None, alias="messageKeyword")
-
-
-class SnsInboundSmsRecord(BaseModel):
-    """One SNS record of the inbound SMS topic, its Message an InboundSms (JSON)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-    sns: dict[str, Any] = Field(alias="Sns")
-
-    def message(self) -> InboundSms:
-        return InboundSms.model_validate_json(str(self.sns["Message"]))

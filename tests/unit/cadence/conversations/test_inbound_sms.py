@@ -5,7 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 from cadence.conversations.keywords import Keyword, keyword_of
-from cadence.events import SnsInboundSmsRecord
+from cadence.events import InboundSms, SnsRecord
 
 
 def test_an_inbound_sms_in_the_shape_end_user_messaging_publishes_names_its_sender_reply_and_prompting_send(
@@ -13,7 +13,7 @@ def test_an_inbound_sms_in_the_shape_end_user_messaging_publishes_names_its_send
 ) -> None:
     (record,) = load_event("sns_inbound_sms")["Records"]
 
-    message = SnsInboundSmsRecord.model_validate(record).message()
+    message = SnsRecord.model_validate(record).message_as(InboundSms)
 
     assert message.origination_number == "+8613800138000"
     assert message.inbound_message_id == "cae173d2-66b9-564c-8309-21f858e9fb84"
@@ -36,4 +36,4 @@ def test_a_malformed_inbound_sms_is_refused_naming_the_field(
     record["Sns"]["Message"] = json.dumps({**json.loads(record["Sns"]["Message"]), **change})
 
     with pytest.raises(ValidationError, match=field):
-        SnsInboundSmsRecord.model_validate(record).message()
+        SnsRecord.model_validate(record).message_as(InboundSms)

@@ -37,7 +37,7 @@ def normalised(text: str) -> str:
 
 
 def keyword_of(text: str) -> Keyword | None:
-    """The keyword a reply is, judged by its first word; None for any other reply."""
+    """The keyword a reply is (the whole reply, or an opt-out leading it); None for any other reply."""
     words = [word for word in (word.strip(_PUNCTUATION) for word in normalised(text).split()) if word]
     if not words:
         return None
