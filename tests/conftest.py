@@ -43,6 +43,11 @@ os.environ.update(
         "SCORES_TABLE": "test-scores",
         "INGEST_LEDGER_TABLE": "test-ingest-ledger",
         "SUPPRESSION_TABLE": "test-suppression",
+        "CONVERSATIONS_TABLE": "test-conversations",
+        "HUMAN_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/test-human",
+        "SMS_HELP_TEXT": "Cadence test: reply STOP to opt out. Help: help@example.com",
+        "SMS_STOP_TEXT": "Cadence test: you are unsubscribed and will get no more messages. Reply START to rejoin.",
+        "SMS_START_TEXT": "Cadence test: you are subscribed again. Reply STOP to opt out.",
         "DATA_BUCKET": "test-data-bucket",
         "MODEL_BUCKET": "test-data-bucket",
         "MODEL_VERSION": "test-model",
@@ -141,6 +146,7 @@ def tables(aws: None) -> dict[str, str]:
         "ScoresTable": os.environ["SCORES_TABLE"],
         "IngestLedgerTable": os.environ["INGEST_LEDGER_TABLE"],
         "SuppressionTable": os.environ["SUPPRESSION_TABLE"],
+        "ConversationsTable": os.environ["CONVERSATIONS_TABLE"],
     }
     for logical_id, name in names.items():
         _create_table_from_template(dynamodb, logical_id, name)
@@ -152,7 +158,7 @@ def queues(aws: None) -> dict[str, str]:
     """The score and dispatch queues under the URLs the test env names."""
     sqs = boto3.client("sqs")
     urls = {}
-    for env_name in ("SCORE_QUEUE_URL", "DISPATCH_QUEUE_URL"):
+    for env_name in ("SCORE_QUEUE_URL", "DISPATCH_QUEUE_URL", "HUMAN_QUEUE_URL"):
         urls[env_name] = sqs.create_queue(QueueName=os.environ[env_name].rsplit("/", 1)[-1])["QueueUrl"]
     return urls
 

@@ -5,6 +5,7 @@ import gzip
 import json
 import os
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from cadence import campaign_control, config, erasure
 from cadence.campaigns import CampaignDefinition
+from cadence.conversations import inbound
 from cadence.dal import suppression_table
 from cadence.ingest import service
 from cadence.ingest.models import FileRef
@@ -99,6 +101,12 @@ def pipeline(
     campaign_control.store(CampaignDefinition.model_validate(CAMPAIGN), config.campaign_settings())
     campaign_app.lambda_handler({"campaign_id": "winback", "scheduled_time": "2026-11-23T02:00:00Z"}, lambda_context)
     deliver(queues, lambda_context, 2)  # the email batch and the SMS batch
+    # the customer texts back: the reply is on their timeline
+    replies = config.ConversationSettings.model_validate(
+        {key.lower(): value for key, value in os.environ.items()}
+        | {"alarm_topic_arn": "arn:aws:sns:us-east-1:123456789012:alarms", "human_queue_url": queues["HUMAN_QUEUE_URL"]}
+    )
+    inbound.handle(inbound.Reply("sms", "in-1", PHONE, f"STOP, {EMAIL} too", datetime.now(UTC)), replies, None)
     return data_bucket
 
 
@@ -113,8 +121,8 @@ def test_erasure_leaves_no_trace_of_the_customer_and_keeps_the_others(
     tokens = [ERASED, EMAIL, PHONE]
     before = traces(tables, pipeline, tokens)
     # the customer is everywhere the system keeps data
-    for where in ("ProfilesTable", "ActivityTable", "ScoresTable", "SendsTable", "rejected/", "campaign-runs/",
-                  "contact-history/", "order-history/", "incoming/"):  # fmt: skip
+    for where in ("ProfilesTable", "ActivityTable", "ScoresTable", "SendsTable", "ConversationsTable", "rejected/",
+                  "campaign-runs/", "contact-history/", "order-history/", "incoming/"):  # fmt: skip
         assert any(where in trace for trace in before), where
 
     report = app.lambda_handler({"customer_id": ERASED}, lambda_context)

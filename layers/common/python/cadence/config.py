@@ -260,6 +260,7 @@ class ErasureSettings(_EnvSettings):
     scores_table: str
     sends_table: str
     suppression_table: str
+    conversations_table: str
     data_bucket: str
 
 
@@ -281,3 +282,34 @@ class RescoreSettings(_EnvSettings):
 @cache
 def rescore_settings() -> RescoreSettings:
     return RescoreSettings.from_env()  # type: ignore[return-value]
+
+
+class ConversationSettings(_EnvSettings):
+    profiles_table: str
+    suppression_table: str
+    conversations_table: str
+    # A reply to a send counts on its run (replies, opt-outs by keyword, routed).
+    campaigns_table: str
+    # Replies a person must read (questions, complaints, anything the model is unsure of), and the team's alerts.
+    human_queue_url: str = Field(min_length=1)
+    alarm_topic_arn: str = Field(min_length=1)
+    sms_sender_id: str
+    # The only answers an inbound SMS ever gets: to STOP (once), to START, to HELP.
+    sms_help_text: str = Field(min_length=1, max_length=320)
+    sms_stop_text: str = Field(min_length=1, max_length=320)
+    sms_start_text: str = Field(min_length=1, max_length=320)
+    # The reply model (cadence.conversations.intent_model) in MODEL_BUCKET; without a version every reply that is
+    # not a keyword goes to a person.
+    model_bucket: str | None = None
+    intent_model_version: str | None = None
+    # Below this probability the model's intent is not acted on: a person reads the reply.
+    intent_confidence_threshold: float = Field(default=0.6, gt=0, le=1)
+    # "Not interested": no campaign plans the customer for this many days.
+    quiet_days: int = Field(default=30, ge=1, le=365)
+    send_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=10)
+    send_read_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+
+
+@cache
+def conversation_settings() -> ConversationSettings:
+    return ConversationSettings.from_env()  # type: ignore[return-value]

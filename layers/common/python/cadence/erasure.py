@@ -1,5 +1,5 @@
-"""Erasing a customer (the right to be forgotten): their profile, activity, score, send-ledger entries, and every
-line naming them in the files the data bucket keeps (rejected rows, reports, run members and batches, contact and
+"""Erasing a customer (the right to be forgotten): their profile, activity, score, send-ledger entries, replies, and
+every line naming them in the files the data bucket keeps (rejected rows, reports, run members and batches, contact and
 order history, the uploads themselves), every stored version of them included.
 
 What stays is hashed: a tombstone of the customer id, so a later file re-importing the customer comes in without
@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cadence.config import ErasureSettings
-from cadence.dal import erasure_store, profiles_table, suppression_table
+from cadence.dal import conversations_table, erasure_store, profiles_table, suppression_table
 from cadence.observability import logger, metrics
-from cadence.suppression import Reason, Suppression, customer_hash
+from cadence.suppression import Reason, Suppression, address_hash, customer_hash
 
 # The data bucket's prefixes holding customer data (the test checks these against the template's policies).
 CUSTOMER_PREFIXES = (
@@ -89,6 +89,15 @@ def erase(customer_id: str, settings: ErasureSettings, now: datetime | None = No
     ):
         report.tables[name] = erasure_store.delete_customer_item(table, customer_id)
     report.tables["sends"] = erasure_store.scrub_ledger(settings.sends_table, customer_id)
+    # Their replies: under the customer, and under their addresses for replies that came before their profile.
+    conversation_keys = [conversations_table.customer_pk(customer_id)] + [
+        conversations_table.address_pk(channel, address_hash(str(address)))
+        for channel, address in addresses.items()
+        if address
+    ]
+    report.tables["conversations"] = sum(
+        conversations_table.delete_partition(settings.conversations_table, pk) for pk in conversation_keys
+    )
     _scrub_bucket(settings.data_bucket, _pattern(tokens), report)
     logger.info(
         "customer erased",

@@ -2,7 +2,7 @@
 holding them and suppressions of the numbers, on a schedule.
 
 Only numbers not yet on the suppression list as SMS opt-outs are looked up, so a sync with nothing new costs one
-ListPhoneNumbersOptedOut walk and the list's Queries; new numbers cost one Scan of the profiles (no index by phone).
+ListPhoneNumbersOptedOut walk and the list's Queries; each new number costs one Query of the profiles' by-phone index.
 """
 
 from dataclasses import dataclass

@@ -10,6 +10,7 @@ opt-out.
 
 import string
 import unicodedata
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -36,11 +37,26 @@ def normalised(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold().strip()
 
 
-def keyword_of(text: str) -> Keyword | None:
+@dataclass(frozen=True, slots=True)
+class KeywordMatch:
+    """The keyword a reply is, and the word that said it ("td", "退订", "stop"), as campaign counters count them."""
+
+    keyword: Keyword
+    word: str
+
+
+def match(text: str) -> KeywordMatch | None:
     """The keyword a reply is (the whole reply, or an opt-out leading it); None for any other reply."""
     words = [word for word in (word.strip(_PUNCTUATION) for word in normalised(text).split()) if word]
     if not words:
         return None
     if len(words) == 1:
-        return _KEYWORDS.get(words[0])
-    return Keyword.STOP if words[0] in _OPT_OUT_LEADS else None
+        keyword = _KEYWORDS.get(words[0])
+        return KeywordMatch(keyword, words[0]) if keyword else None
+    return KeywordMatch(Keyword.STOP, words[0]) if words[0] in _OPT_OUT_LEADS else None
+
+
+def keyword_of(text: str) -> Keyword | None:
+    """The keyword a reply is (see `match`), or None."""
+    found = match(text)
+    return found.keyword if found else None

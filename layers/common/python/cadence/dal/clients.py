@@ -139,6 +139,25 @@ def scan_pages(table_name: str, action: str, **scan_arguments: Any) -> Iterator[
         scan_arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def query_items(table_name: str, action: str, **query_arguments: Any) -> Iterator[dict[str, Any]]:
+    """The items of a Query, every page, following LastEvaluatedKey.
+
+    Raises:
+        TransientError: DynamoDB throttled or timed out after the client's retries.
+        PermanentError: DynamoDB rejected the query.
+    """
+    resource = table(table_name)
+    while True:
+        try:
+            page = resource.query(**query_arguments)
+        except ClientError as exc:
+            raise translate(exc, action) from exc
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        query_arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
 def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 

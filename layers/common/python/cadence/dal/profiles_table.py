@@ -129,11 +129,21 @@ def withdraw_consent(table_name: str, customer_id: str, channel: str, *, at: str
     Raises:
         TransientError / PermanentError: DynamoDB refused.
     """
+    return set_consent(table_name, customer_id, channel, False, at=at, source=source)
+
+
+def set_consent(table_name: str, customer_id: str, channel: str, consent: bool, *, at: str, source: str) -> str | None:
+    """Set the channel's consent (a STOP, a START, an unsubscribe), with when and why, as `withdraw_consent` says;
+    returns the channel's address (None: no such customer).
+
+    Raises:
+        TransientError / PermanentError: DynamoDB refused.
+    """
     address_name = "email" if channel == "email" else "phone"
     try:
         response = clients.table(table_name).update_item(
             Key={"customer_id": customer_id},
-            UpdateExpression="SET #consent = :no, #at = :at, #source = :source, #stamp = :at",
+            UpdateExpression="SET #consent = :consent, #at = :at, #source = :source, #stamp = :at",
             ConditionExpression="attribute_exists(customer_id)",
             ExpressionAttributeNames={
                 "#consent": f"consent_{channel}",
@@ -141,37 +151,61 @@ def withdraw_consent(table_name: str, customer_id: str, channel: str, *, at: str
                 "#source": f"consent_{channel}_source",
                 "#stamp": f"{channel}_updated_at",
             },
-            ExpressionAttributeValues={":no": False, ":at": at, ":source": source},
+            ExpressionAttributeValues={":consent": consent, ":at": at, ":source": source},
             ReturnValues="ALL_NEW",
         )
     except ClientError as exc:
         if clients.error_code(exc) == "ConditionalCheckFailedException":
             return None
-        raise clients.translate(exc, "profiles.withdraw_consent") from exc
+        raise clients.translate(exc, "profiles.set_consent") from exc
     value = response.get("Attributes", {}).get(address_name)
     return str(value) if value else ""
 
 
+def set_quiet_until(table_name: str, customer_id: str, until: str, *, source: str) -> bool:
+    """No campaign plans the customer before `until` (ISO UTC; a later quiet period is never shortened); False when
+    the customer is unknown.
+
+    Raises:
+        TransientError / PermanentError: DynamoDB refused.
+    """
+    try:
+        clients.table(table_name).update_item(
+            Key={"customer_id": customer_id},
+            UpdateExpression="SET quiet_until = :until, quiet_source = :source",
+            ConditionExpression=(
+                "attribute_exists(customer_id) AND (attribute_not_exists(quiet_until) OR quiet_until < :until)"
+            ),
+            ExpressionAttributeValues={":until": until, ":source": source},
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            return get(table_name, customer_id) is not None
+        raise clients.translate(exc, "profiles.set_quiet_until") from exc
+    return True
+
+
+# The profiles' index by phone (template.yaml: KEYS_ONLY, sparse: only profiles with a phone are in it).
+PHONE_INDEX = "by-phone"
+
+
 def customers_with_phones(table_name: str, phones: Sequence[str]) -> dict[str, list[str]]:
-    """Customer ids by phone number, for these numbers: one Scan of the profiles (eventually consistent, only the
-    id and phone read) with 100 numbers a filter; the table has no index by phone.
+    """Customer ids by phone number, for these numbers: one Query of the by-phone index a number (eventually
+    consistent, as every index read is).
 
     Raises:
         TransientError / PermanentError: DynamoDB refused.
     """
     found: dict[str, list[str]] = {}
-    wanted = list(dict.fromkeys(phones))
-    for start in range(0, len(wanted), 100):
-        chunk = wanted[start : start + 100]
-        values = {f":p{i}": phone for i, phone in enumerate(chunk)}
-        pages = clients.scan_pages(
+    for phone in dict.fromkeys(phones):
+        items = clients.query_items(
             table_name,
             "profiles.customers_with_phones",
-            ProjectionExpression="customer_id, phone",
-            FilterExpression=f"phone IN ({', '.join(values)})",
-            ExpressionAttributeValues=values,
+            IndexName=PHONE_INDEX,
+            KeyConditionExpression="phone = :phone",
+            ExpressionAttributeValues={":phone": phone},
         )
-        for page in pages:
-            for item in page:
-                found.setdefault(str(item["phone"]), []).append(str(item["customer_id"]))
+        holders = sorted(str(item["customer_id"]) for item in items)
+        if holders:
+            found[phone] = holders
     return found

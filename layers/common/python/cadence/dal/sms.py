@@ -47,3 +47,15 @@ def opted_out_numbers() -> list[str]:
         if not page.get("nextToken"):
             return numbers
         arguments = {"nextToken": str(page["nextToken"])}
+
+
+def opt_in(phone_e164: str) -> None:
+    """Take a number off SNS's opted-out list after the customer texted START (SNS allows this once in 30 days).
+
+    Raises:
+        TransientError / PermanentError: SNS refused.
+    """
+    try:
+        clients.client("sns").opt_in_phone_number(phoneNumber=phone_e164)
+    except ClientError as exc:
+        raise clients.translate(exc, "sns.opt_in_phone_number") from exc

@@ -79,16 +79,7 @@ def add(table_name: str, entries: Sequence[Suppression], *, workers: int = 1) ->
 
 
 def _query(table_name: str, action: str, **arguments: Any) -> Iterator[dict[str, Any]]:
-    resource = clients.table(table_name)
-    while True:
-        try:
-            page = resource.query(**arguments)
-        except ClientError as exc:
-            raise clients.translate(exc, action) from exc
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return clients.query_items(table_name, action, **arguments)
 
 
 def changes_since(table_name: str, since: datetime, now: datetime | None = None) -> list[Suppression]:
@@ -229,3 +220,19 @@ def forget_customer(table_name: str, customer_id: str) -> int:
                 raise clients.translate(exc, "suppression.forget_customer") from exc
             changed += 1
     return changed
+
+
+def lift(table_name: str, channel: Channel, hashed: str, reason: Reason) -> bool:
+    """Take one reason off an address (a START after a STOP lifts `sms_opt_out`; a bounce or an erasure stays);
+    True when it was on the list. The change log keeps the entry: a run planned while it held stays stopped.
+
+    Raises:
+        TransientError / PermanentError: DynamoDB refused.
+    """
+    try:
+        response = clients.table(table_name).delete_item(
+            Key={"pk": _entry_pk(channel, hashed), "sk": f"{hashed}#{reason.value}"}, ReturnValues="ALL_OLD"
+        )
+    except ClientError as exc:
+        raise clients.translate(exc, "suppression.lift") from exc
+    return bool(response.get("Attributes"))

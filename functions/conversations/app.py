@@ -1,0 +1,40 @@
+"""Conversations function: inbound SMS (End User Messaging two-way, through its SNS topic) -> keywords acted on,
+other replies classified and routed to a person or a quiet period (cadence.conversations.inbound)."""
+
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cadence import config, events
+from cadence.conversations import inbound
+from cadence.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[str]]:
+    # SNS invokes asynchronously with one record: a failure is retried by Lambda, then lands in the on-failure queue.
+    settings = config.conversation_settings()
+    classifier = _classifier(settings)
+    outcomes = []
+    for raw in event["Records"]:
+        record = events.SnsRecord.model_validate(raw)
+        reply = inbound.Reply.of_sms(record.message_as(events.InboundSms), _timestamp(record))
+        outcomes.append(inbound.handle(reply, settings, classifier).outcome)
+    return {"outcomes": outcomes}
+
+
+def _timestamp(record: events.SnsRecord) -> datetime:
+    return datetime.fromisoformat(str(record.sns["Timestamp"]))
+
+
+def _classifier(settings: config.ConversationSettings) -> inbound.Classifier | None:
+    """The reply model the template names (cached per container), or None: every reply then goes to a person."""
+    if not (settings.model_bucket and settings.intent_model_version):
+        return None
+    # Imported here: a stack without a reply model never loads onnxruntime.
+    from cadence.conversations.intent_model import loaded_intent_model  # noqa: PLC0415
+
+    return loaded_intent_model(settings.model_bucket, settings.intent_model_version)
