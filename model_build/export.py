@@ -8,6 +8,7 @@ score function runs, not through a second onnxruntime setup of our own.
 import hashlib
 import json
 import os
+import platform
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from typing import Any, Final
 
 import numpy as np
 import onnx
+import onnxruntime
+import skl2onnx
+import sklearn
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.pipeline import Pipeline
@@ -48,13 +52,19 @@ class Parity:
 
 def to_onnx_bytes(pipeline: Pipeline, version: str) -> bytes:
     """The fitted pipeline as ONNX: one float32 input of FEATURE_NAMES columns, a 'probabilities' tensor out."""
-    model = convert_sklearn(
+    return convert_pipeline(
         pipeline,
-        initial_types=[(INPUT_NAME, FloatTensorType([None, len(FEATURE_NAMES)]))],
-        options={"zipmap": False},
-        target_opset=TARGET_OPSET,
+        (INPUT_NAME, FloatTensorType([None, len(FEATURE_NAMES)])),
+        {"feature_names": ",".join(FEATURE_NAMES), "model_version": version},
     )
-    onnx.helper.set_model_props(model, {"feature_names": ",".join(FEATURE_NAMES), "model_version": version})
+
+
+def convert_pipeline(pipeline: Pipeline, initial_type: tuple[str, Any], props: Mapping[str, str]) -> bytes:
+    """Any fitted pipeline of ours as ONNX bytes: one input, probabilities without a ZipMap, the pinned opsets."""
+    model = convert_sklearn(
+        pipeline, initial_types=[initial_type], options={"zipmap": False}, target_opset=TARGET_OPSET
+    )
+    onnx.helper.set_model_props(model, dict(props))
     model.producer_name = "cadence.model_build"
     return bytes(model.SerializeToString())
 
@@ -78,21 +88,61 @@ def check_parity(pipeline: Pipeline, onnx_bytes: bytes, features: np.ndarray, to
         ParityError: the largest absolute difference exceeds the tolerance (or is not a number).
         ModelMismatchError: onnxruntime cannot load the export.
     """
-    if not np.isfinite(tolerance) or tolerance <= 0:
-        raise ValueError("tolerance must be a positive number")
+    check_tolerance(tolerance)
     if len(features) == 0:
         raise ValueError("parity needs at least one row")
     rows = np.asarray(features, dtype=np.float32)
     expected = pipeline.predict_proba(rows)[:, 1]
     actual = provisional_model(onnx_bytes, "parity-check").predict(rows)
-    max_abs_diff = float(np.max(np.abs(expected - actual)))
+    return compare(expected, actual, tolerance)
+
+
+def check_tolerance(tolerance: float) -> None:
+    """Checked before any work, so a meaningless tolerance fails fast. Raises: ValueError."""
+    if not np.isfinite(tolerance) or tolerance <= 0:
+        raise ValueError("tolerance must be a positive number")
+
+
+def compare(expected: np.ndarray, actual: np.ndarray, tolerance: float) -> Parity:
+    """The parity guard itself: sklearn's probabilities against onnxruntime's for the same rows, any shape.
+
+    Raises:
+        ValueError: the tolerance is not a positive number, there are no rows, or the shapes differ.
+        ParityError: the largest absolute difference exceeds the tolerance (or is not a number).
+    """
+    check_tolerance(tolerance)
+    if len(expected) == 0:
+        raise ValueError("parity needs at least one row")
+    if np.shape(expected) != np.shape(actual):
+        raise ValueError(f"sklearn gave shape {np.shape(expected)}, onnxruntime {np.shape(actual)}")
+    max_abs_diff = float(np.max(np.abs(np.asarray(expected, dtype=np.float64) - actual)))
     if not max_abs_diff <= tolerance:
         raise ParityError(f"sklearn and onnxruntime differ by {max_abs_diff:.3g} > tolerance {tolerance:.3g}")
-    return Parity(max_abs_diff=max_abs_diff, tolerance=tolerance, rows=len(rows))
+    return Parity(max_abs_diff=max_abs_diff, tolerance=tolerance, rows=len(expected))
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def estimator_params(pipeline: Pipeline) -> dict[str, Any]:
+    """The final estimator's scalar parameters, for the manifest (objects such as callables are left out)."""
+    estimator = pipeline.steps[-1][1]
+    return {
+        key: value
+        for key, value in estimator.get_params(deep=False).items()
+        if isinstance(value, str | int | float | bool) or value is None
+    }
+
+
+def environment() -> dict[str, str]:
+    """The versions that produced an export, for the manifest: a parity failure after an upgrade starts here."""
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "skl2onnx": skl2onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
 
 
 def write_model_dir(out_dir: Path, onnx_bytes: bytes, manifest: Mapping[str, Any], extras: Mapping[str, bytes]) -> None:

@@ -10,7 +10,6 @@ With ``as_of`` the last moment of known history and ``h`` the horizon:
   are those of the recipe one horizon earlier, the honest estimate of how the refit will do.
 """
 
-import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,9 +17,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import onnxruntime
-import skl2onnx
-import sklearn
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -247,25 +243,11 @@ def _manifest(
                 "and purchases; the shipped model is the same recipe refitted at training_cutoff",
             },
         },
-        "estimator": {"name": run.chosen, "params": _params(run.pipeline)},
+        "estimator": {"name": run.chosen, "params": export.estimator_params(run.pipeline)},
         "selection": "highest pr_auc, then roc_auc, on the evaluation snapshot",
         "candidates": {name: result.evaluation.as_dict() for name, result in run.candidates.items()},
         "metrics": chosen.evaluation.as_dict(),
         "decile_thresholds": thresholds,
         "parity": parity.as_dict(),
-        "environment": {
-            "python": platform.python_version(),
-            "scikit-learn": sklearn.__version__,
-            "skl2onnx": skl2onnx.__version__,
-            "onnxruntime": onnxruntime.__version__,
-        },
-    }
-
-
-def _params(pipeline: Pipeline) -> dict[str, Any]:
-    estimator = pipeline.steps[-1][1]
-    return {
-        key: value
-        for key, value in estimator.get_params(deep=False).items()
-        if isinstance(value, str | int | float | bool) or value is None
+        "environment": export.environment(),
     }

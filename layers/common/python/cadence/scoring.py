@@ -5,7 +5,6 @@ checks them. onnxruntime is imported only when a model is loaded, so modules tha
 ``ScoreResult`` or ``assign_deciles`` work in functions without the model layer.
 """
 
-import hashlib
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,7 @@ import numpy as np
 
 from cadence.errors import InvalidInputError, ModelMismatchError
 from cadence.features import FEATURE_NAMES, build_feature_matrix
+from cadence.model_artifacts import inference_session, manifest_version, verify_sha256
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -86,16 +86,11 @@ def load_model(model_bytes: bytes, manifest: Mapping[str, Any]) -> ScoringModel:
     Raises:
         ModelMismatchError: the hash, feature names, decile thresholds or ONNX signature do not match.
     """
-    expected_hash = manifest.get("sha256")
-    actual_hash = hashlib.sha256(model_bytes).hexdigest()
-    if not isinstance(expected_hash, str) or expected_hash.lower() != actual_hash:
-        raise ModelMismatchError(f"model sha256 {actual_hash} does not match the manifest")
+    verify_sha256(model_bytes, manifest)
     names = manifest.get("feature_names")
     if not isinstance(names, list | tuple) or tuple(names) != FEATURE_NAMES:
         raise ModelMismatchError("manifest feature_names differ from cadence.features.FEATURE_NAMES")
-    version = manifest.get("version")
-    if not isinstance(version, str) or not version:
-        raise ModelMismatchError("manifest has no version")
+    version = manifest_version(manifest)
     thresholds = _decile_thresholds(manifest.get("decile_thresholds"))
     return ScoringModel(_session(model_bytes), version, thresholds)
 
@@ -137,22 +132,7 @@ def _decile_thresholds(value: Any) -> list[float]:
 
 
 def _session(model_bytes: bytes) -> "onnxruntime.InferenceSession":
-    # Imported here, not at module level: functions without the model layer import this module too.
-    import onnxruntime  # noqa: PLC0415
-    from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors  # noqa: PLC0415
-
-    load_errors = (
-        ort_errors.InvalidProtobuf,
-        ort_errors.InvalidGraph,
-        ort_errors.InvalidArgument,
-        ort_errors.Fail,
-        ort_errors.NotImplemented,
-        ort_errors.RuntimeException,
-    )
-    try:
-        session = onnxruntime.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
-    except load_errors as exc:
-        raise ModelMismatchError(f"onnxruntime cannot load the model: {type(exc).__name__}") from exc
+    session = inference_session(model_bytes)
     inputs = session.get_inputs()
     if len(inputs) != 1 or inputs[0].type != "tensor(float)" or inputs[0].shape[-1] != len(FEATURE_NAMES):
         raise ModelMismatchError(f"model must take one float tensor of {len(FEATURE_NAMES)} features")
