@@ -170,6 +170,8 @@ class DispatchSettings(_EnvSettings):
     # The dispatch queue's maxReceiveCount: a delivery with this receive count is the batch's last before the
     # dead-letter queue, so what failed in it stays failed for the run's completion.
     dispatch_max_receive_count: int = Field(default=5, ge=1, le=1000)
+    # Which run sent each SMS, for replies (cadence.conversations); a stack from before conversations has none.
+    conversations_table: str | None = None
 
     @property
     def send_budget_seconds(self) -> float:

@@ -17,7 +17,17 @@ from cadence.campaigns import CampaignDefinition, is_reachable
 from cadence.campaigns.definition import PLACEHOLDERS, EmailMessage, SmsMessage
 from cadence.campaigns.lifecycle import SENDING, State
 from cadence.config import DispatchSettings
-from cadence.dal import campaigns_table, clients, email, profiles_table, secrets, sends_table, sms, suppression_table
+from cadence.dal import (
+    campaigns_table,
+    clients,
+    conversations_table,
+    email,
+    profiles_table,
+    secrets,
+    sends_table,
+    sms,
+    suppression_table,
+)
 from cadence.dal.sends_table import BatchStatus, Outcome, SendStatus
 from cadence.errors import InvalidInputError, PermanentError, TransientError, UncertainOutcomeError
 from cadence.events import BatchRecipient, DispatchBatch
@@ -139,6 +149,8 @@ def send_batch(
         )
     if _settle(settings, batch, token, outcomes, exhausted=last_delivery):
         _count_settled(settings, batch, claim, outcomes, exhausted=last_delivery)
+        if batch.channel == "sms" and outgoing:
+            _remember_threads(batch, [outcomes[message.customer_id] for message in outgoing], settings)
     if held:
         _keep_held(batch, settings)
     failed = sum(outcomes[send.customer_id].status is SendStatus.FAILED for send in batch.sends)
@@ -388,6 +400,20 @@ def _compose(
         text = render(message.text, profile, send)
         return _Outgoing(send.customer_id, channel="sms", address=str(profile["phone"]), text=text)
     raise PermanentError(f"campaign has no {batch.channel} message")
+
+
+def _remember_threads(batch: DispatchBatch, sent: Sequence[Outcome], settings: DispatchSettings) -> None:
+    """Which run sent each SMS, so a reply to it counts on the run (cadence.conversations.inbound); one write per 25
+    messages, beside SMS fees a thousand times larger. Best effort: a reply without it is still acted on."""
+    message_ids = [o.message_id for o in sent if o.status is SendStatus.SENT and o.message_id]
+    if not settings.conversations_table or not message_ids:
+        return
+    ref = {"campaign_id": batch.campaign_id, "run_id": batch.run_id, "batch_id": batch.batch_id}
+    try:
+        conversations_table.put_threads(settings.conversations_table, "sms", message_ids, ref, at=datetime.now(UTC))
+    except (TransientError, PermanentError):
+        logger.warning("sms threads not recorded", extra={"run_id": batch.run_id, "batch_id": batch.batch_id})
+        metrics.add_metric(name="ThreadsNotRecorded", unit=MetricUnit.Count, value=len(message_ids))
 
 
 def _timeouts(settings: DispatchSettings) -> clients.SendTimeouts:

@@ -1,0 +1,116 @@
+"""The conversations function on the SNS event End User Messaging publishes: a STOP to a campaign's SMS withdraws
+consent, is confirmed once, counts on the run that prompted it, and nothing but the confirmation follows it."""
+
+import json
+import os
+from typing import Any
+
+import boto3
+import pytest
+
+from cadence.campaigns import CampaignDefinition
+from cadence.dal import campaigns_table
+from functions.conversations import app as conversations_app
+from functions.dispatch import app as dispatch_app
+from tests.unit.functions.test_dispatch_app import (
+    CAMPAIGN,
+    dispatch_event,
+    ledger,
+    put_profile,
+    request,
+    sms_sent,
+    store_campaign,
+)
+
+PHONE = "+8613912345678"
+RUN = "winback@2026-11-23T02:00:00Z"  # planned before the STOP (the event's Timestamp is 02:05:41)
+LATER_RUN = "winback@2026-11-24T02:00:00Z"  # planned after it
+
+
+@pytest.fixture
+def winback(tables: dict[str, str]) -> CampaignDefinition:
+    store_campaign(tables, CAMPAIGN)
+    return CAMPAIGN
+
+
+@pytest.fixture
+def alarm_topic(monkeypatch: pytest.MonkeyPatch, aws: None) -> str:
+    topic = boto3.client("sns").create_topic(Name="cadence-test-alarms")["TopicArn"]
+    monkeypatch.setenv("ALARM_TOPIC_ARN", topic)
+    monkeypatch.setenv("INTENT_MODEL_VERSION", "")  # no reply model: replies that are not keywords go to a person
+    return topic
+
+
+def inbound_event(load_event: Any, body: str, *, in_reply_to: str | None, message_id: str = "in-1") -> dict[str, Any]:
+    event = load_event("sns_inbound_sms")
+    message = json.loads(event["Records"][0]["Sns"]["Message"])
+    message |= {
+        "originationNumber": PHONE,
+        "messageBody": body,
+        "inboundMessageId": message_id,
+        "previousPublishedMessageId": in_reply_to,
+    }
+    event["Records"][0]["Sns"]["Message"] = json.dumps(message, ensure_ascii=False)
+    return event
+
+
+def test_after_a_stop_to_a_campaign_sms_only_its_confirmation_is_ever_sent(
+    tables: dict[str, str],
+    queues: dict[str, str],
+    ses_sender: str,
+    winback: CampaignDefinition,
+    alarm_topic: str,
+    load_event: Any,
+    lambda_context: Any,
+) -> None:
+    put_profile(tables, "C2", phone=PHONE, first_name="Wang")
+    put_profile(tables, "C3", phone="+8613900139000", first_name="Zhao")
+    campaigns_table.claim_run(tables["CampaignsTable"], "winback", RUN)
+    dispatch_app.lambda_handler(dispatch_event(load_event, request("C2", "sms", RUN)), lambda_context)
+    [campaign_sms] = sms_sent()
+    sent_id = ledger(tables, "C2")[f"{RUN}#sms"]["provider_message_id"]
+
+    event = inbound_event(load_event, "退订", in_reply_to=sent_id)
+    first = conversations_app.lambda_handler(event, lambda_context)
+    again = conversations_app.lambda_handler(event, lambda_context)  # SNS delivers at least once
+
+    assert (first, again) == ({"outcomes": ["handled"]}, {"outcomes": ["duplicate"]})
+    profile = boto3.resource("dynamodb").Table(tables["ProfilesTable"]).get_item(Key={"customer_id": "C2"})["Item"]
+    assert profile["consent_sms"] is False
+    counts = campaigns_table.add_feedback(tables["CampaignsTable"], "winback", RUN, {"reply": 0})
+    assert counts == {"reply": 1, "opt_out_退订": 1}
+
+    # A send planned before the STOP and one planned after it: neither goes out; another customer's does.
+    for customer_id, run_id in (("C2", RUN), ("C2", LATER_RUN), ("C3", LATER_RUN)):
+        dispatch_app.lambda_handler(dispatch_event(load_event, request(customer_id, "sms", run_id)), lambda_context)
+
+    assert ledger(tables, "C2")[f"{LATER_RUN}#sms"]["status"] == "SUPPRESSED"
+    assert ledger(tables, "C3")[f"{LATER_RUN}#sms"]["status"] == "SENT"
+    to_the_customer = [text for number, text in sms_sent() if number == PHONE]
+    assert to_the_customer == [campaign_sms[1], os.environ["SMS_STOP_TEXT"]]
+
+
+def test_a_question_without_a_reply_model_goes_to_the_human_queue_and_gets_no_automatic_answer(
+    tables: dict[str, str], queues: dict[str, str], alarm_topic: str, load_event: Any, lambda_context: Any
+) -> None:
+    put_profile(tables, "C2", phone=PHONE)
+
+    conversations_app.lambda_handler(inbound_event(load_event, "我的订单到哪了", in_reply_to=None), lambda_context)
+
+    messages = boto3.client("sqs").receive_message(QueueUrl=queues["HUMAN_QUEUE_URL"])["Messages"]
+    body = json.loads(messages[0]["Body"])
+    assert (body["customer_id"], body["reason"], body["text"]) == ("C2", "no_model", "我的订单到哪了")
+    assert sms_sent() == []
+
+
+def test_a_malformed_inbound_message_fails_the_invocation_naming_the_field(
+    tables: dict[str, str], alarm_topic: str, load_event: Any, lambda_context: Any
+) -> None:
+    event = load_event("sns_inbound_sms")
+    message = json.loads(event["Records"][0]["Sns"]["Message"])
+    del message["inboundMessageId"]
+    event["Records"][0]["Sns"]["Message"] = json.dumps(message)
+
+    # SNS retries the invocation, then it lands in the on-failure queue: refused, not dropped.
+    with pytest.raises(ValueError, match="inboundMessageId"):
+        conversations_app.lambda_handler(event, lambda_context)
