@@ -179,3 +179,25 @@ def test_every_member_is_in_exactly_one_state_and_sends_match(
 def _address(people: list[Candidate], customer_id: str, channel: str) -> str:
     profile = next(candidate.profile for candidate in people if candidate.customer_id == customer_id)
     return str(profile["email" if channel == "email" else "phone"]).strip().lower()
+
+
+# ---------- quiet periods ----------
+
+
+def test_a_customer_in_a_quiet_period_is_left_out_until_it_ends_and_counted() -> None:
+    people = [
+        person("quiet", 0.9, phone="+8613800000001", quiet_until=(NOW + timedelta(days=3)).isoformat()),
+        person("over", 0.8, phone="+8613800000002", quiet_until=(NOW - timedelta(minutes=1)).isoformat()),
+        person("never", 0.7, phone="+8613800000003"),
+    ]
+
+    plan = plan_run(definition(), "r", people, now=NOW)
+    later = plan_run(definition(), "r2", people, now=NOW + timedelta(days=3, seconds=1))
+
+    assert {m.customer_id: m.state for m in plan.members} == {
+        "quiet": MemberState.QUIET_PERIOD,
+        "over": MemberState.QUEUED,
+        "never": MemberState.QUEUED,
+    }
+    assert plan.counters()["state_quiet_period"] == 1
+    assert sorted(send.customer_id for send in later.sends()) == ["never", "over", "quiet"]

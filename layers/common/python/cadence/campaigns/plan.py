@@ -6,11 +6,13 @@ function does the reading and the writing. Order of the decisions, for each memb
 1. re-entry: received this campaign inside its re-entry window (or ever, for once-only) -> reentry_excluded
 2. assignment: variant, then holdout, from hashes of campaign and customer (stable across runs); the
    holdout keeps its variant so uplift can be measured per variant -> holdout
-3. reachability: no address on any channel -> no_address; addresses but no consent -> no_consent
-4. one address, one message: customers sharing an email or phone get it once; the highest score keeps
+3. a quiet period: the customer replied "not interested" and asked for quiet until a later time -> quiet_period
+   (cadence.conversations.inbound)
+4. reachability: no address on any channel -> no_address; addresses but no consent -> no_consent
+5. one address, one message: customers sharing an email or phone get it once; the highest score keeps
    it (then the lowest id) -> duplicate_address, with the id kept
-5. frequency caps over every campaign's contacts (overall and per channel) -> capped
-6. timing: the member's release time (send_at_local in the customer's zone, then quiet hours moved
+6. frequency caps over every campaign's contacts (overall and per channel) -> capped
+7. timing: the member's release time (send_at_local in the customer's zone, then quiet hours moved
    to their end) -> queued, or deferred when quiet hours moved it (deferred sends are released later,
    never dropped)
 
@@ -47,6 +49,8 @@ class MemberState(StrEnum):
     DEFERRED = "deferred"
     HOLDOUT = "holdout"
     REENTRY_EXCLUDED = "reentry_excluded"
+    # Replied "not interested": left out until the profile's quiet_until.
+    QUIET_PERIOD = "quiet_period"
     NO_ADDRESS = "no_address"
     NO_CONSENT = "no_consent"
     # Every channel it consented to goes to an address on the suppression list (bounced, complained, opted out).
@@ -454,6 +458,9 @@ def assess(
         if holdout:
             out.facts.append(MemberFacts(customer_id, MemberState.HOLDOUT, variant, score, decile=decile))
             continue
+        if _quiet(candidate.profile, now):
+            out.facts.append(MemberFacts(customer_id, MemberState.QUIET_PERIOD, variant, score, decile=decile))
+            continue
         state, channels = _reachable_channels(definition, candidate.profile, stack.suppressed)
         if state is not None:
             out.facts.append(MemberFacts(customer_id, state, variant, score, decile=decile))
@@ -468,6 +475,17 @@ def assess(
             MemberFacts(customer_id, None, variant, score, channels, hashes, release, deferred, offer_value, decile)
         )
     return out
+
+
+def _quiet(profile: Mapping[str, Any], now: datetime) -> bool:
+    until = profile.get("quiet_until")
+    if not isinstance(until, str) or not until:
+        return False
+    try:
+        moment = datetime.fromisoformat(until)
+    except ValueError:
+        return False  # not a time we wrote: the quiet period is ours to set, an unreadable one holds nobody back
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)) > now
 
 
 def _decile(candidate: Candidate) -> int | None:

@@ -320,6 +320,7 @@ _PROFILE_FIELDS = (
     "city",
     "language",
     "timezone",
+    "quiet_until",
 )
 
 
