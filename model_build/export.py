@@ -66,6 +66,8 @@ def convert_pipeline(pipeline: Pipeline, initial_type: tuple[str, Any], props: M
     )
     onnx.helper.set_model_props(model, dict(props))
     model.producer_name = "cadence.model_build"
+    # skl2onnx names the graph with a random uuid: a fixed name makes the same fit export to the same bytes (sha256).
+    model.graph.name = type(pipeline.steps[-1][1]).__name__
     return bytes(model.SerializeToString())
 
 
