@@ -70,6 +70,9 @@ build: $(STAMP)  ## sam build (python3.13, arm64, no Docker)
 build/model/manifest.json: $(STAMP)
 	$(PY) -m model_build demo-model --out build/model
 
+build/intent-model/manifest.json: $(STAMP) model_build/data/intent_replies.csv
+	$(PY) -m model_build intent --out build/intent-model
+
 model: build/model/manifest.json  ## train and export the demo model on generated data into build/model
 
 local: build/model/manifest.json  ## run the local stack on 127.0.0.1:4566 (demo model published) until Ctrl-C

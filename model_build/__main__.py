@@ -1,4 +1,4 @@
-"""Command line: python -m model_build {generate,train,score,demo-model,publish} ...; see --help.
+"""Command line: python -m model_build {generate,train,score,demo-model,intent,publish} ...; see --help.
 
 ``cadence`` is importable through the .pth file `make venv` puts in the virtual environment.
 """

@@ -1,4 +1,4 @@
-"""Argument parsing and the five commands; each command is a thin call into the package."""
+"""Argument parsing and the six commands; each command is a thin call into the package."""
 
 import argparse
 import sys
@@ -12,6 +12,7 @@ from model_build import synthetic
 from model_build.backtest import run_backtest
 from model_build.dataset import feeds_from_synthetic, read_feeds
 from model_build.export import DEFAULT_TOLERANCE
+from model_build.intent import DEFAULT_DATA, DEFAULT_VERSION, build_intent_model
 from model_build.publish import publish
 from model_build.train import CANDIDATES, BuiltModel, build_model
 
@@ -92,6 +93,23 @@ def _score(args: argparse.Namespace) -> None:
         print("backtest: the feeds do not cover the whole horizon after as_of, so no outcome metrics")
 
 
+def _intent(args: argparse.Namespace) -> None:
+    manifest = build_intent_model(
+        args.data, args.out, version=args.version, tolerance=args.tolerance, seed=args.seed
+    ).manifest
+    metrics = manifest["metrics"]
+    held_out = manifest["training_data"]["held_out_rows"]
+    print(f"{'intent':<16} precision  recall  held-out replies ({held_out})")
+    for name, scores in metrics["per_class"].items():
+        print(f"{name:<16} {scores['precision']:>9.3f} {scores['recall']:>7.3f} {scores['support']:>5}")
+    threshold = manifest["threshold"]
+    print(
+        f"model {manifest['version']} macro F1={metrics['macro_f1']:.3f} accuracy={metrics['accuracy']:.3f} "
+        f"confidence threshold={manifest['confidence_threshold']:.3f} (handles {threshold['coverage']:.0%} "
+        f"of held-out replies) parity max diff={manifest['parity']['max_abs_diff']:.2e} -> {args.out}"
+    )
+
+
 def _publish(args: argparse.Namespace) -> None:
     keys = publish(args.model, args.bucket, endpoint_url=args.endpoint_url)
     print("uploaded " + ", ".join(f"s3://{args.bucket}/{key}" for key in keys))
@@ -115,7 +133,8 @@ def _print_summary(built: BuiltModel, out: Path) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m model_build", description="Build, check, backtest and publish the cadence propensity model."
+        prog="python -m model_build",
+        description="Build, check, backtest and publish the cadence propensity and reply intent models.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -150,6 +169,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", type=Path, default=Path("build/demo-data"))
     demo.add_argument("--version", default=DEMO_VERSION)
     demo.set_defaults(handler=_demo_model)
+
+    intent = commands.add_parser("intent", help="train, export and check the reply intent model from labelled replies")
+    intent.add_argument("--data", type=Path, default=DEFAULT_DATA, help="text,intent CSV (default: the shipped sample)")
+    intent.add_argument("--out", type=Path, required=True)
+    intent.add_argument("--version", default=DEFAULT_VERSION)
+    intent.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="max sklearn/ONNX difference")
+    intent.add_argument("--seed", type=int, default=0, help="seeds the held-out split and the estimator")
+    intent.set_defaults(handler=_intent)
 
     publish = commands.add_parser("publish", help="upload model.onnx and manifest.json to s3://B/models/<version>/")
     publish.add_argument("--model", type=Path, required=True)
