@@ -9,6 +9,8 @@
     cadence campaign run-now ID
     cadence campaign retry-failed RUN_ID
     cadence campaign report RUN_ID [--window-days N] [--open [--out DIR]]
+    cadence customer show ID [--days N]
+    cadence customer erase ID
 
 Every command takes --stack-name (default $CADENCE_STACK_NAME, else cadence-dev), --endpoint-url (e.g.
 http://127.0.0.1:4566 for the local stack) and --json. The stack's resources come from its CloudFormation Outputs.
@@ -18,6 +20,7 @@ import argparse
 import csv
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from cadence import campaign_control, campaign_report, campaign_runs, run_report
+from cadence import campaign_control, campaign_report, campaign_runs, customer_timeline, run_report
 from cadence.campaigns import html_report
 from cadence.campaigns.lifecycle import IllegalTransitionError, State
 from cadence.campaigns.plan import Plan
@@ -196,6 +199,34 @@ def _erase(args: argparse.Namespace) -> int:
     render.line(f"earlier object versions deleted: {report['versions_deleted']}")
     render.line(f"kept: tombstone {report['tombstone']} (hashed id) and erasure suppressions of the addresses")
     return EXIT_OK
+
+
+def _customer_show(args: argparse.Namespace) -> int:
+    sources = stack.timeline_sources(_outputs(args))
+    profile, events = customer_timeline.customer_timeline(args.customer_id, sources, days=args.days)
+    if profile is None and not events:
+        raise InvalidInputError(f"customer {args.customer_id} is not known to the stack")
+    if args.json:
+        render.emit_json({"customer_id": args.customer_id, "profile": profile, "timeline": [asdict(e) for e in events]})
+        return EXIT_OK
+    if profile is not None:
+        consent = ", ".join(
+            f"{channel} {'yes' if profile.get(f'consent_{channel}') is True else 'no'}" for channel in ("email", "sms")
+        )
+        quiet = f"; quiet until {profile['quiet_until']}" if profile.get("quiet_until") else ""
+        render.line(f"customer {args.customer_id}: consent {consent}{quiet}")
+    rows = [
+        (event.at, event.kind, event.channel, event.summary, _shortened(event.detail.get("text"))) for event in events
+    ]
+    render.table(f"customer {args.customer_id}: the last {args.days} days", ("at", "what", "channel", "", "text"), rows)
+    return EXIT_OK
+
+
+def _shortened(text: Any, limit: int = 60) -> str | None:
+    if text is None:
+        return None
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _retry_failed(args: argparse.Namespace) -> int:
@@ -411,6 +442,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     erase.add_argument("customer_id")
     erase.set_defaults(handler=_erase)
+    show_customer = customer_commands.add_parser(
+        "show",
+        parents=[common],
+        help="a customer's timeline: sends and their outcomes, replies, intents, consent changes",
+        description="a customer's timeline: sends and their outcomes, replies, intents, consent changes",
+    )
+    show_customer.add_argument("customer_id")
+    show_customer.add_argument("--days", type=int, default=90, help="how far back sends are looked up (default 90)")
+    show_customer.set_defaults(handler=_customer_show)
     return parser
 
 

@@ -17,6 +17,7 @@ from cadence import campaign_control
 from cadence.campaigns import CampaignDefinition
 from cadence.campaigns.lifecycle import State
 from cadence.config import CampaignSettings
+from cadence.customer_timeline import TimelineSources
 from cadence.dal import campaigns_table, identity, schedules
 
 # CampaignSettings field -> the template.yaml Output that names it; CampaignCaps is optional (no stack caps).
@@ -143,3 +144,17 @@ def run_now(campaign_id: str, outputs: Mapping[str, str]) -> str:
         dead_letter_arn=outputs.get("AsyncFailureQueueArn"),
     )
     return name
+
+
+def timeline_sources(outputs: Mapping[str, str]) -> TimelineSources:
+    """Where a customer's timeline is read from, by the stack's Outputs.
+
+    Raises:
+        StackError: an Output is missing (a stack from before conversations has no ConversationsTableName).
+    """
+    return TimelineSources(
+        profiles_table=output(outputs, "ProfilesTableName"),
+        conversations_table=output(outputs, "ConversationsTableName"),
+        sends_table=output(outputs, "SendsTableName"),
+        data_bucket=output(outputs, "DataBucketName"),
+    )
