@@ -3,15 +3,20 @@ consent, is confirmed once, counts on the run that prompted it, and nothing but 
 
 import json
 import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
 from cadence.campaigns import CampaignDefinition
+from cadence.conversations import intent_model
 from cadence.dal import campaigns_table
 from functions.conversations import app as conversations_app
 from functions.dispatch import app as dispatch_app
+from model_build.intent import DEFAULT_DATA, build_intent_model
+from model_build.publish import publish
 from tests.unit.functions.test_dispatch_app import (
     CAMPAIGN,
     dispatch_event,
@@ -114,3 +119,44 @@ def test_a_malformed_inbound_message_fails_the_invocation_naming_the_field(
     # SNS retries the invocation, then it lands in the on-failure queue: refused, not dropped.
     with pytest.raises(ValueError, match="inboundMessageId"):
         conversations_app.lambda_handler(event, lambda_context)
+
+
+@pytest.fixture(scope="module")
+def reply_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("intent-model")
+    build_intent_model(DEFAULT_DATA, out, version="intent-test")
+    return out
+
+
+@pytest.fixture
+def published_reply_model(
+    reply_model_dir: Path, data_bucket: str, alarm_topic: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """The reply model built from the shipped sample and published where the template tells the function to look."""
+    publish(reply_model_dir, data_bucket)
+    monkeypatch.setenv("INTENT_MODEL_VERSION", "intent-test")
+    intent_model.loaded_intent_model.cache_clear()
+    yield
+    intent_model.loaded_intent_model.cache_clear()
+
+
+@pytest.mark.usefixtures("published_reply_model")
+def test_with_the_published_model_a_coupon_problem_goes_to_a_person_and_not_interested_goes_quiet(
+    tables: dict[str, str], queues: dict[str, str], load_event: Any, lambda_context: Any
+) -> None:
+    put_profile(tables, "C2", phone=PHONE)
+
+    conversations_app.lambda_handler(inbound_event(load_event, "优惠码用不了", in_reply_to=None), lambda_context)
+    conversations_app.lambda_handler(
+        inbound_event(load_event, "不感兴趣", in_reply_to=None, message_id="in-2"), lambda_context
+    )
+
+    [routed] = boto3.client("sqs").receive_message(QueueUrl=queues["HUMAN_QUEUE_URL"])["Messages"]
+    body = json.loads(routed["Body"])
+    assert (body["intent"], body["reason"]) == ("coupon_problem", "intent")
+    assert (
+        body["confidence"] >= intent_model.loaded_intent_model("test-data-bucket", "intent-test").confidence_threshold
+    )
+    profile = boto3.resource("dynamodb").Table(tables["ProfilesTable"]).get_item(Key={"customer_id": "C2"})["Item"]
+    assert profile["quiet_until"] > "2026-12"  # 30 days after the reply
+    assert profile["consent_sms"] is True

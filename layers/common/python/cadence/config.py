@@ -286,6 +286,10 @@ def rescore_settings() -> RescoreSettings:
     return RescoreSettings.from_env()  # type: ignore[return-value]
 
 
+def _empty_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 class ConversationSettings(_EnvSettings):
     profiles_table: str
     suppression_table: str
@@ -304,8 +308,11 @@ class ConversationSettings(_EnvSettings):
     # not a keyword goes to a person.
     model_bucket: str | None = None
     intent_model_version: str | None = None
-    # Below this probability the model's intent is not acted on: a person reads the reply.
-    intent_confidence_threshold: float = Field(default=0.6, gt=0, le=1)
+    # Below this probability the model's intent is not acted on: a person reads the reply. Unset (or empty): the
+    # threshold the model was built with (its manifest's confidence_threshold, chosen on held-out replies).
+    intent_confidence_threshold: Annotated[float | None, BeforeValidator(_empty_is_none)] = Field(
+        default=None, gt=0, le=1
+    )
     # "Not interested": no campaign plans the customer for this many days.
     quiet_days: int = Field(default=30, ge=1, le=365)
     send_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=10)

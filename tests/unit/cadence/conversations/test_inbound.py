@@ -26,6 +26,8 @@ AT = datetime(2026, 11, 23, 2, 5, 41, tzinfo=UTC)
 class FixedClassifier:
     """Stands in for the reply model: the same verdict for every reply, counting the calls."""
 
+    confidence_threshold = 0.5
+
     def __init__(self, intent: Intent, confidence: float) -> None:
         self.verdict = Classified(intent, confidence)
         self.calls = 0
@@ -217,7 +219,9 @@ def test_a_reply_the_model_is_unsure_of_goes_to_a_person_whatever_the_intent(
     tables: dict[str, str], settings: ConversationSettings, intent: Intent
 ) -> None:
     put_profile(tables, "C1")
-    handled = inbound.handle(reply("hmm"), settings, FixedClassifier(intent, settings.intent_confidence_threshold / 2))
+    handled = inbound.handle(
+        reply("hmm"), settings, FixedClassifier(intent, FixedClassifier.confidence_threshold - 0.01)
+    )
 
     assert handled.routed == "low_confidence"
     assert [message["reason"] for message in human_queue(settings)] == ["low_confidence"]
@@ -281,3 +285,13 @@ def test_a_reply_to_a_campaign_send_counts_on_its_run(tables: dict[str, str], se
     assert stop.campaign_id == "winback"
     counts = campaigns_table.add_feedback(settings.campaigns_table, "winback", run_id, {"reply": 0})
     assert counts == {"reply": 2, "opt_out_td": 1, "routed": 1}
+
+
+def test_the_stack_s_threshold_overrides_the_model_s(tables: dict[str, str], settings: ConversationSettings) -> None:
+    put_profile(tables, "C1")
+    stricter = settings.model_copy(update={"intent_confidence_threshold": 0.95})
+
+    handled = inbound.handle(reply("thanks!"), stricter, FixedClassifier(Intent.OTHER, 0.9))
+
+    assert handled.routed == "low_confidence"
+    assert inbound.handle(reply("thanks!", "in-2"), settings, FixedClassifier(Intent.OTHER, 0.9)).routed is None

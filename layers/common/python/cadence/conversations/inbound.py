@@ -43,6 +43,11 @@ FOR_A_PERSON = frozenset({Intent.ORDER_QUESTION, Intent.COUPON_PROBLEM, Intent.C
 
 
 class Classifier(Protocol):
+    """The reply model (cadence.conversations.intent_model.IntentModel) as routing uses it."""
+
+    @property
+    def confidence_threshold(self) -> float: ...
+
     def classify(self, texts: Sequence[str]) -> list[Classified]: ...
 
 
@@ -184,9 +189,9 @@ def _route(
     thread: dict[str, str] | None,
 ) -> Handled:
     verdict = classifier.classify([reply.text])[0] if classifier is not None else None
-    if verdict is None:
+    if verdict is None or classifier is None:
         reason: str | None = "no_model"
-    elif verdict.confidence < settings.intent_confidence_threshold:
+    elif verdict.confidence < (settings.intent_confidence_threshold or classifier.confidence_threshold):
         reason = "low_confidence"
     elif verdict.intent in FOR_A_PERSON:
         reason = "intent"
