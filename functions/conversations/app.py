@@ -1,6 +1,7 @@
 """Conversations function: inbound SMS (End User Messaging two-way, through its SNS topic) -> keywords acted on,
 other replies classified and routed to a person or a quiet period (cadence.conversations.inbound)."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -8,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cadence import config, events
 from cadence.conversations import inbound
+from cadence.conversations.intents import Classified
 from cadence.observability import logger, metrics, tracer
 
 
@@ -31,10 +33,28 @@ def _timestamp(record: events.SnsRecord) -> datetime:
 
 
 def _classifier(settings: config.ConversationSettings) -> inbound.Classifier | None:
-    """The reply model the template names (cached per container), or None: every reply then goes to a person."""
+    """The reply model the template names, or None: every reply that is not a keyword then goes to a person."""
     if not (settings.model_bucket and settings.intent_model_version):
         return None
-    # Imported here: a stack without a reply model never loads onnxruntime.
-    from cadence.conversations.intent_model import loaded_intent_model  # noqa: PLC0415
+    return _PublishedModel(settings.model_bucket, settings.intent_model_version)
 
-    return loaded_intent_model(settings.model_bucket, settings.intent_model_version)
+
+class _PublishedModel:
+    """The published reply model, fetched on the first reply that needs it (a STOP never waits for it) and then
+    kept for the container's life."""
+
+    def __init__(self, bucket: str, version: str) -> None:
+        self._bucket, self._version = bucket, version
+
+    def _model(self) -> inbound.Classifier:
+        # Imported here: a container that only ever sees keywords never loads onnxruntime.
+        from cadence.conversations.intent_model import loaded_intent_model  # noqa: PLC0415
+
+        return loaded_intent_model(self._bucket, self._version)
+
+    @property
+    def confidence_threshold(self) -> float:
+        return self._model().confidence_threshold
+
+    def classify(self, texts: Sequence[str]) -> list[Classified]:
+        return self._model().classify(texts)

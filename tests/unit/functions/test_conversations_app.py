@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from cadence import config
 from cadence.campaigns import CampaignDefinition
 from cadence.conversations import intent_model
 from cadence.dal import campaigns_table
@@ -39,11 +40,14 @@ def winback(tables: dict[str, str]) -> CampaignDefinition:
 
 
 @pytest.fixture
-def alarm_topic(monkeypatch: pytest.MonkeyPatch, aws: None) -> str:
+def alarm_topic(monkeypatch: pytest.MonkeyPatch, aws: None) -> Iterator[str]:
+    """The stack's alarm topic, and the function's settings read afresh from the environment each test sets."""
     topic = boto3.client("sns").create_topic(Name="cadence-test-alarms")["TopicArn"]
     monkeypatch.setenv("ALARM_TOPIC_ARN", topic)
     monkeypatch.setenv("INTENT_MODEL_VERSION", "")  # no reply model: replies that are not keywords go to a person
-    return topic
+    config.conversation_settings.cache_clear()
+    yield topic
+    config.conversation_settings.cache_clear()
 
 
 def inbound_event(load_event: Any, body: str, *, in_reply_to: str | None, message_id: str = "in-1") -> dict[str, Any]:
@@ -135,6 +139,7 @@ def published_reply_model(
     """The reply model built from the shipped sample and published where the template tells the function to look."""
     publish(reply_model_dir, data_bucket)
     monkeypatch.setenv("INTENT_MODEL_VERSION", "intent-test")
+    config.conversation_settings.cache_clear()
     intent_model.loaded_intent_model.cache_clear()
     yield
     intent_model.loaded_intent_model.cache_clear()
@@ -160,3 +165,27 @@ def test_with_the_published_model_a_coupon_problem_goes_to_a_person_and_not_inte
     profile = boto3.resource("dynamodb").Table(tables["ProfilesTable"]).get_item(Key={"customer_id": "C2"})["Item"]
     assert profile["quiet_until"] > "2026-12"  # 30 days after the reply
     assert profile["consent_sms"] is True
+
+
+def test_a_model_that_is_not_published_sends_replies_to_a_person_and_keywords_still_work(
+    tables: dict[str, str],
+    queues: dict[str, str],
+    data_bucket: str,
+    alarm_topic: str,
+    load_event: Any,
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("INTENT_MODEL_VERSION", "never-published")
+    config.conversation_settings.cache_clear()
+    intent_model.loaded_intent_model.cache_clear()
+    put_profile(tables, "C2", phone=PHONE)
+
+    conversations_app.lambda_handler(inbound_event(load_event, "where is my order", in_reply_to=None), lambda_context)
+    conversations_app.lambda_handler(
+        inbound_event(load_event, "STOP", in_reply_to=None, message_id="in-2"), lambda_context
+    )
+
+    [routed] = boto3.client("sqs").receive_message(QueueUrl=queues["HUMAN_QUEUE_URL"])["Messages"]
+    assert json.loads(routed["Body"])["reason"] == "no_model"
+    assert sms_sent() == [(PHONE, os.environ["SMS_STOP_TEXT"])]

@@ -32,6 +32,7 @@ from cadence.dal import (
     sms,
     suppression_table,
 )
+from cadence.errors import ModelMismatchError, PermanentError
 from cadence.events import InboundSms
 from cadence.observability import logger, metrics
 from cadence.suppression import Reason, Suppression, address_hash
@@ -188,10 +189,10 @@ def _route(
     classifier: Classifier | None,
     thread: dict[str, str] | None,
 ) -> Handled:
-    verdict = classifier.classify([reply.text])[0] if classifier is not None else None
-    if verdict is None or classifier is None:
+    verdict, threshold = _classified(reply, classifier)
+    if verdict is None:
         reason: str | None = "no_model"
-    elif verdict.confidence < (settings.intent_confidence_threshold or classifier.confidence_threshold):
+    elif verdict.confidence < (settings.intent_confidence_threshold or threshold):
         reason = "low_confidence"
     elif verdict.intent in FOR_A_PERSON:
         reason = "intent"
@@ -207,6 +208,19 @@ def _route(
             profiles_table.set_quiet_until(settings.profiles_table, customer_id, until, source=f"{reply.channel}:reply")
         metrics.add_metric(name="QuietPeriodsSet", unit=MetricUnit.Count, value=len(holders))
     return Handled("handled", intent=intent, confidence=confidence, routed=reason)
+
+
+def _classified(reply: Reply, classifier: Classifier | None) -> tuple[Classified | None, float]:
+    """The model's verdict and threshold; (None, 1.0) without a model, or with one that cannot be loaded: the reply
+    then goes to a person rather than fail (a throttled or unreachable S3 still fails, for a retry)."""
+    if classifier is None:
+        return None, 1.0
+    try:
+        return classifier.classify([reply.text])[0], classifier.confidence_threshold
+    except (ModelMismatchError, PermanentError) as exc:
+        logger.error("the reply model cannot be loaded: replies go to a person", extra={"error": str(exc)})
+        metrics.add_metric(name="ReplyModelUnavailable", unit=MetricUnit.Count, value=1)
+        return None, 1.0
 
 
 def _to_a_person(
