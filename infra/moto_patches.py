@@ -6,6 +6,9 @@ Each change is installed while at least one local stack runs and undone when the
   through Docker, and swallow the error. The router queues an asynchronous invocation instead, as S3 does on AWS.
 - ``moto.s3.notifications._get_s3_event``: moto's record lacks fields AWS sends (userIdentity, requestParameters,
   responseElements, bucket ownerIdentity, object versionId and sequencer); they are added so handlers see AWS's shape.
+- ``moto.sns.models.Subscription.publish`` for ``lambda`` subscriptions: moto would invoke the function synchronously
+  inside the Publish request with a fixed record (MessageId, TopicArn and Timestamp of 1970). The router queues an
+  asynchronous invocation with the record AWS sends (the message's id, topic, subscription, time and attributes).
 - ``LambdaFunction.invoke``: the Lambda Invoke API (``aws lambda invoke``) reaches the routed functions' workers
   instead of Docker.
 - ``LambdaFunction.docker_client``: moto's ``GET /moto-api/data.json`` reads every public attribute of every model and
@@ -26,10 +29,12 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from moto.awslambda.models import LambdaFunction
 from moto.s3 import notifications
+from moto.sns.models import Subscription
 
 if TYPE_CHECKING:
     from infra.runtime import InvocationResult
@@ -98,6 +103,8 @@ def _install() -> None:
     _originals["_invoke_awslambda"] = notifications._invoke_awslambda
     _originals["_get_s3_event"] = notifications._get_s3_event
     _originals["invoke"] = LambdaFunction.invoke
+    _originals["sns_publish"] = Subscription.publish
+    Subscription.publish = _sns_publish  # type: ignore[method-assign]
     _originals["docker_client"] = vars(LambdaFunction).get("docker_client")  # normally inherited from DockerModel
     notifications._invoke_awslambda = _invoke_awslambda
     notifications._get_s3_event = _get_s3_event
@@ -111,6 +118,7 @@ def _uninstall() -> None:
     notifications._invoke_awslambda = _originals.pop("_invoke_awslambda")
     notifications._get_s3_event = _originals.pop("_get_s3_event")
     LambdaFunction.invoke = _originals.pop("invoke")  # type: ignore[method-assign]
+    Subscription.publish = _originals.pop("sns_publish")  # type: ignore[method-assign]
     original_docker = _originals.pop("docker_client")
     if original_docker is None:
         del LambdaFunction.docker_client  # falls back to DockerModel's
@@ -129,6 +137,45 @@ def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name
         original(account_id, event_body, fn_arn, region_name)
         return
     route.invoke_async(unqualified(fn_arn), event_body, "s3")
+
+
+def _sns_publish(
+    subscription: Subscription,
+    message: str,
+    message_id: str,
+    subject: str | None = None,
+    message_attributes: dict[str, Any] | None = None,
+    *args: Any,
+    **kwargs: Any,
+) -> None:
+    route = _route_for(subscription.endpoint) if subscription.protocol == "lambda" else None
+    if route is None:
+        original: Callable[..., None] = _originals["sns_publish"]
+        original(subscription, message, message_id, subject, message_attributes, *args, **kwargs)
+        return
+    now = datetime.now(UTC)
+    record = {
+        "EventSource": "aws:sns",
+        "EventVersion": "1.0",
+        "EventSubscriptionArn": subscription.arn,
+        "Sns": {
+            "Type": "Notification",
+            "MessageId": message_id,
+            "TopicArn": subscription.topic_arn,
+            "Subject": subject,
+            "Message": message,
+            "Timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+            "SignatureVersion": "1",
+            "Signature": "EXAMPLE",
+            "SigningCertUrl": "https://sns.amazonaws.com/SimpleNotificationService-local.pem",
+            "UnsubscribeUrl": f"https://sns.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={subscription.arn}",
+            "MessageAttributes": {
+                name: {"Type": value.get("DataType"), "Value": value.get("StringValue", value.get("BinaryValue"))}
+                for name, value in (message_attributes or {}).items()
+            },
+        },
+    }
+    route.invoke_async(unqualified(subscription.endpoint), {"Records": [record]}, "sns")
 
 
 def _get_s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, list[dict[str, Any]]]:

@@ -4,7 +4,8 @@ Measured with moto 5.2.5 and aws-sam-translator 1.115 (the stack reaches CREATE_
 
 - Resource types moto's CloudFormation does not create at all (they show up in ListStackResources with an empty
   logical id): ``AWS::S3::BucketPolicy``, ``AWS::SES::EmailIdentity``, ``AWS::Scheduler::ScheduleGroup``,
-  ``AWS::Scheduler::Schedule``, ``AWS::Lambda::EventInvokeConfig``. They are created here through the service APIs.
+  ``AWS::Scheduler::Schedule``, ``AWS::Lambda::EventInvokeConfig``, ``AWS::SNS::Subscription``. They are created
+  here through the service APIs.
 - Properties moto ignores: the bucket's ``NotificationConfiguration``, ``PublicAccessBlockConfiguration``,
   ``VersioningConfiguration``, ``LifecycleConfiguration`` and ``OwnershipControls``; tables'
   ``PointInTimeRecoverySpecification``, ``TimeToLiveSpecification`` and ``SSESpecification``; functions' ``Layers``,
@@ -461,6 +462,7 @@ class _GapFiller:
             "AWS::Scheduler::Schedule": self._schedule,
             "AWS::Lambda::EventInvokeConfig": self._event_invoke_config,
             "AWS::Lambda::Url": self._function_url,
+            "AWS::SNS::Subscription": self._sns_subscription,
         }
         self._property_appliers: dict[str, Callable[[str, str, dict[str, Any]], None]] = {
             "AWS::S3::Bucket": self._bucket_properties,
@@ -540,6 +542,16 @@ class _GapFiller:
         value = properties.get("SecretString") or secrets.token_urlsafe(int((generate or {}).get("PasswordLength", 32)))
         response = self._clients("secretsmanager").create_secret(Name=name, SecretString=value)
         return str(response["ARN"])  # Ref of a secret is its ARN
+
+    def _sns_subscription(self, logical_id: str, properties: dict[str, Any]) -> str:
+        # A function's SNS event source: the topic's messages then reach the router (infra.moto_patches).
+        response = self._clients("sns").subscribe(
+            TopicArn=properties["TopicArn"],
+            Protocol=properties["Protocol"],
+            Endpoint=properties["Endpoint"],
+            ReturnSubscriptionArn=True,
+        )
+        return str(response["SubscriptionArn"])
 
     def _function_url(self, logical_id: str, properties: dict[str, Any]) -> str:
         response = self._clients("lambda").create_function_url_config(
