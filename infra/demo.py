@@ -4,7 +4,8 @@ Stages: build the model on generated data -> start the local stack (template.yam
 -> publish the model -> drop customers, orders and events files under incoming/ -> wait for profiles
 and scores -> store and fire one campaign (email + SMS) -> wait for the sends -> drop the orders of the week
 after it, generated with a known effect (messaged members buy more) -> the campaign's report, whose uplift
-interval must cover that effect -> summarise.
+interval must cover that effect -> two customers text back (End User Messaging's SNS message): a question that the
+reply model routes to the human queue, and a STOP that turns SMS consent off and is confirmed once -> summarise.
 The exit status is 0 only when every stage did its work (every count in the summary above zero).
 """
 
@@ -26,7 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_CAMPAIGN = ROOT / "infra" / "campaigns" / "winback.yaml"
 COUPON_CAMPAIGN = ROOT / "infra" / "campaigns" / "coupon.yaml"
 FEEDS = ("customers", "orders", "events")
-STAGES = ("IngestFunction", "ScoreFunction", "CampaignFunction", "DispatchFunction")
+REPLY_MODEL_VERSION = "intent-1"
+STAGES = ("IngestFunction", "ScoreFunction", "CampaignFunction", "DispatchFunction", "ConversationsFunction")
+# What the two customers text back to the demo campaign's SMS.
+QUESTION, STOP = "我的订单什么时候到\uff1f能帮我查一下吗", "退订"
 
 
 def stage_activity(stack: LocalStack, function_logical_id: str) -> dict[str, Any]:
@@ -157,6 +161,86 @@ def measure_uplift(stack: LocalStack, outputs: dict[str, str], run_id: str, buil
     }
 
 
+def build_reply_model(out: Path) -> dict[str, Any]:
+    """The reply intent model, trained on the labelled replies the project ships."""
+    from model_build.intent import DEFAULT_DATA, build_intent_model  # noqa: PLC0415 - only the demo trains it
+
+    build_intent_model(DEFAULT_DATA, out, version=REPLY_MODEL_VERSION)
+    return json.loads((out / "manifest.json").read_text())
+
+
+def build_models(
+    model_dir: Path, data_dir: Path, reply_model_dir: Path, customers: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The propensity model on generated customers and the reply model on the shipped replies (their manifests)."""
+    done = stage(f"building the model on {customers:,} generated customers")
+    manifest = build_model(model_dir, data_dir, customers)
+    done()
+    done = stage("building the reply intent model on the shipped labelled replies")
+    reply_manifest = build_reply_model(reply_model_dir)
+    done()
+    return manifest, reply_manifest
+
+
+def converse(stack: LocalStack, outputs: dict[str, str], run_id: str) -> dict[str, Any]:
+    """Two customers who got the campaign's SMS reply to it, as End User Messaging publishes replies to the
+    template's topic: one asks about an order, one texts STOP. Returns what became of each."""
+    done = stage("two customers text back: a question about an order, and 退订 (STOP)")
+    ledger = scan_all(stack, outputs["SendsTableName"])
+    sent = [
+        (customer_id, outcome["M"]["m"]["S"])
+        for item in ledger
+        if item["channel"]["S"] == "sms" and item["customer_id"]["S"].endswith(run_id)
+        for customer_id, outcome in sorted(item.get("recipients", {"M": {}})["M"].items())
+        if outcome["M"]["s"]["S"] == "SENT" and "m" in outcome["M"]
+    ]
+    (asking, asked_id), (stopping, stopped_id) = sent[:2]
+    table = outputs["ProfilesTableName"]
+    dynamodb = stack.client("dynamodb")
+
+    def phone(customer_id: str) -> str:
+        return str(dynamodb.get_item(TableName=table, Key={"customer_id": {"S": customer_id}})["Item"]["phone"]["S"])
+
+    sms_before = len(stack.sent_sms())
+    for customer_id, body, in_reply_to in ((asking, QUESTION, asked_id), (stopping, STOP, stopped_id)):
+        message = {
+            "originationNumber": phone(customer_id),
+            "destinationNumber": "+12125550101",
+            "messageKeyword": "KEYWORD_123456789012",
+            "messageBody": body,
+            "inboundMessageId": f"demo-{customer_id}",
+            "previousPublishedMessageId": in_reply_to,
+        }
+        stack.client("sns").publish(
+            TopicArn=outputs["InboundSmsTopicArn"], Message=json.dumps(message, ensure_ascii=False)
+        )
+    stack.wait_idle(timeout=120)
+    done()
+    queued = stack.client("sqs").receive_message(QueueUrl=outputs["HumanQueueUrl"], MaxNumberOfMessages=10)
+    routed = [json.loads(message["Body"]) for message in queued.get("Messages", [])]
+    stopped = dynamodb.get_item(TableName=table, Key={"customer_id": {"S": stopping}})["Item"]
+    campaign_id = run_id.partition("@")[0]
+    run = dynamodb.get_item(
+        TableName=outputs["CampaignsTableName"],
+        Key={"campaign_id": {"S": campaign_id}, "record_key": {"S": f"RUN#{run_id}"}},
+    ).get("Item", {})
+    return {
+        "routed_to_a_person": [
+            {key: body.get(key) for key in ("customer_id", "campaign_id", "intent", "confidence", "reason")}
+            for body in routed
+        ],
+        "asking_customer": asking,
+        "stopping_customer": stopping,
+        "stopping_customer_consent_sms": stopped["consent_sms"]["BOOL"],
+        "answers_sent": [sms["message"] for sms in stack.sent_sms()[sms_before:]],
+        "run_reply_counts": {
+            key.removeprefix("feedback_"): int(value["N"])
+            for key, value in run.items()
+            if key in {"feedback_reply", f"feedback_opt_out_{STOP}", "feedback_routed"}
+        },
+    }
+
+
 def _covers(estimate: dict[str, Any], value: float) -> bool:
     return estimate["low"] is not None and estimate["low"] <= value <= estimate["high"]
 
@@ -165,12 +249,12 @@ def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
     """Run every stage and return the summary."""
     started = time.perf_counter()
     model_dir, data_dir = build_dir / "model", build_dir / "demo-data"
-    done = stage(f"building the model on {customers:,} generated customers")
-    manifest = build_model(model_dir, data_dir, customers)
-    done()
+    manifest, reply_manifest = build_models(model_dir, data_dir, build_dir / "intent-model", customers)
 
     done = stage("starting the local stack (moto + template.yaml)")
-    with LocalStack(port=0, parameters={"ModelVersion": manifest["version"]}) as stack:
+    with LocalStack(
+        port=0, parameters={"ModelVersion": manifest["version"], "IntentModelVersion": REPLY_MODEL_VERSION}
+    ) as stack:
         done()
         # The campaign CLI and the DAL build their own boto3 clients: point them at the stack.
         os.environ.update(stack.client_environment())
@@ -181,6 +265,7 @@ def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
 
         done = stage(f"publishing model {manifest['version']}")
         stack.publish_model(model_dir)
+        stack.publish_model(build_dir / "intent-model")
         done()
 
         done = stage("dropping customers, orders and events files under incoming/")
@@ -238,6 +323,7 @@ def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
         sent_by_channel = Counter(channel for channel, status in sends if status == "SENT")
         outcomes = Counter(status for _, status in sends)
         provider_counts = {"email": len(stack.sent_emails()), "sms": len(stack.sent_sms())}
+        conversations = converse(stack, outputs, run["run_id"]["S"])
         stages = {name: stage_activity(stack, name) for name in STAGES}
 
     feed_summary = {
@@ -267,6 +353,12 @@ def run_demo(customers: int, build_dir: Path) -> dict[str, Any]:
         "send_outcomes": dict(outcomes),
         "uplift": uplift,
         "provider_accepted": provider_counts,
+        "reply_model": {
+            "version": reply_manifest["version"],
+            "macro_f1": reply_manifest["metrics"]["macro_f1"],
+            "confidence_threshold": reply_manifest["confidence_threshold"],
+        },
+        "conversations": conversations,
         "stages": stages,
         "duration_s": round(time.perf_counter() - started, 1),
     }
@@ -289,6 +381,15 @@ def failed_checks(summary: dict[str, Any]) -> list[str]:
         and sum(summary["campaign_run_final"].values()) == summary["campaign_run_queued"],
         "the campaign report's 95 % interval covers the known effect": summary["uplift"]["exit_code"] == 0
         and summary["uplift"]["covers_known_effect"],
+        "a customer's question reached the human queue with its intent": [
+            (routed["customer_id"], routed["reason"]) for routed in summary["conversations"]["routed_to_a_person"]
+        ]
+        == [(summary["conversations"]["asking_customer"], "intent")],
+        "a STOP turned SMS consent off and was confirmed once": summary["conversations"][
+            "stopping_customer_consent_sms"
+        ]
+        is False
+        and len(summary["conversations"]["answers_sent"]) == 1,
         "SES and SNS saw every send": summary["provider_accepted"]
         == {"email": summary["messages_sent"].get("email", 0), "sms": summary["messages_sent"].get("sms", 0)},
     }
@@ -319,16 +420,18 @@ def print_summary(summary: dict[str, Any]) -> None:
         ("send outcomes", ", ".join(f"{k} {v:,}" for k, v in sorted(summary["send_outcomes"].items()))),
         ("uplift (conversion)", _uplift_text(summary["uplift"])),
         ("campaign report", summary["uplift"]["html_file"]),
+        ("reply model", _reply_model_text(summary["reply_model"])),
+        ("replies", _conversations_text(summary["conversations"])),
         ("total time", f"{summary['duration_s']} s"),
     ]
     width = max(len(label) for label, _ in rows)
     print("\ncadence demo summary")
     for label, value in rows:
         print(f"  {label:<{width}}  {value}")
-    print(f"\n  {'stage':<18} {'invocations':>11} {'errors':>7} {'busy s':>8} {'API calls':>10}")
+    print(f"\n  {'stage':<22} {'invocations':>11} {'errors':>7} {'busy s':>8} {'API calls':>10}")
     for name, activity in summary["stages"].items():
         print(
-            f"  {name:<18} {activity['invocations']:>11} {activity['errors']:>7}"
+            f"  {name:<22} {activity['invocations']:>11} {activity['errors']:>7}"
             f" {activity['busy_s']:>8.1f} {activity['api_calls']:>10}"
         )
 
@@ -343,6 +446,23 @@ def _uplift_text(uplift: dict[str, Any]) -> str:
         f"(expected {points(uplift['expected_conversion_difference'])}); per messaged customer "
         f"{points(messaged['difference'])} [{points(messaged['low'])}, {points(messaged['high'])}], "
         f"known {points(uplift['known_lift_per_messaged'])}"
+    )
+
+
+def _reply_model_text(model: dict[str, Any]) -> str:
+    return f"{model['version']} (macro F1 {model['macro_f1']:.2f}, threshold {model['confidence_threshold']:.2f})"
+
+
+def _conversations_text(conversations: dict[str, Any]) -> str:
+    routed = ", ".join(
+        f"{r['customer_id']} -> a person ({r['intent']} {float(r['confidence'] or 0):.2f})"
+        for r in conversations["routed_to_a_person"]
+    )
+    consent = "yes" if conversations["stopping_customer_consent_sms"] else "no"
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(conversations["run_reply_counts"].items()))
+    return (
+        f"{routed}; {conversations['stopping_customer']} STOP -> SMS consent {consent}, "
+        f"{len(conversations['answers_sent'])} confirmation; on the run: {counts}"
     )
 
 
