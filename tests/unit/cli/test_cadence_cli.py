@@ -330,7 +330,7 @@ def test_preview_counts_add_up_and_members_file_has_one_row_per_member_and_nothi
     assert report["members_by_state"]["no_consent"] == 2
     assert report["members_by_state"]["queued"] + report["members_by_state"]["holdout"] == 6
     assert sum(report["members_by_variant"].values()) == 8
-    assert report["sends_by_channel"] == {"email": 0, "sms": report["members_by_state"]["queued"]}
+    assert report["sends_by_channel"] == {"email": 0, "sms": report["members_by_state"]["queued"], "webhook": 0}
     assert len(report["sample_members"]) == 5
     with members.open(newline="") as file:
         rows = list(csv.DictReader(file))

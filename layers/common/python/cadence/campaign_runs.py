@@ -149,7 +149,7 @@ def candidates(
         [customer_id for customer_id, _, _ in scores],
         activity_table=settings.activity_table,
         workers=settings.audience_read_workers,
-        attributes=profile_attributes(definition.audience),
+        attributes=(*profile_attributes(definition.audience), *definition.contact_attributes()),
         consistent=False,  # half the read units; dispatch checks what the suppression log says since planning
     )
     position = 0

@@ -92,7 +92,7 @@ class DispatchRequest(BaseModel):
     campaign_id: str
     run_id: str
     customer_id: str
-    channel: Literal["email", "sms"]
+    channel: Literal["email", "sms", "webhook"]
     # What the run decided for this customer (cadence.campaigns.plan.Send): arm, offer value and coupon code.
     variant: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,30}$")
     offer_value: str | None = Field(default=None, max_length=40)
@@ -115,7 +115,7 @@ class DispatchBatch(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     campaign_id: str
     run_id: str
-    channel: Literal["email", "sms"]
+    channel: Literal["email", "sms", "webhook"]
     batch_id: str = Field(min_length=1, max_length=200)
     sends: list[BatchRecipient] = Field(min_length=1, max_length=50)
 

@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Literal
 
 # cadence.campaigns.definition.Channel, not imported: ingest and feedback load no campaign code.
-Channel = Literal["email", "sms"]
+Channel = Literal["email", "sms", "webhook"]
 
 
 class Reason(StrEnum):

@@ -17,8 +17,12 @@ def run_id_for(campaign_id: str, scheduled_time: datetime) -> str:
     return f"{campaign_id}@{scheduled_time.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
 
 
-def is_reachable(profile: Mapping[str, Any], channel: Channel) -> bool:
-    """The customer consented to the channel and has an address for it."""
+def is_reachable(profile: Mapping[str, Any], channel: Channel, definition: CampaignDefinition | None = None) -> bool:
+    """The customer consented to the channel and has an address for it (a webhook's: where `definition` says)."""
+    if channel == "webhook":
+        if definition is None:
+            return False
+        return bool(definition.address(profile, channel)) and definition.consented(profile, channel)
     if channel == "email":
         return bool(profile.get("email")) and profile.get("consent_email") is True
     return bool(profile.get("phone")) and profile.get("consent_sms") is True

@@ -3,20 +3,26 @@
 Everything a run needs to decide who gets what, when: the audience rule (cadence.campaigns.rules), an
 offer (fixed or tiered by decile or score, with a coupon code per recipient), A/B variants and the
 holdout, the schedule, the re-entry rule, local-time delivery, frequency caps and quiet hours.
+
+Three channels: email (`email`, consent_email), SMS (`phone`, consent_sms) and a signed webhook per recipient
+(`webhook`): an HTTPS POST for chat and social platforms (cadence.webhooks), whose address and consent are profile
+attributes the campaign's webhook block names (see WebhookChannel).
 """
 
 import re
 import zoneinfo
+from collections.abc import Mapping
 from datetime import datetime, time
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from cadence.campaigns import schedule
 from cadence.campaigns.rules import All, AnyOf, Compare, Not, Rule, RuleError, parse_rule
 
-Channel = Literal["email", "sms"]
-CHANNELS: tuple[Channel, ...] = ("email", "sms")
+Channel = Literal["email", "sms", "webhook"]
+CHANNELS: tuple[Channel, ...] = ("email", "sms", "webhook")
 PLACEHOLDERS = ("first_name", "last_name", "city", "offer_value", "coupon_code")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 # The audience shorthand campaigns were written with before rules existed.
@@ -53,6 +59,61 @@ class SmsMessage(_Model):
     text: str = Field(min_length=1, max_length=670)
 
     _placeholders = field_validator("text")(_check_placeholders)
+
+
+# A custom attribute's text that says yes (Pinpoint's attributes arrive as text); anything else is no.
+_YES = frozenset({"true", "yes", "y", "1", "on", "是", "同意"})
+# Where a webhook finds its recipient: a profile column ingest writes (attr_<name> for custom attributes).
+_ATTRIBUTE = r"^[a-z][a-z0-9_]{0,62}$"
+
+
+class WebhookMessage(_Model):
+    """What a webhook POST carries: the receiver's `url` (https), the `text` (SMS placeholders) and an `event` name.
+
+    `http://127.0.0.1:<port>/` is accepted for a receiver on the same machine (the local stack, tests); dispatch sends
+    to it only when its settings allow it (WEBHOOK_ALLOW_LOOPBACK_HTTP), never on AWS.
+    """
+
+    url: str = Field(max_length=2048)
+    text: str = Field(min_length=1, max_length=4000)
+    event: str = Field(default="campaign_message", pattern=r"^[a-z][a-z0-9_.-]{0,62}$")
+
+    _placeholders = field_validator("text")(_check_placeholders)
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        parts = urlsplit(value)
+        loopback = parts.scheme == "http" and parts.hostname == "127.0.0.1"
+        if not (parts.scheme == "https" and parts.hostname) and not loopback:
+            raise ValueError("a webhook url is https://<host>/... (or http://127.0.0.1:<port>/ for a local receiver)")
+        if parts.username or parts.password:
+            raise ValueError("a webhook url carries no credentials: the receiver verifies the signature")
+        return value
+
+
+class WebhookChannel(WebhookMessage):
+    """The campaign's webhook: its message (variants may replace it) and where each recipient's address and consent
+    are on the profile.
+
+    Profiles have no webhook column: the address is the custom attribute `address_attribute` names (a chat id such
+    as `attr_wechat_openid`). Consent must be named too (`consent_attribute`), with no default: consent is given per
+    channel, and borrowing SMS consent silently would message the chat handle of people who agreed only to texts.
+    Naming `consent_sms` (or `consent_email`) is allowed when that consent's wording covers this channel; a custom
+    attribute consents when it is true or says yes ("true", "yes", "1", ...).
+    """
+
+    address_attribute: str = Field(pattern=_ATTRIBUTE)
+    consent_attribute: str = Field(pattern=_ATTRIBUTE)
+
+    def address(self, profile: Mapping[str, Any]) -> str | None:
+        """The recipient's address on the profile, trimmed; None without one (or with several values)."""
+        value = profile.get(self.address_attribute)
+        return (value.strip() or None) if isinstance(value, str) else None
+
+    def consented(self, profile: Mapping[str, Any]) -> bool:
+        value = profile.get(self.consent_attribute)
+        return value is True or (isinstance(value, str) and value.strip().lower() in _YES)
 
 
 class OfferTier(_Model):
@@ -114,6 +175,8 @@ class Variant(_Model):
     weight: float = Field(gt=0)
     email: EmailMessage | None = None
     sms: SmsMessage | None = None
+    # Replaces the campaign's url, text and event; the address and consent stay the campaign's.
+    webhook: WebhookMessage | None = None
     offer: Offer | None = None
 
 
@@ -196,6 +259,7 @@ class Caps(_Model):
     overall: CapRule | None = None
     email: CapRule | None = None
     sms: CapRule | None = None
+    webhook: CapRule | None = None
 
     def rules(self) -> dict[str, CapRule]:
         return {name: rule for name in ("overall", *CHANNELS) if (rule := getattr(self, name)) is not None}
@@ -230,6 +294,7 @@ class CampaignDefinition(_Model):
     holdout_percent: float = Field(default=10.0, ge=0.0, le=50.0)
     email: EmailMessage | None = None
     sms: SmsMessage | None = None
+    webhook: WebhookChannel | None = None
     offer: Offer | None = None
     variants: tuple[Variant, ...] = ()
     schedule: Schedule | None = None
@@ -266,6 +331,8 @@ class CampaignDefinition(_Model):
         names = [variant.name for variant in self.variants]
         if len(set(names)) != len(names):
             raise ValueError("variant names must be unique")
+        if "webhook" in self.channels and self.webhook is None:
+            raise ValueError("channel webhook is listed but the campaign has no webhook (address_attribute, ...)")
         for channel in self.channels:
             arms = self.variants or (None,)
             for variant in arms:
@@ -282,12 +349,31 @@ class CampaignDefinition(_Model):
     def variant(self, name: str | None) -> Variant | None:
         return next((variant for variant in self.variants if variant.name == name), None)
 
-    def message(self, channel: Channel, variant: str | None) -> EmailMessage | SmsMessage | None:
+    def message(self, channel: Channel, variant: str | None) -> EmailMessage | SmsMessage | WebhookMessage | None:
         """The message a variant sends on a channel: its own, else the campaign's."""
         arm = self.variant(variant)
         own = getattr(arm, channel) if arm else None
-        message: EmailMessage | SmsMessage | None = own or getattr(self, channel)
+        message: EmailMessage | SmsMessage | WebhookMessage | None = own or getattr(self, channel)
         return message
+
+    def address(self, profile: Mapping[str, Any], channel: Channel) -> str | None:
+        """The customer's address on a channel as the profile holds it (trimmed), or None."""
+        if channel == "webhook":
+            return self.webhook.address(profile) if self.webhook else None
+        value = profile.get("email" if channel == "email" else "phone")
+        return (str(value).strip() or None) if value else None
+
+    def consented(self, profile: Mapping[str, Any], channel: Channel) -> bool:
+        """The customer consented to messages on the channel (email and SMS: the profile's own consent columns)."""
+        if channel == "webhook":
+            return self.webhook.consented(profile) if self.webhook else False
+        return profile.get(f"consent_{channel}") is True
+
+    def contact_attributes(self) -> tuple[str, ...]:
+        """Profile attributes beyond the standard ones that sending on the campaign's channels reads."""
+        if self.webhook is None or "webhook" not in self.channels:
+            return ()
+        return tuple(dict.fromkeys((self.webhook.address_attribute, self.webhook.consent_attribute)))
 
     def offer_for(self, variant: str | None) -> Offer | None:
         arm = self.variant(variant)

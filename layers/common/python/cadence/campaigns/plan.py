@@ -8,9 +8,10 @@ function does the reading and the writing. Order of the decisions, for each memb
    holdout keeps its variant so uplift can be measured per variant -> holdout
 3. a quiet period: the customer replied "not interested" and asked for quiet until a later time -> quiet_period
    (cadence.conversations.inbound)
-4. reachability: no address on any channel -> no_address; addresses but no consent -> no_consent
-5. one address, one message: customers sharing an email or phone get it once; the highest score keeps
-   it (then the lowest id) -> duplicate_address, with the id kept
+4. reachability: no address on any channel -> no_address; addresses but no consent -> no_consent (a webhook's
+   address and consent are the profile attributes its campaign names, see WebhookChannel)
+5. one address, one message: customers sharing an email, phone or webhook address get it once; the highest
+   score keeps it (then the lowest id) -> duplicate_address, with the id kept
 6. frequency caps over every campaign's contacts (overall and per channel) -> capped
 7. timing: the member's release time (send_at_local in the customer's zone, then quiet hours moved
    to their end) -> queued, or deferred when quiet hours moved it (deferred sends are released later,
@@ -307,13 +308,10 @@ def coupon_code(secret: str, run_id: str, customer_id: str, prefix: str = "", at
     return prefix + "".join(chars)
 
 
-def _address(profile: Mapping[str, Any], channel: Channel) -> str | None:
-    value = profile.get("email" if channel == "email" else "phone")
-    return str(value).strip().lower() if value else None
-
-
-def _consented(profile: Mapping[str, Any], channel: Channel) -> bool:
-    return profile.get(f"consent_{channel}") is True
+def _address(definition: CampaignDefinition, profile: Mapping[str, Any], channel: Channel) -> str | None:
+    """The address as one-message-per-address and the suppression list compare it: trimmed, lower-cased."""
+    value = definition.address(profile, channel)
+    return value.lower() if value else None
 
 
 def _reentered(definition: CampaignDefinition, contacts: list[Contact], today: date) -> bool:
@@ -470,7 +468,7 @@ def assess(
         offer_value = None
         if offer is not None:
             offer_value = offer.value_for(float(decile) if decile is not None else None, score)
-        hashes = tuple(address_hash(_address(candidate.profile, channel) or "") for channel in channels)
+        hashes = tuple(address_hash(_address(definition, candidate.profile, channel) or "") for channel in channels)
         out.facts.append(
             MemberFacts(customer_id, None, variant, score, channels, hashes, release, deferred, offer_value, decile)
         )
@@ -588,14 +586,16 @@ def _reachable_channels(
 ) -> tuple[MemberState | None, tuple[Channel, ...]]:
     """(no_address / no_consent / suppressed when no channel is left, else None; the campaign's channels with
     address and consent whose address is not suppressed)."""
-    addressed = [channel for channel in definition.channels if _address(profile, channel)]
-    consented = tuple(channel for channel in addressed if _consented(profile, channel))
+    addressed = [channel for channel in definition.channels if _address(definition, profile, channel)]
+    consented = tuple(channel for channel in addressed if definition.consented(profile, channel))
     if not addressed:
         return MemberState.NO_ADDRESS, ()
     if not consented:
         return MemberState.NO_CONSENT, ()
     allowed = tuple(
-        channel for channel in consented if (channel, address_hash(_address(profile, channel) or "")) not in suppressed
+        channel
+        for channel in consented
+        if (channel, address_hash(_address(definition, profile, channel) or "")) not in suppressed
     )
     if not allowed:
         return MemberState.SUPPRESSED, ()
