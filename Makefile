@@ -75,8 +75,8 @@ build/intent-model/manifest.json: $(STAMP) model_build/data/intent_replies.csv
 
 model: build/model/manifest.json  ## train and export the demo model on generated data into build/model
 
-local: build/model/manifest.json  ## run the local stack on 127.0.0.1:4566 (demo model published) until Ctrl-C
-	$(PY) -m infra.local_stack --port 4566 --model-dir build/model
+local: build/model/manifest.json build/intent-model/manifest.json  ## run the local stack on 127.0.0.1:4566 (demo and reply models published) until Ctrl-C
+	$(PY) -m infra.local_stack --port 4566 --model-dir build/model --model-dir build/intent-model
 
 demo: $(STAMP)  ## build the model, start the local stack, run the whole pipeline, print a summary
 	$(PY) -m infra.demo --report build/demo-report.json

@@ -488,8 +488,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--model-dir",
         type=Path,
-        default=None,
-        help="a model_build output to publish at startup; its version becomes ModelVersion unless overridden",
+        action="append",
+        default=[],
+        help="a model_build output to publish at startup (repeatable); its version becomes ModelVersion, or "
+        "IntentModelVersion for a reply model, unless overridden",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -505,9 +507,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not separator:
             parser.error(f"--parameter-overrides takes KEY=VALUE, not {item!r}")
         overrides[key] = value
-    if args.model_dir:
-        manifest = json.loads((args.model_dir / "manifest.json").read_text())
-        overrides.setdefault("ModelVersion", str(manifest["version"]))
+    for model_dir in args.model_dir:
+        manifest = json.loads((model_dir / "manifest.json").read_text())
+        parameter = "IntentModelVersion" if manifest.get("kind") == "intent" else "ModelVersion"
+        overrides.setdefault(parameter, str(manifest["version"]))
 
     stack = LocalStack(
         port=args.port,
@@ -521,8 +524,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         stack.start()
-        if args.model_dir:
-            log.info("published model %s from %s", stack.publish_model(args.model_dir), args.model_dir)
+        for model_dir in args.model_dir:
+            log.info("published model %s from %s", stack.publish_model(model_dir), model_dir)
     except KeyboardInterrupt:
         stack.close()
         return 130
