@@ -90,6 +90,8 @@ def _show(args: argparse.Namespace) -> int:
             ):
                 # Every send was settled but the run's counter fell short (a worker died between two writes).
                 run["status"] = campaigns_table.RunStatus.COMPLETED.value
+    for run in runs:
+        run["replies"] = _reply_counts(run)
     summary = _summary(stored)
     if args.json:
         lifecycle = {key: summary[key] for key in ("state", "state_reason", "state_changed_at")}
@@ -114,6 +116,7 @@ def _show(args: argparse.Namespace) -> int:
         "members_by_state",
         "sends_by_channel",
         "sends_by_outcome",
+        "replies",
     )
     render.table("last runs", columns, ([run.get(column) for column in columns] for run in runs))
     return EXIT_OK
@@ -220,6 +223,15 @@ def _customer_show(args: argparse.Namespace) -> int:
     ]
     render.table(f"customer {args.customer_id}: the last {args.days} days", ("at", "what", "channel", "", "text"), rows)
     return EXIT_OK
+
+
+def _reply_counts(run: Mapping[str, Any]) -> dict[str, int]:
+    """The run's replies (cadence.conversations.inbound): all of them, opt-outs by the word used, routed to a person."""
+    return {
+        name.removeprefix("feedback_"): int(count)
+        for name, count in sorted(run.items())
+        if name in {"feedback_reply", "feedback_routed"} or name.startswith("feedback_opt_out_")
+    }
 
 
 def _shortened(text: Any, limit: int = 60) -> str | None:

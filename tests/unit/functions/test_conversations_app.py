@@ -14,6 +14,7 @@ from cadence import config
 from cadence.campaigns import CampaignDefinition
 from cadence.conversations import intent_model
 from cadence.dal import campaigns_table
+from cadence_cli.main import main as cli_main
 from functions.conversations import app as conversations_app
 from functions.dispatch import app as dispatch_app
 from model_build.intent import DEFAULT_DATA, build_intent_model
@@ -71,6 +72,8 @@ def test_after_a_stop_to_a_campaign_sms_only_its_confirmation_is_ever_sent(
     alarm_topic: str,
     load_event: Any,
     lambda_context: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     put_profile(tables, "C2", phone=PHONE, first_name="Wang")
     put_profile(tables, "C3", phone="+8613900139000", first_name="Zhao")
@@ -88,6 +91,13 @@ def test_after_a_stop_to_a_campaign_sms_only_its_confirmation_is_ever_sent(
     assert profile["consent_sms"] is False
     counts = campaigns_table.add_feedback(tables["CampaignsTable"], "winback", RUN, {"reply": 0})
     assert counts == {"reply": 1, "opt_out_退订": 1}
+    # ... and `cadence campaign show` prints them beside the run's sends
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"CampaignsTableName": tables["CampaignsTable"]}))
+    capsys.readouterr()
+    assert cli_main(["campaign", "show", "winback", "--outputs-file", str(outputs), "--json"]) == 0
+    [run] = json.loads(capsys.readouterr().out)["runs"]
+    assert run["replies"] == {"opt_out_退订": 1, "reply": 1}
 
     # A send planned before the STOP and one planned after it: neither goes out; another customer's does.
     for customer_id, run_id in (("C2", RUN), ("C2", LATER_RUN), ("C3", LATER_RUN)):
