@@ -125,10 +125,26 @@ def test_dispatch_sends_email_only_with_send_bulk_email_on_its_identity_template
         for kind in ("identity/", "template/${Brand}-${Stage}-", "configuration-set/")
         if not any(kind in resource for resource in resources)
     ] == []
-    assert granted["secretsmanager:GetSecretValue"]["Resource"] == {"Ref": "UnsubscribeSigningSecret"}
     assert variables["UNSUBSCRIBE_SECRET_ARN"] == {"Ref": "UnsubscribeSigningSecret"}
     assert variables["SES_CONFIGURATION_SET"] == {"Ref": "EmailConfigurationSet"}
     assert RESOURCES["EmailConfigurationSet"]["Type"] == "AWS::SES::ConfigurationSet"
+
+
+def test_dispatch_reads_only_the_stacks_two_signing_keys_and_signs_webhooks_with_a_generated_one() -> None:
+    variables = function("DispatchFunction")["Environment"]["Variables"]
+    reads = [s for s in statements_of("DispatchFunction") if "secretsmanager:GetSecretValue" in actions(s)]
+
+    assert sorted(str(statement["Resource"]) for statement in reads) == [
+        str({"Ref": "UnsubscribeSigningSecret"}),
+        str({"Ref": "WebhookSigningSecret"}),
+    ]
+    assert all(actions(statement) == ["secretsmanager:GetSecretValue"] for statement in reads)
+    assert variables["WEBHOOK_SECRET_ARN"] == {"Ref": "WebhookSigningSecret"}
+    assert "WEBHOOK_ALLOW_LOOPBACK_HTTP" not in variables  # plain http is for the local stack, never a deployed one
+    secret = RESOURCES["WebhookSigningSecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    assert TEMPLATE["Outputs"]["WebhookSigningSecretArn"]["Value"] == {"Ref": "WebhookSigningSecret"}
 
 
 def statements_of(logical_id: str) -> list[dict[str, Any]]:

@@ -172,6 +172,10 @@ class DispatchSettings(_EnvSettings):
     dispatch_max_receive_count: int = Field(default=5, ge=1, le=1000)
     # Which run sent each SMS, for replies (cadence.conversations); a stack from before conversations has none.
     conversations_table: str | None = None
+    # The secret webhook POSTs are signed with (cadence.webhooks); a stack without one rejects every webhook send
+    # (webhook_not_configured). Plain http goes only to 127.0.0.1 and only with the flag (the local stack, tests).
+    webhook_secret_arn: str | None = Field(default=None, min_length=1)
+    webhook_allow_loopback_http: bool = False
 
     @property
     def send_budget_seconds(self) -> float:

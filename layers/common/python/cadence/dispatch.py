@@ -1,5 +1,15 @@
 """Sending a batch of planned messages, each at most once: claim the batch under a lease, check consent, send,
-settle every outcome in one ledger write."""
+settle every outcome in one ledger write.
+
+Three channels: email (SES SendBulkEmail, one call per template), SMS (SNS, one publish each) and webhook (one
+signed HTTPS POST each, cadence.webhooks). Webhooks go out from this function rather than through an EventBridge
+API destination: an API destination would be a second delivery path with its own retries (up to 24 hours, at
+least once) and its own dead-letter queue, outside the send ledger, so a message could be POSTed twice, after a
+campaign was paused or to a customer who withdrew consent, and the run could not tell sent from failed; and its
+connection authorizes with a fixed API key, basic or OAuth header, so it cannot sign each body. Here a
+webhook is claimed, checked (consent, suppression, campaign state) and settled like an SMS, and retried only
+through the dispatch queue, only when it provably was not delivered.
+"""
 
 import re
 import time
@@ -12,9 +22,9 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cadence import email_templates, feedback_tags, run_report, suppression, unsubscribe
+from cadence import email_templates, feedback_tags, run_report, suppression, unsubscribe, webhooks
 from cadence.campaigns import CampaignDefinition, is_reachable
-from cadence.campaigns.definition import PLACEHOLDERS, EmailMessage, SmsMessage
+from cadence.campaigns.definition import PLACEHOLDERS, EmailMessage, SmsMessage, WebhookMessage
 from cadence.campaigns.lifecycle import SENDING, State
 from cadence.config import DispatchSettings
 from cadence.dal import (
@@ -27,6 +37,7 @@ from cadence.dal import (
     sends_table,
     sms,
     suppression_table,
+    webhook,
 )
 from cadence.dal.sends_table import BatchStatus, Outcome, SendStatus
 from cadence.errors import InvalidInputError, PermanentError, TransientError, UncertainOutcomeError
@@ -58,13 +69,15 @@ def render(template: str, profile: Mapping[str, Any], request: BatchRecipient | 
 
 @dataclass(frozen=True)
 class _Outgoing:
-    """One message, ready to send: an SMS rendered, an email as its template's message and the recipient's fields."""
+    """One message, ready to send: an SMS or webhook text rendered, an email as its template's message and the
+    recipient's fields."""
 
     customer_id: str
     channel: str
     address: str
     text: str = ""
     email: EmailMessage | None = None
+    webhook: WebhookMessage | None = None
     variant: str | None = None
     fields: Mapping[str, str] = field(default_factory=dict)
 
@@ -234,7 +247,7 @@ def _prepare(
         for profile in profiles_table.iter_many(
             settings.profiles_table,
             [send.customer_id for send in pending],
-            attributes=_CONTACT_ATTRIBUTES,
+            attributes=(*_CONTACT_ATTRIBUTES, *definition.contact_attributes()),
             consistent=False,
         )
     }
@@ -242,12 +255,12 @@ def _prepare(
     outgoing = []
     for send in pending:
         profile = profiles.get(send.customer_id)
-        if profile is None or not is_reachable(profile, batch.channel):
+        if profile is None or not is_reachable(profile, batch.channel, definition):
             # Consent can be withdrawn between planning and sending: check it again at the last moment.
             outcomes[send.customer_id] = _outcome(send, SendStatus.SUPPRESSED, reason="no_consent_or_address")
             metrics.add_metric(name="SendsSuppressed", unit=MetricUnit.Count, value=1)
             continue
-        address = str(profile["email" if batch.channel == "email" else "phone"])
+        address = definition.address(profile, batch.channel) or ""
         if suppressed := changes.stops(batch.channel, send.customer_id, address):
             outcomes[send.customer_id] = _outcome(send, SendStatus.SUPPRESSED, reason=f"suppressed_{suppressed}")
             metrics.add_metric(name="SendsSuppressed", unit=MetricUnit.Count, value=1)
@@ -331,9 +344,11 @@ def _deliver_all(
     *,
     outcomes: dict[str, Outcome],
     on_crash: Callable[[], object],
+    batch: DispatchBatch,
     **_: Any,
 ) -> None:
-    """Send each SMS once, recording its outcome; a failure to record leaves the batch SENDING (in doubt)."""
+    """Send each SMS or webhook once, recording its outcome; a failure to record leaves the batch SENDING (in
+    doubt)."""
     for index, message in enumerate(outgoing):
         send = sends[message.customer_id]
         if time_left() < settings.send_budget_seconds:
@@ -345,7 +360,7 @@ def _deliver_all(
             metrics.add_metric(name="SendsDeferred", unit=MetricUnit.Count, value=len(outgoing) - index)
             return
         try:
-            message_id = _deliver(message, settings)
+            message_id = _deliver(message, send, batch, settings)
         except PermanentError as exc:
             outcomes[send.customer_id] = _outcome(send, SendStatus.REJECTED, reason=str(exc))
         except UncertainOutcomeError as exc:
@@ -399,6 +414,10 @@ def _compose(
     if isinstance(message, SmsMessage):
         text = render(message.text, profile, send)
         return _Outgoing(send.customer_id, channel="sms", address=str(profile["phone"]), text=text)
+    if isinstance(message, WebhookMessage):
+        text = render(message.text, profile, send)
+        address = definition.address(profile, "webhook") or ""
+        return _Outgoing(send.customer_id, channel="webhook", address=address, text=text, webhook=message)
     raise PermanentError(f"campaign has no {batch.channel} message")
 
 
@@ -420,10 +439,40 @@ def _timeouts(settings: DispatchSettings) -> clients.SendTimeouts:
     return clients.SendTimeouts(settings.send_connect_timeout_seconds, settings.send_read_timeout_seconds)
 
 
-def _deliver(outgoing: _Outgoing, settings: DispatchSettings) -> str:
+def _deliver(outgoing: _Outgoing, send: BatchRecipient, batch: DispatchBatch, settings: DispatchSettings) -> str:
+    if outgoing.webhook is not None:
+        return _post_webhook(outgoing, outgoing.webhook, send, batch, settings)
     if not calling_code_allowed(outgoing.address, settings.sms_allowed_country_codes):
         raise PermanentError("sms_country_not_allowed")  # REJECTED, never sent: see cadence.sms_countries
     return sms.send_sms(outgoing.address, outgoing.text, settings.sms_sender_id, _timeouts(settings))
+
+
+def _post_webhook(
+    outgoing: _Outgoing, message: WebhookMessage, send: BatchRecipient, batch: DispatchBatch, settings: DispatchSettings
+) -> str:
+    """One signed POST (cadence.webhooks); returns its delivery id, which the ledger keeps as the message id."""
+    if settings.webhook_secret_arn is None:
+        raise PermanentError("webhook_not_configured")  # REJECTED: this stack has no signing secret
+    delivery = webhooks.Delivery(
+        delivery_id=webhooks.delivery_id(batch.run_id, batch.batch_id, send.customer_id),
+        event=message.event,
+        campaign_id=batch.campaign_id,
+        run_id=batch.run_id,
+        customer_id=send.customer_id,
+        address=outgoing.address,
+        text=outgoing.text,
+        variant=send.variant,
+        offer_value=send.offer_value,
+        coupon_code=send.coupon_code,
+    )
+    body = delivery.body()
+    # Signed at each attempt: a retry carries a fresh timestamp and the same delivery id.
+    headers = webhooks.sign(secrets.signing_key(settings.webhook_secret_arn), int(time.time()), body)
+    headers[webhooks.DELIVERY_HEADER] = delivery.delivery_id
+    webhook.post(
+        message.url, body, headers, _timeouts(settings), allow_loopback_http=settings.webhook_allow_loopback_http
+    )
+    return delivery.delivery_id
 
 
 @dataclass
