@@ -3,6 +3,9 @@
 import hashlib
 import hmac
 import json
+import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +101,18 @@ def test_the_body_is_compact_utf8_json_with_every_field() -> None:
                            "variant", "offer_value", "coupon_code"}  # fmt: skip
     assert fields["text"] == "李, 10% off with ABC123"
     assert "李".encode() in BODY  # not \\u escaped
+
+
+def test_the_readmes_verification_snippet_accepts_what_we_sign_and_refuses_a_tampered_body() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme[readme.index("### Webhook campaigns") :]
+    snippet = section[section.index("```python\n") + len("```python\n") :]
+    namespace: dict[str, Any] = {}
+    exec(snippet[: snippet.index("```")], namespace)  # noqa: S102 - our own README's code, to keep it true
+    verified = namespace["verified"]
+    headers = webhooks.sign(SECRET, int(time.time()), BODY)
+
+    assert verified(SECRET, headers, BODY)
+    assert not verified(SECRET, headers, BODY.replace(b"ABC123", b"ABC124"))
+    assert not verified(b"another-stack-secret", headers, BODY)
+    assert not verified(SECRET, webhooks.sign(SECRET, int(time.time()) - 301, BODY), BODY)
