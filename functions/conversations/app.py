@@ -1,5 +1,6 @@
-"""Conversations function: inbound SMS (End User Messaging two-way, through its SNS topic) -> keywords acted on,
-other replies classified and routed to a person or a quiet period (cadence.conversations.inbound)."""
+"""Conversations function: inbound SMS (End User Messaging two-way, through its SNS topic) and inbound email (an SES
+receipt rule) -> keywords acted on, other replies classified and routed to a person or a quiet period
+(cadence.conversations.inbound)."""
 
 from collections.abc import Sequence
 from datetime import datetime
@@ -8,8 +9,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cadence import config, events
-from cadence.conversations import inbound
+from cadence.conversations import email_replies, inbound
 from cadence.conversations.intents import Classified
+from cadence.dal import uploads
+from cadence.errors import InvalidInputError
 from cadence.observability import logger, metrics, tracer
 
 
@@ -20,12 +23,21 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, l
     # SNS invokes asynchronously with one record: a failure is retried by Lambda, then lands in the on-failure queue.
     settings = config.conversation_settings()
     classifier = _classifier(settings)
-    outcomes = []
-    for raw in event["Records"]:
-        record = events.SnsRecord.model_validate(raw)
-        reply = inbound.Reply.of_sms(record.message_as(events.InboundSms), _timestamp(record))
-        outcomes.append(inbound.handle(reply, settings, classifier).outcome)
+    outcomes = [inbound.handle(_reply(raw, settings), settings, classifier).outcome for raw in event["Records"]]
     return {"outcomes": outcomes}
+
+
+def _reply(raw: dict[str, Any], settings: config.ConversationSettings) -> inbound.Reply:
+    if raw.get("eventSource") == "aws:ses":
+        # An email through the receipt rule: its S3 action stored the message under its id before this action ran.
+        receipt = events.SesReceiptRecord.model_validate(raw).ses
+        if not settings.data_bucket:
+            raise InvalidInputError("an inbound email arrived but DATA_BUCKET is not set")
+        raw_message = uploads.read_bytes(settings.data_bucket, f"{settings.inbound_email_prefix}{receipt.message_id}")
+        message = email_replies.parse(raw_message)
+        return inbound.Reply.of_email(message, receipt, settings.inbound_email_domain)
+    record = events.SnsRecord.model_validate(raw)
+    return inbound.Reply.of_sms(record.message_as(events.InboundSms), _timestamp(record))
 
 
 def _timestamp(record: events.SnsRecord) -> datetime:

@@ -3,6 +3,7 @@ consent, is confirmed once, counts on the run that prompted it, and nothing but 
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ import pytest
 
 from cadence import config
 from cadence.campaigns import CampaignDefinition
-from cadence.conversations import intent_model
-from cadence.dal import campaigns_table
+from cadence.conversations import email_replies, intent_model
+from cadence.dal import campaigns_table, conversations_table, suppression_table
+from cadence.errors import InvalidInputError
+from cadence.suppression import Reason, address_hash
 from cadence_cli.main import main as cli_main
 from functions.conversations import app as conversations_app
 from functions.dispatch import app as dispatch_app
@@ -199,3 +202,99 @@ def test_a_model_that_is_not_published_sends_replies_to_a_person_and_keywords_st
     [routed] = boto3.client("sqs").receive_message(QueueUrl=queues["HUMAN_QUEUE_URL"])["Messages"]
     assert json.loads(routed["Body"])["reason"] == "no_model"
     assert sms_sent() == [(PHONE, os.environ["SMS_STOP_TEXT"])]
+
+
+# ---------- email replies (an SES receipt rule stores the message in S3, then invokes the function) ----------
+
+CUSTOMER_EMAIL = "customer@example.com"
+REPLY_DOMAIN = "replies.example.com"
+
+
+def email_event(
+    load_event: Any, data_bucket: str, body: str, *, to: str, headers: str = "", verdicts: str = "PASS"
+) -> dict[str, Any]:
+    """The SES receipt rule's Lambda event for a reply, its raw message stored where the rule's S3 action puts it."""
+    event = load_event("ses_inbound_email")
+    receipt = event["Records"][0]["ses"]
+    message_id = f"ses-{uuid.uuid4().hex}"
+    receipt["mail"]["messageId"] = message_id
+    receipt["receipt"]["spfVerdict"] = receipt["receipt"]["dkimVerdict"] = {"status": verdicts}
+    raw = (
+        f"From: Wang Li <{CUSTOMER_EMAIL}>\r\nTo: {to}\r\nSubject: Re: We miss you\r\n"
+        f"Message-ID: <{message_id}@mail.example.com>\r\n{headers}MIME-Version: 1.0\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n\r\nOn Mon, Cadence wrote:\r\n> We miss you\r\n"
+    )
+    boto3.client("s3").put_object(Bucket=data_bucket, Key=f"inbound-email/{message_id}", Body=raw.encode())
+    return event
+
+
+@pytest.fixture
+def email_replies_on(monkeypatch: pytest.MonkeyPatch, alarm_topic: str, tables: dict[str, str]) -> str:
+    """The stack's inbound domain set; the demo campaign's run exists to count replies on."""
+    monkeypatch.setenv("INBOUND_EMAIL_DOMAIN", REPLY_DOMAIN)
+    config.conversation_settings.cache_clear()
+    campaigns_table.claim_run(tables["CampaignsTable"], "winback", RUN)
+    address = email_replies.reply_address(REPLY_DOMAIN, RUN)
+    assert address is not None
+    return address
+
+
+def test_an_emailed_unsubscribe_to_a_run_withdraws_email_consent_and_counts_on_the_run(
+    tables: dict[str, str], queues: dict[str, str], data_bucket: str, email_replies_on: str, load_event: Any,
+    lambda_context: Any,
+) -> None:  # fmt: skip
+    put_profile(tables, "C2", email=CUSTOMER_EMAIL)
+
+    event = email_event(load_event, data_bucket, "退订", to=email_replies_on)
+    assert conversations_app.lambda_handler(event, lambda_context) == {"outcomes": ["handled"]}
+
+    profile = boto3.resource("dynamodb").Table(tables["ProfilesTable"]).get_item(Key={"customer_id": "C2"})["Item"]
+    assert (profile["consent_email"], profile["consent_sms"]) == (False, True)
+    entries = suppression_table.entries_of(tables["SuppressionTable"], "email", address_hash(CUSTOMER_EMAIL))
+    assert [(entry.reason, entry.customer_id) for entry in entries] == [(Reason.UNSUBSCRIBE, "C2")]
+    counts = campaigns_table.add_feedback(tables["CampaignsTable"], "winback", RUN, {"reply": 0})
+    assert counts == {"reply": 1, "opt_out_退订": 1}
+    assert conversations_app.lambda_handler(event, lambda_context) == {"outcomes": ["duplicate"]}
+
+
+def test_an_out_of_office_is_kept_but_routed_to_nobody_and_counted_apart(
+    tables: dict[str, str], queues: dict[str, str], data_bucket: str, email_replies_on: str, load_event: Any,
+    lambda_context: Any,
+) -> None:  # fmt: skip
+    put_profile(tables, "C2", email=CUSTOMER_EMAIL)
+    headers = "Auto-Submitted: auto-replied\r\n"
+
+    away = "I am away, where is my order? Back Monday"
+    event = email_event(load_event, data_bucket, away, to=email_replies_on, headers=headers)
+    conversations_app.lambda_handler(event, lambda_context)
+
+    assert boto3.client("sqs").receive_message(QueueUrl=queues["HUMAN_QUEUE_URL"]).get("Messages", []) == []
+    [entry] = conversations_table.timeline(tables["ConversationsTable"], conversations_table.customer_pk("C2"))
+    assert (entry["kind"], entry["automatic"]) == ("auto_reply", "auto_submitted")
+    counts = campaigns_table.add_feedback(tables["CampaignsTable"], "winback", RUN, {"reply": 0})
+    assert counts == {"reply": 0, "auto_reply": 1}
+
+
+def test_an_unsubscribe_from_a_sender_that_fails_spf_and_dkim_goes_to_a_person_instead(
+    tables: dict[str, str], queues: dict[str, str], data_bucket: str, email_replies_on: str, load_event: Any,
+    lambda_context: Any,
+) -> None:  # fmt: skip
+    put_profile(tables, "C2", email=CUSTOMER_EMAIL)
+
+    event = email_event(load_event, data_bucket, "unsubscribe", to=email_replies_on, verdicts="FAIL")
+    conversations_app.lambda_handler(event, lambda_context)
+
+    profile = boto3.resource("dynamodb").Table(tables["ProfilesTable"]).get_item(Key={"customer_id": "C2"})["Item"]
+    assert profile["consent_email"] is True
+    [routed] = boto3.client("sqs").receive_message(QueueUrl=queues["HUMAN_QUEUE_URL"])["Messages"]
+    body = json.loads(routed["Body"])
+    assert (body["customer_id"], body["channel"], body["campaign_id"]) == ("C2", "email", "winback")
+
+
+def test_an_email_whose_stored_message_is_missing_fails_for_a_retry(
+    tables: dict[str, str], data_bucket: str, email_replies_on: str, load_event: Any, lambda_context: Any
+) -> None:
+    event = load_event("ses_inbound_email")  # the S3 action never stored it
+
+    with pytest.raises(InvalidInputError, match="not found"):
+        conversations_app.lambda_handler(event, lambda_context)

@@ -321,6 +321,11 @@ class ConversationSettings(_EnvSettings):
     quiet_days: int = Field(default=30, ge=1, le=365)
     send_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=10)
     send_read_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    # Inbound email (an SES receipt rule): the raw messages' bucket and prefix, and the domain whose reply addresses
+    # name a run (cadence.conversations.email_replies); without a domain, email replies are not tied to a run.
+    data_bucket: str | None = None
+    inbound_email_prefix: str = "inbound-email/"
+    inbound_email_domain: Annotated[str | None, BeforeValidator(_empty_is_none)] = None
 
 
 @cache

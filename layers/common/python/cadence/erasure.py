@@ -29,6 +29,7 @@ CUSTOMER_PREFIXES = (
     "contact-history/",
     "order-history/",
     "ingest-state/",
+    "inbound-email/",
 )
 
 

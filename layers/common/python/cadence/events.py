@@ -219,3 +219,44 @@ class InboundSms(BaseModel):
     inbound_message_id: str = Field(alias="inboundMessageId", min_length=1)
     previous_published_message_id: str | None = Field(default=None, alias="previousPublishedMessageId")
     message_keyword: str | None = Field(default=None, alias="messageKeyword")
+
+
+class SesReceipt(BaseModel):
+    """What SES receiving tells a Lambda action of one inbound email (the message itself is in S3, stored by the
+    rule's S3 action under its message id)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    mail: dict[str, Any]
+    receipt: dict[str, Any]
+
+    @property
+    def message_id(self) -> str:
+        return str(self.mail["messageId"])
+
+    @property
+    def received_at(self) -> datetime:
+        return datetime.fromisoformat(str(self.receipt.get("timestamp") or self.mail["timestamp"]))
+
+    @property
+    def authenticated(self) -> bool:
+        """SPF or DKIM passed: the From address is the sender's own, so a keyword in it may be acted on."""
+        return any(
+            str((self.receipt.get(verdict) or {}).get("status", "")).upper() == "PASS"
+            for verdict in ("spfVerdict", "dkimVerdict")
+        )
+
+    @property
+    def harmful(self) -> bool:
+        """SES found spam or a virus in it."""
+        return any(
+            str((self.receipt.get(verdict) or {}).get("status", "")).upper() == "FAIL"
+            for verdict in ("spamVerdict", "virusVerdict")
+        )
+
+
+class SesReceiptRecord(BaseModel):
+    """One record of an SES receipt rule's Lambda action."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    event_source: Literal["aws:ses"] = Field(alias="eventSource")
+    ses: SesReceipt

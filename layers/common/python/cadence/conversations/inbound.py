@@ -20,6 +20,8 @@ from typing import Literal, Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cadence.config import ConversationSettings
+from cadence.conversations import email_replies
+from cadence.conversations.email_replies import InboundEmail
 from cadence.conversations.intents import Classified, Intent
 from cadence.conversations.keywords import Keyword, KeywordMatch, match
 from cadence.dal import (
@@ -33,7 +35,7 @@ from cadence.dal import (
     suppression_table,
 )
 from cadence.errors import ModelMismatchError, PermanentError
-from cadence.events import InboundSms
+from cadence.events import InboundSms, SesReceipt
 from cadence.observability import logger, metrics
 from cadence.suppression import Reason, Suppression, address_hash
 
@@ -63,6 +65,13 @@ class Reply:
     received_at: datetime
     # The provider's id of our message it answers (End User Messaging's previousPublishedMessageId).
     in_reply_to: str | None = None
+    # The run it answers, when the address it was sent to says so (an email to a run's reply address).
+    run_id: str | None = None
+    # Why it is not from a person (an auto-reply, a delivery report), or None: see email_replies.
+    automatic: str | None = None
+    # Whether the sender is who they say (SMS: the carrier's number; email: SPF or DKIM passed). A keyword from a
+    # sender that is not is not acted on: a person reads it.
+    authenticated: bool = True
 
     @classmethod
     def of_sms(cls, message: InboundSms, received_at: datetime) -> "Reply":
@@ -73,6 +82,21 @@ class Reply:
             text=message.message_body,
             received_at=received_at.astimezone(UTC),
             in_reply_to=message.previous_published_message_id,
+        )
+
+    @classmethod
+    def of_email(cls, message: InboundEmail, receipt: SesReceipt, reply_domain: str | None) -> "Reply":
+        return cls(
+            channel="email",
+            message_id=receipt.message_id,
+            sender=message.sender,
+            # The subject counts as the first line: "Unsubscribe" is often all a reply says, and it says it there.
+            text=message.text or message.subject,
+            received_at=receipt.received_at.astimezone(UTC),
+            in_reply_to=message.in_reply_to,
+            run_id=email_replies.run_of(message.recipients, reply_domain) if reply_domain else None,
+            automatic=message.automatic or ("spam_or_virus" if receipt.harmful else None),
+            authenticated=receipt.authenticated,
         )
 
 
@@ -98,18 +122,20 @@ def handle(reply: Reply, settings: ConversationSettings, classifier: Classifier 
         metrics.add_metric(name="RepliesDuplicate", unit=MetricUnit.Count, value=1)
         return Handled("duplicate")
     holders = _holders(reply, settings)
-    thread = conversations_table.thread(table, reply.channel, reply.in_reply_to) if reply.in_reply_to else None
-    found = match(reply.text)
-    if found is not None:
+    thread = _thread(reply, table)
+    found = match(reply.text) if reply.automatic is None else None
+    if reply.automatic is not None:
+        handled = Handled("handled")  # kept on the timeline; nobody needs to read an out-of-office
+    elif found is not None and reply.authenticated and (reply.channel == "sms" or found.keyword is Keyword.STOP):
         handled = _keyword(reply, found, holders, settings)
     else:
+        found = None
         handled = _route(reply, holders, settings, classifier, thread)
     handled = replace(handled, customer_ids=holders, campaign_id=thread.get("campaign_id") if thread else None)
     conversations_table.put_entries(table, _timeline_entries(reply, handled, holders, thread))
     if thread and _claim(settings, reply, "counted"):
-        campaigns_table.add_feedback(
-            settings.campaigns_table, thread["campaign_id"], thread["run_id"], _counts(found, handled)
-        )
+        counts = {"auto_reply": 1} if reply.automatic else _counts(found, handled)
+        campaigns_table.add_feedback(settings.campaigns_table, thread["campaign_id"], thread["run_id"], counts)
     conversations_table.mark_handled(table, reply.channel, reply.message_id)
     metrics.add_metric(name="RepliesReceived", unit=MetricUnit.Count, value=1)
     logger.info(
@@ -127,11 +153,17 @@ def handle(reply: Reply, settings: ConversationSettings, classifier: Classifier 
 
 
 def _holders(reply: Reply, settings: ConversationSettings) -> tuple[str, ...]:
-    if reply.channel == "sms":
-        return tuple(
-            profiles_table.customers_with_phones(settings.profiles_table, [reply.sender]).get(reply.sender, [])
-        )
-    return ()
+    lookup = profiles_table.customers_with_phones if reply.channel == "sms" else profiles_table.customers_with_emails
+    return tuple(lookup(settings.profiles_table, [reply.sender]).get(reply.sender, []))
+
+
+def _thread(reply: Reply, table: str) -> dict[str, str] | None:
+    """The run the reply answers: named by the address it went to, else remembered for the message it cites."""
+    if reply.run_id:
+        return {"campaign_id": reply.run_id.partition("@")[0], "run_id": reply.run_id}
+    if reply.in_reply_to:
+        return conversations_table.thread(table, reply.channel, reply.in_reply_to)
+    return None
 
 
 def _claim(settings: ConversationSettings, reply: Reply, step: str) -> bool:
@@ -142,21 +174,15 @@ def _keyword(reply: Reply, found: KeywordMatch, holders: Sequence[str], settings
     at = reply.received_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     source = f"{reply.channel}:{found.word}"
     hashed = address_hash(reply.sender)
+    if reply.channel == "email":
+        # An emailed "unsubscribe" / 退订: email consent off and the address suppressed, as the one-click link does.
+        _opt_out(reply, holders, settings, Reason.UNSUBSCRIBE, source)
+        metrics.add_metric(name="EmailOptOuts", unit=MetricUnit.Count, value=1)
+        return Handled("handled", keyword=found.keyword)
     if found.keyword is Keyword.STOP:
         entries = suppression_table.entries_of(settings.suppression_table, "sms", hashed)
         already = any(entry.reason is Reason.SMS_OPT_OUT for entry in entries)
-        named: list[str | None] = [*holders] or [None]  # a number no profile holds is still opted out
-        for customer_id in holders:
-            profiles_table.set_consent(settings.profiles_table, customer_id, "sms", False, at=at, source=source)
-        suppression_table.add(
-            settings.suppression_table,
-            [
-                Suppression.of_address(
-                    "sms", reply.sender, Reason.SMS_OPT_OUT, source, at=reply.received_at, customer_id=cid
-                )
-                for cid in named
-            ],
-        )
+        _opt_out(reply, holders, settings, Reason.SMS_OPT_OUT, source)
         metrics.add_metric(name="SmsOptOuts", unit=MetricUnit.Count, value=1)
         # A number opted out already was confirmed then: STOP is confirmed once, and nothing follows it.
         answered = not already and _answer(reply, settings.sms_stop_text, settings)
@@ -170,6 +196,20 @@ def _keyword(reply: Reply, found: KeywordMatch, holders: Sequence[str], settings
         metrics.add_metric(name="SmsOptIns", unit=MetricUnit.Count, value=1)
         return Handled("handled", keyword=found.keyword, answered=_answer(reply, settings.sms_start_text, settings))
     return Handled("handled", keyword=found.keyword, answered=_answer(reply, settings.sms_help_text, settings))
+
+
+def _opt_out(reply: Reply, holders: Sequence[str], settings: ConversationSettings, reason: Reason, source: str) -> None:
+    """The channel's consent off for every holder of the sender's address, and the address on the suppression list
+    (named to each holder, or to nobody: an address no profile holds is still opted out)."""
+    at = reply.received_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for customer_id in holders:
+        profiles_table.set_consent(settings.profiles_table, customer_id, reply.channel, False, at=at, source=source)
+    named: list[str | None] = [*holders] or [None]
+    entries = [
+        Suppression.of_address(reply.channel, reply.sender, reason, source, at=reply.received_at, customer_id=cid)
+        for cid in named
+    ]
+    suppression_table.add(settings.suppression_table, entries)
 
 
 def _answer(reply: Reply, text: str, settings: ConversationSettings) -> bool:
@@ -262,7 +302,8 @@ def _timeline_entries(
 ) -> list[dict[str, object]]:
     entry = {
         "sk": f"{reply.received_at.isoformat()}#{reply.channel}#{reply.message_id}",
-        "kind": "reply",
+        "kind": "auto_reply" if reply.automatic else "reply",
+        "automatic": reply.automatic,
         "at": reply.received_at.isoformat(),
         "channel": reply.channel,
         "message_id": reply.message_id,

@@ -185,8 +185,9 @@ def set_quiet_until(table_name: str, customer_id: str, until: str, *, source: st
     return True
 
 
-# The profiles' index by phone (template.yaml: KEYS_ONLY, sparse: only profiles with a phone are in it).
+# The profiles' indexes by address (template.yaml: keys only and sparse: a profile without the address is not in it).
 PHONE_INDEX = "by-phone"
+EMAIL_INDEX = "by-email"
 
 
 def customers_with_phones(table_name: str, phones: Sequence[str]) -> dict[str, list[str]]:
@@ -196,16 +197,30 @@ def customers_with_phones(table_name: str, phones: Sequence[str]) -> dict[str, l
     Raises:
         TransientError / PermanentError: DynamoDB refused.
     """
+    return _holders(table_name, PHONE_INDEX, "phone", phones)
+
+
+def customers_with_emails(table_name: str, emails: Sequence[str]) -> dict[str, list[str]]:
+    """Customer ids by email address (as ingest stores it: trimmed, lower-cased), one Query of by-email each.
+
+    Raises:
+        TransientError / PermanentError: DynamoDB refused.
+    """
+    return _holders(table_name, EMAIL_INDEX, "email", emails)
+
+
+def _holders(table_name: str, index: str, attribute: str, values: Sequence[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for phone in dict.fromkeys(phones):
+    for value in dict.fromkeys(values):
         items = clients.query_items(
             table_name,
-            "profiles.customers_with_phones",
-            IndexName=PHONE_INDEX,
-            KeyConditionExpression="phone = :phone",
-            ExpressionAttributeValues={":phone": phone},
+            f"profiles.customers_with_{attribute}",
+            IndexName=index,
+            KeyConditionExpression="#address = :value",
+            ExpressionAttributeNames={"#address": attribute},
+            ExpressionAttributeValues={":value": value},
         )
         holders = sorted(str(item["customer_id"]) for item in items)
         if holders:
-            found[phone] = holders
+            found[value] = holders
     return found
