@@ -60,6 +60,7 @@ class BulkMessage:
     tags: dict[str, str]
     configuration_set: str | None
     sent_at: float
+    reply_to: tuple[str, ...] = ()
 
 
 @dataclass
@@ -293,6 +294,7 @@ def _send_bulk_email(self: Any) -> str:
             tags={**default_tags, **{tag["Name"]: tag["Value"] for tag in entry.get("ReplacementTags", [])}},
             configuration_set=configuration_set,
             sent_at=time.time(),
+            reply_to=tuple(params.get("ReplyToAddresses", [])),
         )
         SHIM.record(message)
         backend.sent_messages.append(message)

@@ -20,6 +20,7 @@ from cadence.suppression import Reason, address_hash
 from cadence_cli.main import main as cli_main
 from functions.conversations import app as conversations_app
 from functions.dispatch import app as dispatch_app
+from infra import sesv2_shim
 from model_build.intent import DEFAULT_DATA, build_intent_model
 from model_build.publish import publish
 from tests.unit.functions.test_dispatch_app import (
@@ -298,3 +299,28 @@ def test_an_email_whose_stored_message_is_missing_fails_for_a_retry(
 
     with pytest.raises(InvalidInputError, match="not found"):
         conversations_app.lambda_handler(event, lambda_context)
+
+
+@pytest.fixture
+def dispatch_with_replies(monkeypatch: pytest.MonkeyPatch, aws: None) -> Iterator[None]:
+    monkeypatch.setenv("INBOUND_EMAIL_DOMAIN", REPLY_DOMAIN)
+    config.dispatch_settings.cache_clear()
+    yield
+    config.dispatch_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("dispatch_with_replies")
+def test_a_run_s_emails_ask_replies_to_its_reply_address_and_the_reply_counts_on_it(
+    tables: dict[str, str], queues: dict[str, str], data_bucket: str, ses_sender: str, winback: CampaignDefinition,
+    email_replies_on: str, load_event: Any, lambda_context: Any,
+) -> None:  # fmt: skip
+    put_profile(tables, "C2", email=CUSTOMER_EMAIL)
+    dispatch_app.lambda_handler(dispatch_event(load_event, request("C2", "email", RUN)), lambda_context)
+    [sent] = sesv2_shim.SHIM.messages
+    assert sent.reply_to == (email_replies_on,)
+
+    reply = email_event(load_event, data_bucket, "Is this offer valid in stores?", to=sent.reply_to[0])
+    conversations_app.lambda_handler(reply, lambda_context)
+
+    counts = campaigns_table.add_feedback(tables["CampaignsTable"], "winback", RUN, {"reply": 0})
+    assert counts == {"reply": 1, "routed": 1}

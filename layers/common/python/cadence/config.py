@@ -22,6 +22,10 @@ class _EnvSettings(BaseModel):
         return cls.model_validate({key.lower(): value for key, value in os.environ.items()})
 
 
+def _empty_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 class IngestSettings(_EnvSettings):
     profiles_table: str
     # Consent a file withdraws goes on the suppression list too, so sends already planned stop.
@@ -172,6 +176,8 @@ class DispatchSettings(_EnvSettings):
     dispatch_max_receive_count: int = Field(default=5, ge=1, le=1000)
     # Which run sent each SMS, for replies (cadence.conversations); a stack from before conversations has none.
     conversations_table: str | None = None
+    # Emails ask replies to go to reply+<run>@ this domain (an SES receipt rule receives them); unset: no Reply-To.
+    inbound_email_domain: Annotated[str | None, BeforeValidator(_empty_is_none)] = None
     # The secret webhook POSTs are signed with (cadence.webhooks); a stack without one rejects every webhook send
     # (webhook_not_configured). Plain http goes only to 127.0.0.1 and only with the flag (the local stack, tests).
     webhook_secret_arn: str | None = Field(default=None, min_length=1)
@@ -288,10 +294,6 @@ class RescoreSettings(_EnvSettings):
 @cache
 def rescore_settings() -> RescoreSettings:
     return RescoreSettings.from_env()  # type: ignore[return-value]
-
-
-def _empty_is_none(value: Any) -> Any:
-    return None if isinstance(value, str) and not value.strip() else value
 
 
 class ConversationSettings(_EnvSettings):

@@ -27,6 +27,7 @@ from cadence.campaigns import CampaignDefinition, is_reachable
 from cadence.campaigns.definition import PLACEHOLDERS, EmailMessage, SmsMessage, WebhookMessage
 from cadence.campaigns.lifecycle import SENDING, State
 from cadence.config import DispatchSettings
+from cadence.conversations.email_replies import reply_address
 from cadence.dal import (
     campaigns_table,
     clients,
@@ -545,6 +546,8 @@ def _deliver_emails(
         )
         by_template.setdefault(name, []).append((message, _entry(batch, message, settings, key)))
     pacer = _pacer(settings)
+    # Replies go to an address naming the run (cadence.conversations.email_replies), so they count on it.
+    reply_to = reply_address(settings.inbound_email_domain, batch.run_id) if settings.inbound_email_domain else None
     groups = list(by_template.items())
     for index, (name, group) in enumerate(groups):
         remaining = group
@@ -567,7 +570,15 @@ def _deliver_emails(
             if wait:
                 time.sleep(wait)
             remaining = _send_group(
-                name, remaining, sends, settings, pacer, outcomes=outcomes, on_crash=on_crash, later=groups[index + 1 :]
+                name,
+                remaining,
+                sends,
+                settings,
+                pacer,
+                outcomes=outcomes,
+                on_crash=on_crash,
+                later=groups[index + 1 :],
+                reply_to=reply_to,
             )
             if not remaining:
                 break
@@ -584,6 +595,7 @@ def _send_group(
     outcomes: dict[str, Outcome],
     on_crash: Callable[[], object],
     later: Sequence[tuple[str, Sequence[tuple[_Outgoing, email.BulkEntry]]]],
+    reply_to: str | None = None,
 ) -> list[tuple[_Outgoing, email.BulkEntry]]:
     """One SendBulkEmail call; records each destination's outcome and returns those SES throttled."""
 
@@ -600,6 +612,7 @@ def _send_group(
             configuration_set=settings.ses_configuration_set,
             entries=[entry for _, entry in group],
             timeouts=_timeouts(settings),
+            reply_to=reply_to,
         )
     except PermanentError as exc:
         settle_all(SendStatus.REJECTED, str(exc))

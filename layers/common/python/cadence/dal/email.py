@@ -61,8 +61,10 @@ def send_bulk(
     configuration_set: str,
     entries: Sequence[BulkEntry],
     timeouts: clients.SendTimeouts,
+    reply_to: str | None = None,
 ) -> list[DestinationResult]:
     """Send one templated email to each entry in one SendBulkEmail call (one attempt); results in entry order.
+    `reply_to` is where replies to every one of them go (SES takes one Reply-To a call, none per destination).
 
     Raises:
         PermanentError: SES refused the whole call (e.g. an unverified sender).
@@ -87,6 +89,7 @@ def send_bulk(
                 for entry in entries
             ],
             ConfigurationSetName=configuration_set,
+            **({"ReplyToAddresses": [reply_to]} if reply_to else {}),
         )
     except ClientError as exc:
         code = clients.error_code(exc)
