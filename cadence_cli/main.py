@@ -116,7 +116,8 @@ def _show(args: argparse.Namespace) -> int:
         "members_by_state",
         "sends_by_channel",
         "sends_by_outcome",
-        "replies",
+        # Only once a run has replies: a stack without two-way messaging keeps the table as wide as before.
+        *(("replies",) if any(run["replies"] for run in runs) else ()),
     )
     render.table("last runs", columns, ([run.get(column) for column in columns] for run in runs))
     return EXIT_OK

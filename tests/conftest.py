@@ -123,7 +123,8 @@ def aws() -> Iterator[None]:
         cached.cache_clear()
 
 
-def _create_table_from_template(dynamodb: Any, logical_id: str, name: str) -> None:
+def create_table_from_template(dynamodb: Any, logical_id: str, name: str) -> None:
+    """A table of template.yaml, with its keys and indexes, under another name."""
     properties = _parsed_template()["Resources"][logical_id]["Properties"]
     dynamodb.create_table(
         TableName=name,
@@ -149,7 +150,7 @@ def tables(aws: None) -> dict[str, str]:
         "ConversationsTable": os.environ["CONVERSATIONS_TABLE"],
     }
     for logical_id, name in names.items():
-        _create_table_from_template(dynamodb, logical_id, name)
+        create_table_from_template(dynamodb, logical_id, name)
     return names
 
 

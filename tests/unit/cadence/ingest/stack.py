@@ -19,6 +19,7 @@ from samtranslator.yaml_helper import yaml_parse
 from cadence.config import IngestSettings
 from cadence.dal import clients
 from cadence.dal.items import from_item
+from tests.conftest import create_table_from_template
 
 ROOT = Path(__file__).resolve().parents[4]
 LEDGER_TABLE = "test-ingest-ledger"
@@ -34,13 +35,7 @@ def template_resource(logical_id: str) -> dict[str, Any]:
 
 
 def create_table(logical_id: str, name: str) -> None:
-    properties = template_resource(logical_id)["Properties"]
-    clients.client("dynamodb").create_table(
-        TableName=name,
-        AttributeDefinitions=properties["AttributeDefinitions"],
-        KeySchema=properties["KeySchema"],
-        BillingMode=properties["BillingMode"],
-    )
+    create_table_from_template(clients.client("dynamodb"), logical_id, name)
 
 
 def _deserialize(item: dict[str, Any]) -> dict[str, Any]:
