@@ -140,16 +140,13 @@ def aws_endpoint(endpoint_url: str) -> Iterator[None]:
 
 def create_tables() -> None:
     """The profiles, activity and scores tables as template.yaml declares them, and the data bucket."""
+    from infra.sam_deploy import create_table_like  # noqa: PLC0415 - the bench's workers never deploy a stack
+
     resources = yaml_parse((ROOT / "template.yaml").read_text())["Resources"]
     dynamodb = boto3.client("dynamodb")
     for logical_id, name in TABLES.items():
         properties = resources[logical_id]["Properties"]
-        dynamodb.create_table(
-            TableName=name,
-            AttributeDefinitions=properties["AttributeDefinitions"],
-            KeySchema=properties["KeySchema"],
-            BillingMode=properties["BillingMode"],
-        )
+        create_table_like(dynamodb, properties, name)
     boto3.client("s3").create_bucket(Bucket=BUCKET)
 
 

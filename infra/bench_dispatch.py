@@ -39,6 +39,7 @@ import boto3
 import botocore.client
 
 from infra.bench_audience import ROOT, aws_endpoint, moto_server
+from infra.sam_deploy import create_table_like
 
 SENDER: Final = "marketing@example.com"
 BATCH: Final = 50
@@ -143,12 +144,7 @@ def _setup(recipients: int) -> tuple[dict[str, str], str, str]:
     dynamodb = boto3.client("dynamodb")
     for logical_id, name in names.items():
         properties = resources[logical_id]["Properties"]
-        dynamodb.create_table(
-            TableName=name,
-            AttributeDefinitions=properties["AttributeDefinitions"],
-            KeySchema=properties["KeySchema"],
-            BillingMode=properties["BillingMode"],
-        )
+        create_table_like(dynamodb, properties, name)
     boto3.client("ses").verify_email_identity(EmailAddress=SENDER)
     boto3.client("sesv2").create_configuration_set(ConfigurationSetName="cadence-bench")
     secret = boto3.client("secretsmanager").create_secret(Name="bench-unsubscribe", SecretString=uuid.uuid4().hex)

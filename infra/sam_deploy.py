@@ -75,6 +75,18 @@ _TemplateLoader.add_multi_constructor("!", _construct_intrinsic)
 _TemplateLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
 
 
+def create_table_like(dynamodb: Any, properties: Mapping[str, Any], name: str) -> None:
+    """A table with the keys, billing and indexes a template's AWS::DynamoDB::Table declares, under `name` (benches
+    and tests make the template's tables in moto without deploying the stack)."""
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        KeySchema=properties["KeySchema"],
+        BillingMode=properties["BillingMode"],
+        **{key: properties[key] for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes") if key in properties},
+    )
+
+
 def load_template(path: Path) -> dict[str, Any]:
     """A CloudFormation/SAM template from YAML or JSON."""
     loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_TemplateLoader)  # noqa: S506 - a SafeLoader

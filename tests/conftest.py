@@ -125,14 +125,9 @@ def aws() -> Iterator[None]:
 
 def create_table_from_template(dynamodb: Any, logical_id: str, name: str) -> None:
     """A table of template.yaml, with its keys and indexes, under another name."""
-    properties = _parsed_template()["Resources"][logical_id]["Properties"]
-    dynamodb.create_table(
-        TableName=name,
-        AttributeDefinitions=properties["AttributeDefinitions"],
-        KeySchema=properties["KeySchema"],
-        BillingMode=properties["BillingMode"],
-        **{key: properties[key] for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes") if key in properties},
-    )
+    from infra.sam_deploy import create_table_like  # noqa: PLC0415 - project code loads after the env above is set
+
+    create_table_like(dynamodb, _parsed_template()["Resources"][logical_id]["Properties"], name)
 
 
 @pytest.fixture
