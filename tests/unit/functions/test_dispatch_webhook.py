@@ -152,26 +152,14 @@ def test_a_receiver_failing_with_500_is_posted_again_on_redelivery_and_sent_once
     assert webhooks.verify(SECRET.encode(), second.headers, second.body, now=time.time())
 
 
-def test_a_receiver_refusing_with_400_is_rejected_and_never_posted_again(
-    tables: dict[str, str],
-    webhook_settings: None,
-    campaign: CampaignDefinition,
-    receiver: Receiver,
-    load_event: Any,
-    lambda_context: Any,
-) -> None:
-    put_recipient(tables, "W1")
-    receiver.answer(400)
-
-    first = app.lambda_handler(dispatch_event(load_event, webhook_batch("W1")), lambda_context)
-    app.lambda_handler(dispatch_event(load_event, webhook_batch("W1")), lambda_context)
-
-    assert first == {"batchItemFailures": []}
-    assert status(tables, "W1") == ("REJECTED", "http_400")
-    assert len(receiver.posts) == 1
-
-
-def test_a_post_whose_answer_never_came_is_in_doubt_and_never_posted_again(
+@pytest.mark.parametrize(
+    ("answer", "outcome"),
+    [
+        (400, ("REJECTED", "http_400")),  # the receiver refused it for good
+        (webhook_receiver.SILENT, ("IN_DOUBT", "webhook: read_timeout")),  # it may have been delivered
+    ],
+)
+def test_a_post_refused_or_left_unanswered_is_final_and_never_posted_again(
     tables: dict[str, str],
     webhook_settings: None,
     campaign: CampaignDefinition,
@@ -179,17 +167,19 @@ def test_a_post_whose_answer_never_came_is_in_doubt_and_never_posted_again(
     load_event: Any,
     lambda_context: Any,
     monkeypatch: pytest.MonkeyPatch,
+    answer: int,
+    outcome: tuple[str, str],
 ) -> None:
     monkeypatch.setenv("SEND_READ_TIMEOUT_SECONDS", "0.3")
     config.dispatch_settings.cache_clear()
     put_recipient(tables, "W1")
-    receiver.answer(webhook_receiver.SILENT)
+    receiver.answer(answer)
 
     first = app.lambda_handler(dispatch_event(load_event, webhook_batch("W1")), lambda_context)
     app.lambda_handler(dispatch_event(load_event, webhook_batch("W1")), lambda_context)
 
     assert first == {"batchItemFailures": []}
-    assert status(tables, "W1") == ("IN_DOUBT", "webhook: read_timeout")
+    assert status(tables, "W1") == outcome
     assert len(receiver.posts) == 1
 
 
