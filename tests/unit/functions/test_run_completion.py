@@ -4,6 +4,7 @@ queue: completion, pause holding queued sends until resume, cancel ending them, 
 import json
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -314,3 +315,49 @@ def test_a_run_completes_when_a_worker_died_between_settling_a_batch_and_countin
     assert run["status"] == "COMPLETED"
     assert run["final_counters"]["sent"] == queued
     assert_each_sent_once(queued)
+
+
+def test_a_settled_batch_redelivered_reads_the_ledger_only_once_the_run_has_gone_quiet(
+    stack: None, queues: dict[str, str], lambda_context: Any, provider: ProviderFaults
+) -> None:
+    # given a run whose first batch was settled by a worker that died before counting it, and every other batch
+    # delivered and counted since
+    fire(lambda_context)
+    sqs = boto3.client("sqs")
+    url = queues["DISPATCH_QUEUE_URL"]
+    [killed] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600, AttributeNames=["All"])[
+        "Messages"
+    ]
+    for _ in range(2):
+        provider.once("dynamodb.UpdateItem", provider_faults.ANSWERED)
+    provider.once("dynamodb.UpdateItem", provider_faults.KILLED_AFTER)
+    with pytest.raises(provider_faults.WorkerKilled):
+        dispatch_app.lambda_handler({"Records": [_redelivery(killed, 2)]}, lambda_context)
+    provider.clear()
+    drain(queues, lambda_context)
+    assert run_item()["status"] == "FANNED_OUT"  # its counter is short by the killed batch
+
+    # when the killed batch comes back while the counter moved less than a lease ago, it asks again later
+    # without reading the ledger
+    queries_before = provider.attempts["dynamodb.Query"]
+    with pytest.raises(BatchProcessingError, match="its run still open: asking again later"):
+        dispatch_app.lambda_handler({"Records": [_redelivery(killed, 2)]}, lambda_context)
+    assert provider.attempts["dynamodb.Query"] == queries_before
+    assert run_item()["status"] == "FANNED_OUT"
+
+    # and once the run has been quiet for a lease, the next delivery reads the ledger and completes the run
+    lease = config.dispatch_settings().dispatch_lease_seconds
+    quiet_since = (datetime.now(UTC) - timedelta(seconds=lease + 1)).isoformat()
+    boto3.resource("dynamodb").Table(config.campaign_settings().campaigns_table).update_item(
+        Key={"campaign_id": "winback", "record_key": f"RUN#{RUN_ID}"},
+        UpdateExpression="SET settled_at = :at",
+        ExpressionAttributeValues={":at": quiet_since},
+    )
+    response = dispatch_app.lambda_handler({"Records": [_redelivery(killed, 3)]}, lambda_context)
+    assert response["batchItemFailures"] == []
+    assert run_item()["status"] == "COMPLETED"
+
+
+def _redelivery(message: dict[str, Any], receive_count: int) -> dict[str, Any]:
+    """The message as SQS delivers it for the `receive_count`-th time."""
+    return _record({**message, "Attributes": {**message["Attributes"], "ApproximateReceiveCount": str(receive_count)}})

@@ -183,13 +183,19 @@ def _already_claimed(
         logger.info("batch already settled", extra=log_ids)
         metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=len(batch.sends))
         # A worker that died after settling and before counting left the run's counter short, so no later batch
-        # would complete the run. This delivery cannot tell whether it was counted: it asks the ledger, and while
-        # the run is still open it comes back later (not on its last delivery) to ask again once the rest settled.
-        if run_report.complete_if_settled(
-            settings.campaigns_table, settings.sends_table, batch.campaign_id, batch.run_id
-        ):
+        # would complete the run. This delivery cannot tell whether it was counted: once the run has gone quiet (a
+        # lease with no batch counted) it asks the ledger, and while the run is still open it comes back later (not
+        # on its last delivery, which asks the ledger whatever) to ask again once the rest settled.
+        completed, still_open = run_report.complete_once_quiet(
+            settings.campaigns_table,
+            settings.sends_table,
+            batch.campaign_id,
+            batch.run_id,
+            quiet_seconds=0 if last_delivery else settings.dispatch_lease_seconds,
+        )
+        if completed:
             metrics.add_metric(name="RunsCompleted", unit=MetricUnit.Count, value=1)
-        elif not last_delivery and run_report.is_open(settings.campaigns_table, batch.campaign_id, batch.run_id):
+        elif still_open and not last_delivery:
             raise TransientError("dispatch: the batch is settled and its run still open: asking again later")
         return {}
     if claim.status is BatchStatus.SENDING and claim.lease_expired:

@@ -481,13 +481,14 @@ def add_settled(table_name: str, campaign_id: str, run_id: str, sends: int) -> d
     """Count `sends` more of the run's sends as done (negative when a retry reopens some); returns the run item.
 
     A counter, not the truth: a worker dying between settling a batch and counting it leaves it short, which the
-    ledger-based check in `cadence.run_report.complete_if_settled` reconciles.
+    ledger-based check in `cadence.run_report.complete_if_settled` reconciles. `settled_at` (ISO UTC) says when it
+    last moved, so that check is made only once the run has gone quiet.
     """
     try:
         response = clients.table(table_name).update_item(
             Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)},
-            UpdateExpression="ADD sends_settled :sends",
-            ExpressionAttributeValues={":sends": sends},
+            UpdateExpression="ADD sends_settled :sends SET settled_at = :now",
+            ExpressionAttributeValues={":sends": sends, ":now": datetime.now(UTC).isoformat()},
             ReturnValues="ALL_NEW",
         )
     except ClientError as exc:
