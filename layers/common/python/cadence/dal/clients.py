@@ -3,7 +3,7 @@
 The endpoint comes from AWS_ENDPOINT_URL when set (the local stack), which boto3 reads itself.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -127,16 +127,7 @@ def scan_pages(table_name: str, action: str, **scan_arguments: Any) -> Iterator[
         TransientError: DynamoDB throttled or timed out after the client's retries.
         PermanentError: DynamoDB rejected the scan.
     """
-    resource = table(table_name)
-    while True:
-        try:
-            page = resource.scan(**scan_arguments)
-        except ClientError as exc:
-            raise translate(exc, action) from exc
-        yield page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        scan_arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return _pages(table(table_name).scan, action, scan_arguments)
 
 
 def query_items(table_name: str, action: str, **query_arguments: Any) -> Iterator[dict[str, Any]]:
@@ -146,16 +137,20 @@ def query_items(table_name: str, action: str, **query_arguments: Any) -> Iterato
         TransientError: DynamoDB throttled or timed out after the client's retries.
         PermanentError: DynamoDB rejected the query.
     """
-    resource = table(table_name)
+    for page in _pages(table(table_name).query, action, query_arguments):
+        yield from page
+
+
+def _pages(call: Callable[..., Any], action: str, arguments: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
     while True:
         try:
-            page = resource.query(**query_arguments)
+            page = call(**arguments)
         except ClientError as exc:
             raise translate(exc, action) from exc
-        yield from page.get("Items", [])
+        yield page.get("Items", [])
         if "LastEvaluatedKey" not in page:
             return
-        query_arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def error_code(exc: ClientError) -> str:
