@@ -447,23 +447,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=Path("build/reports"), help="where --open writes (build/reports)")
     customer = groups.add_parser("customer", help="customers' data")
     customer_commands = customer.add_subparsers(dest="command", required=True)
-    erase = customer_commands.add_parser(
-        "erase",
-        parents=[common],
-        help="erase a customer (right to be forgotten) and print what was removed",
-        description="erase a customer (right to be forgotten) and print what was removed",
-    )
-    erase.add_argument("customer_id")
-    erase.set_defaults(handler=_erase)
-    show_customer = customer_commands.add_parser(
-        "show",
-        parents=[common],
-        help="a customer's timeline: sends and their outcomes, replies, intents, consent changes",
-        description="a customer's timeline: sends and their outcomes, replies, intents, consent changes",
-    )
-    show_customer.add_argument("customer_id")
-    show_customer.add_argument("--days", type=int, default=90, help="how far back sends are looked up (default 90)")
-    show_customer.set_defaults(handler=_customer_show)
+
+    def customer_command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> Any:
+        sub = customer_commands.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub.add_argument("customer_id")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    customer_command("erase", _erase, "erase a customer (right to be forgotten) and print what was removed")
+    customer_command(
+        "show", _customer_show, "a customer's timeline: sends and their outcomes, replies, intents, consent changes"
+    ).add_argument("--days", type=int, default=90, help="how far back sends are looked up (default 90)")
     return parser
 
 
