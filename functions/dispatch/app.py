@@ -1,10 +1,13 @@
 """Dispatch function: SQS messages of up to 50 planned sends -> at most one SES/SNS send each, settled per batch."""
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cadence import config, dispatch, events
+from cadence.dal import queues
+from cadence.errors import RetryLaterError
 from cadence.observability import logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS, model=events.DispatchSqsRecord)
@@ -13,12 +16,19 @@ processor = BatchProcessor(event_type=EventType.SQS, model=events.DispatchSqsRec
 def handle_record(record: events.DispatchSqsRecord, lambda_context: LambdaContext) -> None:
     # The batch processor passes the context to a record handler that asks for it by this name.
     settings = config.dispatch_settings()
-    dispatch.send_batch(
-        record.body,
-        settings,
-        time_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
-        last_delivery=int(record.attributes.ApproximateReceiveCount) >= settings.dispatch_max_receive_count,
-    )
+    try:
+        dispatch.send_batch(
+            record.body,
+            settings,
+            time_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
+            last_delivery=int(record.attributes.ApproximateReceiveCount) >= settings.dispatch_max_receive_count,
+        )
+    except RetryLaterError as exc:
+        # Waiting for a lease or a quiet run: come back then, not at the queue's timeout (each early return spends
+        # one of the message's receives before the dead-letter queue).
+        if queues.redeliver_after(record.eventSourceARN, record.receiptHandle, exc.after_seconds):
+            metrics.add_metric(name="RedeliveriesPostponed", unit=MetricUnit.Count, value=1)
+        raise
 
 
 @logger.inject_lambda_context(clear_state=True)

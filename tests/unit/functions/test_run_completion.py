@@ -2,6 +2,7 @@
 queue: completion, pause holding queued sends until resume, cancel ending them, and sends failing for good."""
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
+from moto.sqs.models import sqs_backends
 
 from cadence import campaign_control, config, run_report
 from cadence.campaigns import CampaignDefinition
@@ -344,9 +346,11 @@ def test_a_settled_batch_redelivered_reads_the_ledger_only_once_the_run_has_gone
         dispatch_app.lambda_handler({"Records": [_redelivery(killed, 2)]}, lambda_context)
     assert provider.attempts["dynamodb.Query"] == queries_before
     assert run_item()["status"] == "FANNED_OUT"
+    # and SQS brings it back once the run can have gone quiet, not at the visibility it was received with (600 s)
+    lease = config.dispatch_settings().dispatch_lease_seconds
+    assert lease - 2 < seconds_until_visible(killed["MessageId"]) <= lease + 1
 
     # and once the run has been quiet for a lease, the next delivery reads the ledger and completes the run
-    lease = config.dispatch_settings().dispatch_lease_seconds
     quiet_since = (datetime.now(UTC) - timedelta(seconds=lease + 1)).isoformat()
     boto3.resource("dynamodb").Table(config.campaign_settings().campaigns_table).update_item(
         Key={"campaign_id": "winback", "record_key": f"RUN#{RUN_ID}"},
@@ -356,6 +360,47 @@ def test_a_settled_batch_redelivered_reads_the_ledger_only_once_the_run_has_gone
     response = dispatch_app.lambda_handler({"Records": [_redelivery(killed, 3)]}, lambda_context)
     assert response["batchItemFailures"] == []
     assert run_item()["status"] == "COMPLETED"
+
+
+def test_a_batch_held_by_a_dead_workers_lease_comes_back_when_the_lease_runs_out_and_is_sent_once(
+    stack: None, queues: dict[str, str], lambda_context: Any, provider: ProviderFaults
+) -> None:
+    # given a batch whose worker claimed it and died before calling SES (its lease still runs)
+    queued = fire(lambda_context)["sends_queued"]
+    sqs = boto3.client("sqs")
+    url = queues["DISPATCH_QUEUE_URL"]
+    [claimed] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600, AttributeNames=["All"])[
+        "Messages"
+    ]
+    provider.once("dynamodb.GetItem", provider_faults.killed)
+    with pytest.raises(provider_faults.WorkerKilled):
+        dispatch_app.lambda_handler({"Records": [_redelivery(claimed, 1)]}, lambda_context)
+    provider.clear()
+
+    # when it is delivered again while the lease runs, it is handed back to come back as the lease runs out
+    with pytest.raises(BatchProcessingError, match="held by another delivery's lease"):
+        dispatch_app.lambda_handler({"Records": [_redelivery(claimed, 2)]}, lambda_context)
+    lease = config.dispatch_settings().dispatch_lease_seconds
+    assert lease - 2 < seconds_until_visible(claimed["MessageId"]) <= lease + 1
+
+    # then, the lease run out, every batch is sent once and the run completes
+    body = json.loads(claimed["Body"])
+    boto3.resource("dynamodb").Table(config.dispatch_settings().sends_table).update_item(
+        Key={"customer_id": f"BATCH#{RUN_ID}", "send_key": f"{body['channel']}#{body['batch_id']}"},
+        UpdateExpression="SET lease_until = :past",
+        ExpressionAttributeValues={":past": (datetime.now(UTC) - timedelta(seconds=1)).isoformat()},
+    )
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=claimed["ReceiptHandle"], VisibilityTimeout=0)
+    drain(queues, lambda_context)
+    assert run_item()["status"] == "COMPLETED"
+    assert_each_sent_once(queued)
+
+
+def seconds_until_visible(message_id: str) -> float:
+    """When SQS will deliver the (received) message again, from moto's copy of the dispatch queue."""
+    queue = sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].queues["test-dispatch"]
+    [message] = [m for m in queue._messages if m.id == message_id]
+    return (message.visible_at - time.time() * 1000) / 1000
 
 
 def _redelivery(message: dict[str, Any], receive_count: int) -> dict[str, Any]:

@@ -41,7 +41,13 @@ from cadence.dal import (
     webhook,
 )
 from cadence.dal.sends_table import BatchStatus, Outcome, SendStatus
-from cadence.errors import InvalidInputError, PermanentError, TransientError, UncertainOutcomeError
+from cadence.errors import (
+    InvalidInputError,
+    PermanentError,
+    RetryLaterError,
+    TransientError,
+    UncertainOutcomeError,
+)
 from cadence.events import BatchRecipient, DispatchBatch
 from cadence.observability import logger, metrics
 from cadence.pacing import Pacer
@@ -83,6 +89,8 @@ class _Outgoing:
     fields: Mapping[str, str] = field(default_factory=dict)
 
 
+# A redelivery that waits for a lease or a quiet run comes this much after it, not on its very edge.
+_REDELIVERY_MARGIN_SECONDS = 1.0
 # How long a worker trusts the account's send rate it read from GetAccount before reading it again.
 _QUOTA_TTL_SECONDS = 600.0
 
@@ -106,10 +114,12 @@ def send_batch(
     to a customer without consent or address, SUPPRESSED.
 
     Raises:
-        TransientError: too little time is left, another delivery holds an unexpired lease on the batch, some
-            sends failed in a way that shows they were not sent (they are FAILED, and the redelivery of the batch
-            sends only those), the campaign was resumed while this delivery held its sends, or the batch was
-            settled already while its run is still open (it asks the ledger again later, see `_already_claimed`).
+        RetryLaterError: another delivery holds an unexpired lease on the batch (ask again once it ran out), or
+            the batch was settled already while its run is still open (ask the ledger again once the run could
+            have gone quiet, see `_already_claimed`).
+        TransientError: too little time is left, some sends failed in a way that shows they were not sent (they
+            are FAILED, and the redelivery of the batch sends only those), or the campaign was resumed while this
+            delivery held its sends.
         InvalidInputError: the stored campaign definition is invalid.
     """
     log_ids = {"run_id": batch.run_id, "batch_id": batch.batch_id, "channel": batch.channel}
@@ -186,7 +196,7 @@ def _already_claimed(
         # would complete the run. This delivery cannot tell whether it was counted: once the run has gone quiet (a
         # lease with no batch counted) it asks the ledger, and while the run is still open it comes back later (not
         # on its last delivery, which asks the ledger whatever) to ask again once the rest settled.
-        completed, still_open = run_report.complete_once_quiet(
+        completed, ask_again_in = run_report.complete_once_quiet(
             settings.campaigns_table,
             settings.sends_table,
             batch.campaign_id,
@@ -195,8 +205,11 @@ def _already_claimed(
         )
         if completed:
             metrics.add_metric(name="RunsCompleted", unit=MetricUnit.Count, value=1)
-        elif still_open and not last_delivery:
-            raise TransientError("dispatch: the batch is settled and its run still open: asking again later")
+        elif ask_again_in is not None and not last_delivery:
+            raise RetryLaterError(
+                "dispatch: the batch is settled and its run still open: asking again later",
+                after_seconds=ask_again_in + _REDELIVERY_MARGIN_SECONDS,
+            )
         return {}
     if claim.status is BatchStatus.SENDING and claim.lease_expired:
         # Its worker started the provider calls and never settled them (killed, timed out): they may have been sent.
@@ -221,7 +234,11 @@ def _already_claimed(
     # the holder may still die before sending.
     logger.info("batch held by another delivery", extra={**log_ids, "status": str(claim.status)})
     metrics.add_metric(name="SendsLeaseHeld", unit=MetricUnit.Count, value=1)
-    raise TransientError("dispatch: the batch is held by another delivery's lease")
+    lease_left = (claim.lease_until - datetime.now(UTC)).total_seconds() if claim.lease_until else 0.0
+    raise RetryLaterError(
+        "dispatch: the batch is held by another delivery's lease",
+        after_seconds=max(lease_left, 0.0) + _REDELIVERY_MARGIN_SECONDS,
+    )
 
 
 def _prepare(

@@ -13,6 +13,19 @@ class TransientError(CadenceError):
     """A dependency failed in a way worth retrying (throttling, timeouts)."""
 
 
+class RetryLaterError(TransientError):
+    """The work cannot be done before `after_seconds` have passed (a lease another delivery holds, a run still
+    settling): a queue consumer should see the message again then, not at the queue's own visibility timeout.
+
+    Each early redelivery spends one of the message's receives before its dead-letter queue, and under load they
+    crowd out the work that is ready.
+    """
+
+    def __init__(self, message: str, *, after_seconds: float) -> None:
+        super().__init__(message)
+        self.after_seconds = after_seconds
+
+
 class PermanentError(CadenceError):
     """A dependency rejected the request; retrying the same request will fail again."""
 

@@ -76,22 +76,26 @@ def complete_once_quiet(
     *,
     quiet_seconds: float,
     now: datetime | None = None,
-) -> tuple[bool, bool]:
-    """(whether this call completed the run, whether it is still open), for a delivery of a batch settled before.
+) -> tuple[bool, float | None]:
+    """(whether this call completed the run, in how many seconds to ask again while it is still open, else None),
+    for a delivery of a batch settled before.
 
     The ledger (one Query of the whole run) is read only once no batch was counted for `quiet_seconds`: while the
-    counter moves, the workers moving it complete the run, and a re-asking delivery only comes back later. Without
-    this, every duplicate of a settled batch read the whole ledger of its run on each redelivery.
+    counter moves, the workers moving it complete the run, and a re-asking delivery only comes back once the run
+    could have gone quiet. Without this, every duplicate of a settled batch read the whole ledger of its run on
+    each redelivery.
     """
     run = campaigns_table.get_run(campaigns_table_name, campaign_id, run_id)
     if run is None or run.get("status") != campaigns_table.RunStatus.FANNED_OUT:
-        return False, False
+        return False, None
     settled_at = run.get("settled_at")
     now = now or datetime.now(UTC)
-    if isinstance(settled_at, str) and (now - datetime.fromisoformat(settled_at)).total_seconds() < quiet_seconds:
-        return False, True
+    if isinstance(settled_at, str):
+        quiet_for = (now - datetime.fromisoformat(settled_at)).total_seconds()
+        if quiet_for < quiet_seconds:
+            return False, quiet_seconds - quiet_for
     completed = complete_if_settled(campaigns_table_name, sends_table_name, campaign_id, run_id)
-    return completed, not completed
+    return completed, None if completed else quiet_seconds
 
 
 def complete_if_settled(campaigns_table_name: str, sends_table_name: str, campaign_id: str, run_id: str) -> bool:

@@ -49,3 +49,28 @@ def _send_chunk(queue_url: str, bodies: Sequence[str]) -> int:
             return len(bodies)
         time.sleep(min(0.1 * 2**attempt, 2.0))
     raise TransientError(f"sqs.send_message_batch: {len(pending)} entries failed after retries")
+
+
+# SQS's longest visibility timeout (12 hours).
+_MAX_VISIBILITY_SECONDS = 43_200
+
+
+def queue_url_of(queue_arn: str) -> str:
+    """The queue URL for an SQS queue ARN (arn:<partition>:sqs:<region>:<account>:<name>), as an event names it."""
+    _, partition, _, region, account, name = queue_arn.split(":", 5)
+    domain = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    return f"https://sqs.{region}.{domain}/{account}/{name}"
+
+
+def redeliver_after(queue_arn: str, receipt_handle: str, seconds: float) -> bool:
+    """Let the received message come back in `seconds` (ChangeMessageVisibility) rather than at the queue's own
+    visibility timeout; returns whether SQS took it. A failure is harmless: the message then comes back at its
+    usual time."""
+    timeout = min(max(round(seconds), 0), _MAX_VISIBILITY_SECONDS)
+    try:
+        clients.client("sqs").change_message_visibility(
+            QueueUrl=queue_url_of(queue_arn), ReceiptHandle=receipt_handle, VisibilityTimeout=timeout
+        )
+    except ClientError:
+        return False
+    return True

@@ -106,6 +106,8 @@ class BatchClaim:
     lease_expired: bool = False
     holder_token: str | None = None
     outcomes: Mapping[str, Outcome] | None = None
+    # When the holder's lease runs out (None: no lease was stored).
+    lease_until: datetime | None = None
     # The earlier settle was the batch's last delivery before the dead-letter queue: its FAILED sends were final.
     exhausted: bool = False
 
@@ -183,11 +185,13 @@ def _outcomes(stored: Mapping[str, Any]) -> dict[str, Outcome]:
 
 
 def _found(stored: Mapping[str, Any], now: datetime) -> BatchClaim:
-    lease_until = stored.get("lease_until")
+    stored_lease = stored.get("lease_until")
+    lease_until = datetime.fromisoformat(str(stored_lease)) if stored_lease is not None else None
     return BatchClaim(
         token=None,
         status=BatchStatus(stored["status"]) if stored.get("status") else None,
-        lease_expired=lease_until is None or datetime.fromisoformat(str(lease_until)) < now,
+        lease_expired=lease_until is None or lease_until < now,
+        lease_until=lease_until,
         holder_token=stored.get("claim_token"),
         outcomes=_outcomes(stored),
         exhausted=bool(stored.get("exhausted")),
