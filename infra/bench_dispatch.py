@@ -15,13 +15,14 @@ Reported:
 - ``api_calls_per_1k_recipients_<service>``: every botocore call this process made, by service, per 1,000
   recipients (Lambda invocations: handler calls), beside ``api_calls_per_1k_recipients_minimum_<service>``, the
   fewest the batch limits allow (50 destinations a SendBulkEmail, 10 messages a SendMessageBatch, ReceiveMessage
-  and DeleteMessageBatch, 3 ledger writes + 1 campaign read + 1 BatchGetItem of 50 profiles per batch);
+  and DeleteMessageBatch, 3 ledger writes + the run's counter + 1 campaign read per batch: the batch carries
+  each recipient's contact, so no profile is read);
 - ``cost_usd_per_1m_recipients`` of Lambda + SQS + DynamoDB + S3 at us-east-1 on-demand prices (``PRICES``), from
-  the counted calls and the measured ledger and profile item sizes (DynamoDB bills an UpdateItem by the larger of
-  the item before and after, 1 KB a write unit; a read by 4 KB, half for eventually consistent reads), beside
-  the per-recipient design's (a claim and an outcome write per recipient, one SendEmail each, one SQS message each)
-  and beside the cheaper consent check this design still lacks (see ``consent_designs``). Lambda's duration is
-  modelled (``LATENCY_S``), not taken from this machine.
+  each call the workers made, priced by the measured item sizes (``_dynamodb_units``: DynamoDB bills an UpdateItem
+  by the larger of the item before and after, 1 KB a write unit; a read by 4 KB, half for eventually consistent
+  reads), beside the per-recipient design's (a claim and an outcome write per recipient, one SendEmail each, one
+  SQS message each) and beside the consent checks before (``consent_designs``: a profile read per recipient).
+  Lambda's duration is modelled (``LATENCY_S``), not taken from this machine.
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ import time
 import uuid
 from collections import Counter
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import boto3
 import botocore.client
+from boto3.dynamodb.types import Binary
 
 from infra.bench_audience import ROOT, aws_endpoint, moto_server
 from infra.sam_deploy import create_table_like
@@ -75,13 +78,19 @@ class CallCounter:
 
     def __init__(self) -> None:
         self.calls: Counter[tuple[str, str]] = Counter()
+        # DynamoDB calls by (operation, table, what they touch): a write of a batch's outcomes, or not; the keys
+        # a BatchGetItem asked for. What the units are priced from.
+        self.dynamodb: Counter[tuple[str, str, str]] = Counter()
         self._original = botocore.client.BaseClient._make_api_call
 
     def __enter__(self) -> CallCounter:
         counter, original = self, self._original
 
         def counted(client: Any, operation: str, params: Any) -> Any:
-            counter.calls[client.meta.service_model.service_name, operation] += 1
+            service = client.meta.service_model.service_name
+            counter.calls[service, operation] += 1
+            if service == "dynamodb":
+                counter._count_dynamodb(operation, params)
             return original(client, operation, params)
 
         botocore.client.BaseClient._make_api_call = counted  # type: ignore[method-assign]
@@ -89,6 +98,14 @@ class CallCounter:
 
     def __exit__(self, *_: object) -> None:
         botocore.client.BaseClient._make_api_call = self._original  # type: ignore[method-assign]
+
+    def _count_dynamodb(self, operation: str, params: dict[str, Any]) -> None:
+        if operation == "BatchGetItem":
+            for table, request in params["RequestItems"].items():
+                self.dynamodb[operation, table, "keys"] += len(request["Keys"])
+            return
+        touches = "outcomes" if "recipients" in str(params.get("UpdateExpression", "")) else "small"
+        self.dynamodb[operation, str(params.get("TableName", "")), touches] += 1
 
     def by_service(self) -> Counter[str]:
         totals: Counter[str] = Counter()
@@ -128,8 +145,9 @@ def _environment(names: dict[str, str], secret_arn: str, queue_url: str) -> dict
     }
 
 
-def _setup(recipients: int) -> tuple[dict[str, str], str, str]:
-    """Tables, queue, identity, configuration set, secret and profiles; returns (names, secret ARN, queue URL)."""
+def _setup(recipients: int) -> tuple[dict[str, str], str, str, list[dict[str, Any]]]:
+    """Tables, queue, identity, configuration set, secret and profiles; returns (names, secret ARN, queue URL,
+    profiles)."""
     from samtranslator.yaml_helper import yaml_parse  # noqa: PLC0415
 
     from cadence.dal import batches  # noqa: PLC0415
@@ -167,17 +185,24 @@ def _setup(recipients: int) -> tuple[dict[str, str], str, str]:
         for index in range(recipients)
     ]
     batches.put_items(names["ProfilesTable"], profiles, action="bench.seed", workers=8)
-    return names, str(secret["ARN"]), str(queue_url)
+    return names, str(secret["ARN"]), str(queue_url), profiles
 
 
-def _queue_batches(queue_url: str, recipients: int, run_id: str) -> int:
+def _queue_batches(queue_url: str, profiles: list[dict[str, Any]], run_id: str, definition: Any) -> int:
+    """The run's batch messages as the planner queues them (cadence.campaigns.plan.Batch), contacts carried."""
+    from cadence.campaigns.plan import Batch, Send  # noqa: PLC0415
+
     sqs = boto3.client("sqs")
     bodies = []
-    for start in range(0, recipients, BATCH):
-        sends = [{"customer_id": f"C{index:08d}"} for index in range(start, min(start + BATCH, recipients))]
-        batch_id = f"email-20261201T1000Z-{start // BATCH:05d}"
-        message = {"campaign_id": "bench-dispatch", "run_id": run_id, "channel": "email", "batch_id": batch_id}
-        bodies.append(json.dumps({**message, "sends": sends}))
+    released = datetime.now(UTC)
+    for start in range(0, len(profiles), BATCH):
+        sends = tuple(
+            Send(definition.campaign_id, run_id, p["customer_id"], "email", contact=definition.contact(p, ("email",)))
+            for p in profiles[start : start + BATCH]
+        )
+        batch_id = f"email-{released:%Y%m%dT%H%MZ}-{start // BATCH:05d}"
+        batch = Batch(definition.campaign_id, run_id, "email", batch_id, released, sends)
+        bodies.append(json.dumps(batch.to_message(), separators=(",", ":")))
     for start in range(0, len(bodies), 10):
         entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[start : start + 10])]
         sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
@@ -257,7 +282,33 @@ def _item_bytes(value: Any) -> int:
         return sum(len(str(key)) + _item_bytes(item) for key, item in value.items()) + 3
     if isinstance(value, list | set | tuple):
         return sum(_item_bytes(item) for item in value) + 3
+    if isinstance(value, Binary):
+        return len(value.value)
     return len(str(value).encode())
+
+
+def _dynamodb_units(
+    calls: Counter[tuple[str, str, str]], names: dict[str, str], item_bytes: dict[str, float]
+) -> dict[str, float]:
+    """Write and read units of the DynamoDB calls counted: a write by the larger item it leaves (1 KB a unit; a
+    batch's claim and SENDING touch a small item), a read by 4 KB (strongly consistent, but half for the profiles'
+    eventually consistent BatchGetItem), a Query by the bytes it returns (the suppression log's few entries: one)."""
+    wru = rru = 0.0
+    for (operation, table, touches), count in calls.items():
+        if operation == "UpdateItem":
+            size = {"outcomes": item_bytes["ledger"], "small": 1024.0}[touches]
+            if table == names["CampaignsTable"]:
+                size = item_bytes["run"]  # the run's counter
+            wru += count * math.ceil(size / 1024)
+        elif operation == "GetItem":
+            size = item_bytes["campaign"] if table == names["CampaignsTable"] else item_bytes["ledger"]
+            rru += count * math.ceil(size / 4096)
+        elif operation == "Query":
+            size = item_bytes["ledger_total"] if table == names["SendsTable"] else 0.0
+            rru += count * max(1, math.ceil(size / 4096))
+        elif operation == "BatchGetItem":
+            rru += count * 0.5 * math.ceil(item_bytes["profile"] / 4096)
+    return {"wru": wru, "rru": rru}
 
 
 def _cost(recipients: int, calls: Counter[str], invocations: int, units: dict[str, float]) -> dict[str, float]:
@@ -277,9 +328,10 @@ def _cost(recipients: int, calls: Counter[str], invocations: int, units: dict[st
 def bench_dispatch(recipients: int | None = None, rate: float | None = None) -> dict[str, Any]:
     recipients = recipients or default_recipients()
     rate = rate or default_rate()
-    run_id = "bench-dispatch@2026-12-01T10:00:00Z"
+    # Fired now: dispatch trusts a batch's contacts only while the suppression log still covers its planning.
+    run_id = f"bench-dispatch@{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
     with shimmed_moto_server(rate) as endpoint, aws_endpoint(endpoint):
-        names, secret_arn, queue_url = _setup(recipients)
+        names, secret_arn, queue_url, profiles = _setup(recipients)
         os.environ.update(_environment(names, secret_arn, queue_url))
         from cadence import campaign_control, config, dispatch  # noqa: PLC0415
         from cadence.campaigns import CampaignDefinition  # noqa: PLC0415
@@ -298,14 +350,15 @@ def bench_dispatch(recipients: int | None = None, rate: float | None = None) -> 
         )
         campaign_control.store(definition, config.campaign_settings())
         with CallCounter() as planner_calls:
-            queued_batches = _queue_batches(queue_url, recipients, run_id)
+            queued_batches = _queue_batches(queue_url, profiles, run_id, definition)
         with CallCounter() as counter:
             invocations, first, last = _poll(queue_url)
         sizes, statuses = _ledger_sizes(names["SendsTable"], run_id)
         profile = boto3.resource("dynamodb").Table(names["ProfilesTable"]).get_item(Key={"customer_id": "C00000000"})
         profile_bytes = _item_bytes(profile["Item"])
-        campaign_item = boto3.resource("dynamodb").Table(names["CampaignsTable"]).scan()["Items"][0]
-        campaign_bytes = _item_bytes(campaign_item)
+        stored = boto3.resource("dynamodb").Table(names["CampaignsTable"]).scan()["Items"]
+        campaign_bytes = max(_item_bytes(item) for item in stored if not str(item["record_key"]).startswith("RUN#"))
+        run_bytes = max([_item_bytes(item) for item in stored if str(item["record_key"]).startswith("RUN#")] or [0])
 
     sent = statuses["SENT"]
     all_calls = counter.calls + planner_calls.calls
@@ -317,30 +370,31 @@ def bench_dispatch(recipients: int | None = None, rate: float | None = None) -> 
     minimum = {
         "sesv2": round(minimum_batches * 1000 / recipients, 1),
         "sqs": round(3 * math.ceil(minimum_batches / 10) * 1000 / recipients, 1),
+        # claim, SENDING, settle, the run's counter, the campaign read: the suppression log is read per container
         "dynamodb": round(5 * minimum_batches * 1000 / recipients, 1),
         "lambda_invocations": round(math.ceil(minimum_batches / 10) * 1000 / recipients, 1),
     }
-    # DynamoDB units as this design spends them, per batch, from the measured item sizes.
-    settle_wru = sum(math.ceil(size / 1024) for size in sizes) / max(1, len(sizes))
-    profile_rru = math.ceil(profile_bytes / 4096)
-    campaign_rru = math.ceil(campaign_bytes / 4096)
-    batches_per_1m = 1_000_000 / BATCH
+    # DynamoDB units as this design spends them: each call the workers made, priced by the measured item sizes.
+    item_bytes = {
+        "ledger": sum(sizes) / max(1, len(sizes)),
+        "run": run_bytes,
+        "campaign": campaign_bytes,
+        "profile": profile_bytes,
+        "ledger_total": sum(sizes),
+    }
     scale = 1_000_000 / recipients
     calls_1m = Counter({service: count * scale for service, count in per_service.items()})
-    # Per batch: the campaign read, 50 eventually consistent profile reads (half a unit each up to 4 KB) and the
-    # suppression log's Queries as measured (strongly consistent, a unit each: the log is small), per batch.
-    # (the run's one completion Query is counted with them)
-    log_queries = counter.calls["dynamodb", "Query"] / max(1, queued_batches)
-    design = {
-        "wru": batches_per_1m * (2 + settle_wru),
-        "rru": batches_per_1m * (campaign_rru + BATCH * 0.5 * profile_rru + log_queries),
-    }
-    strong_profiles = {"wru": design["wru"], "rru": batches_per_1m * (campaign_rru + BATCH * profile_rru)}
+    units = _dynamodb_units(counter.dynamodb, names, item_bytes)
+    design = {name: value * scale for name, value in units.items()}
+    log_queries = counter.dynamodb["Query", names["SuppressionTable"], "small"] / max(1, queued_batches)
+    # The designs before: a strongly consistent profile read per recipient, then an eventually consistent one.
+    profile_rru = math.ceil(profile_bytes / 4096)
+    strong_profiles = {"wru": design["wru"], "rru": design["rru"] + 1_000_000 * profile_rru}
+    eventual_profiles = {"wru": design["wru"], "rru": design["rru"] + 1_000_000 * 0.5 * profile_rru}
+    campaign_rru = math.ceil(campaign_bytes / 4096)
     per_recipient = {"wru": 1_000_000 * 2 * 1, "rru": 1_000_000 * (profile_rru + campaign_rru)}
     per_recipient_calls = Counter({"sqs": 1_000_000 * 3 / 10 * 1, "dynamodb": 1_000_000 * 4, "ses": 1_000_000})
     cost = _cost(1_000_000, calls_1m, int(invocations * scale), design)
-    # Without any profile read (the batch would carry the contact fields from the plan): the log alone.
-    suppression_log = {"wru": design["wru"], "rru": batches_per_1m * (campaign_rru + log_queries)}
     result = {
         "recipients": recipients,
         "configured_rate_per_s": rate,
@@ -362,25 +416,31 @@ def bench_dispatch(recipients: int | None = None, rate: float | None = None) -> 
         ),
         "suppression_log_queries_per_batch": round(log_queries, 3),
         "consent_designs_cost_usd_per_1m_recipients": {
-            "eventual_profile_read_plus_suppression_log (built)": cost["total"],
-            "strong_profile_batch_get (before)": _cost(1_000_000, calls_1m, int(invocations * scale), strong_profiles)[
-                "total"
-            ],
-            "contact_in_batch_suppression_log_only (not built)": _cost(
-                1_000_000, calls_1m, int(invocations * scale), suppression_log
+            "contact_in_batch_plus_suppression_log (built)": cost["total"],
+            "eventual_profile_read_plus_suppression_log (before)": _cost(
+                1_000_000, calls_1m, int(invocations * scale), eventual_profiles
+            )["total"],
+            "strong_profile_batch_get (before that)": _cost(
+                1_000_000, calls_1m, int(invocations * scale), strong_profiles
             )["total"],
         },
         "goal_cost_usd_per_1m_recipients": 0.10,
         "assumptions": {"prices": PRICES, "latency_s": LATENCY_S, "function_gb": FUNCTION_GB},
     }
-    print(f"\ndispatch: {recipients} email recipients at a shim rate of {rate:g}/s, one worker")
+    _print(result, per_1k, minimum)
+    return result
+
+
+def _print(result: dict[str, Any], per_1k: dict[str, float], minimum: dict[str, float]) -> None:
+    cost = result["cost_usd_per_1m_recipients"]
+    rate = result["configured_rate_per_s"]
+    print(f"\ndispatch: {result['recipients']} email recipients at a shim rate of {rate:g}/s, one worker")
     print(
         f"  {result['recipients_per_s']} recipients/s sustained ({result['sustained_rate_vs_configured']:.0%} of the"
-        f" rate), {invocations} invocations, outcomes {dict(statuses)}"
+        f" rate), {result['lambda_invocations']} invocations, outcomes {result['outcomes']}"
     )
     for service, value in per_1k.items():
         print(f"  api calls per 1k recipients {service:<20} {value:>8} (minimum {minimum.get(service, '-')})")
     print(f"  cost per 1M recipients (Lambda+SQS+DynamoDB+S3): ${cost['total']} {cost}")
     print(f"  per-recipient design: ${result['cost_usd_per_1m_recipients_per_recipient_design']['total']}")
     print(f"  consent check designs: {result['consent_designs_cost_usd_per_1m_recipients']}")
-    return result

@@ -228,6 +228,8 @@ def run_chaos(
 def _check(
     report: ChaosReport, runs: list[dict[str, Any]], addresses: dict[str, str], messages: list[Any], stack: LocalStack
 ) -> None:
+    from cadence.dal.sends_table import Outcome  # noqa: PLC0415
+
     if len(runs) != 1:
         report.problems.append(f"expected one run, found {len(runs)}")
         return
@@ -239,7 +241,7 @@ def _check(
     for item in _ledger(stack, report.run_id):
         for customer_id, outcome in item.get("recipients", {}).items():
             statuses.setdefault(customer_id, []).append(str(outcome["s"]))
-            message_ids[customer_id] = outcome.get("m")
+            message_ids[customer_id] = Outcome.from_attribute(outcome).message_id
     report.outcomes = Counter(status for found in statuses.values() for status in found)
     expected = set(addresses.values())
     if set(statuses) != expected:

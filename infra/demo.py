@@ -185,14 +185,20 @@ def build_models(
 def converse(stack: LocalStack, outputs: dict[str, str], run_id: str) -> dict[str, Any]:
     """Two customers who got the campaign's SMS reply to it, as End User Messaging publishes replies to the
     template's topic: one asks about an order, one texts STOP. Returns what became of each."""
+    from boto3.dynamodb.types import TypeDeserializer  # noqa: PLC0415
+
+    from cadence.dal.sends_table import Outcome, SendStatus  # noqa: PLC0415
+
     done = stage("two customers text back: a question about an order, and 退订 (STOP)")
     ledger = scan_all(stack, outputs["SendsTableName"])
+    deserializer = TypeDeserializer()
     sent = [
-        (customer_id, outcome["M"]["m"]["S"])
+        (customer_id, outcome.message_id)
         for item in ledger
         if item["channel"]["S"] == "sms" and item["customer_id"]["S"].endswith(run_id)
-        for customer_id, outcome in sorted(item.get("recipients", {"M": {}})["M"].items())
-        if outcome["M"]["s"]["S"] == "SENT" and "m" in outcome["M"]
+        for customer_id, stored in sorted(item.get("recipients", {"M": {}})["M"].items())
+        if (outcome := Outcome.from_attribute(deserializer.deserialize(stored))).status is SendStatus.SENT
+        and outcome.message_id
     ]
     (asking, asked_id), (stopping, stopped_id) = sent[:2]
     table = outputs["ProfilesTableName"]

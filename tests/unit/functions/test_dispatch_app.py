@@ -3,7 +3,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,8 +16,9 @@ from moto.sns.models import sns_backends
 from cadence import campaign_control, config, email_templates, unsubscribe
 from cadence.campaigns import CampaignDefinition
 from cadence.campaigns.lifecycle import State
-from cadence.dal import campaigns_table, clients
+from cadence.dal import campaigns_table, clients, suppression_table
 from cadence.dal import email_templates as stored_templates
+from cadence.dal.sends_table import Outcome
 from functions.dispatch import app
 from infra import sesv2_shim
 from tests.unit.functions import provider_faults
@@ -107,16 +108,19 @@ def ledger(tables: dict[str, str], customer_id: str) -> dict[str, dict[str, Any]
         recipients = item.get("recipients", {})
         if customer_id not in recipients and item["batch_id"] != f"customer-{customer_id}":
             continue
-        outcome = recipients.get(customer_id, {"s": item["status"]})
-        names = {
-            "s": "status",
-            "r": "reason",
-            "m": "provider_message_id",
-            "v": "variant",
-            "o": "offer_value",
-            "c": "coupon_code",
+        if customer_id not in recipients:
+            entries[f"{item['run_id']}#{item['channel']}"] = {"status": item["status"]}
+            continue
+        outcome = Outcome.from_attribute(recipients[customer_id])
+        fields = {
+            "status": outcome.status.value,
+            "reason": outcome.reason,
+            "provider_message_id": outcome.message_id,
+            "variant": outcome.variant,
+            "offer_value": outcome.offer_value,
+            "coupon_code": outcome.coupon_code,
         }
-        entries[f"{item['run_id']}#{item['channel']}"] = {names[key]: value for key, value in outcome.items()}
+        entries[f"{item['run_id']}#{item['channel']}"] = {key: value for key, value in fields.items() if value}
     return entries
 
 
@@ -927,3 +931,23 @@ def test_storing_a_campaign_makes_its_templates_an_edit_makes_new_ones_and_cance
     # and cancel deletes the current campaign's template
     campaign_control.cancel(CAMPAIGN.campaign_id, settings)
     assert names() == first
+
+
+def test_a_send_planned_longer_ago_than_the_suppression_log_keeps_reads_the_profile_not_what_it_carries(
+    tables: dict[str, str], ses_sender: str, stored_campaign: CampaignDefinition, load_event: Any, lambda_context: Any
+) -> None:
+    # given two batches carrying a consenting contact, the profile having withdrawn consent since
+    put_profile(tables, "P1", consent_email=False)
+    carried = {"email": "p1@example.com", "consent_email": True, "first_name": "Li"}
+    fired_long_ago = (datetime.now(UTC) - timedelta(days=suppression_table.LOG_DAYS + 5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    old_run, new_run = f"winback@{fired_long_ago}", "winback@" + datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for run_id in (old_run, new_run):
+        message = batch(["P1"], "email") | {"run_id": run_id}
+        message["sends"][0]["contact"] = carried
+        app.lambda_handler(dispatch_event(load_event, message), lambda_context)
+
+    # then the batch planned before the log's horizon reads the profile and is suppressed; the recent one trusts
+    # its plan and the log, which holds no withdrawal (the profile was changed behind ingest's back)
+    assert ledger(tables, "P1")[f"{old_run}#email"]["status"] == "SUPPRESSED"
+    assert ledger(tables, "P1")[f"{new_run}#email"]["status"] == "SENT"
+    assert emails_sent() == 1

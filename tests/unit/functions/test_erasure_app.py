@@ -73,8 +73,9 @@ def traces(tables: dict[str, str], bucket: str, tokens: list[str]) -> list[str]:
     dynamodb = boto3.client("dynamodb")
     for logical_id, name in tables.items():
         for item in dynamodb.scan(TableName=name)["Items"]:
-            if pattern.search(json.dumps(item)):
-                found.append(f"{logical_id}: {json.dumps(item)[:200]}")
+            text = json.dumps(item, default=repr)  # binary attributes (packed message ids) as their repr
+            if pattern.search(text):
+                found.append(f"{logical_id}: {text[:200]}")
     s3 = boto3.client("s3")
     for version in s3.list_object_versions(Bucket=bucket).get("Versions", []):
         body = s3.get_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])["Body"].read()

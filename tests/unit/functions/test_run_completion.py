@@ -19,9 +19,11 @@ from moto.sqs.models import sqs_backends
 
 from cadence import campaign_control, config, run_report
 from cadence.campaigns import CampaignDefinition
-from cadence.dal import campaigns_table, clients
+from cadence.dal import campaigns_table, clients, suppression_table
+from cadence.ingest import merge
 from functions.campaign import app as campaign_app
 from functions.dispatch import app as dispatch_app
+from infra import sesv2_shim
 from tests.unit.functions import provider_faults
 from tests.unit.functions.provider_faults import ProviderFaults
 
@@ -394,6 +396,50 @@ def test_a_batch_held_by_a_dead_workers_lease_comes_back_when_the_lease_runs_out
     drain(queues, lambda_context)
     assert run_item()["status"] == "COMPLETED"
     assert_each_sent_once(queued)
+
+
+def test_each_send_carries_what_planning_read_so_dispatch_reads_no_profile_and_renders_from_it(
+    stack: None, queues: dict[str, str], lambda_context: Any, provider: ProviderFaults
+) -> None:
+    queued = fire(lambda_context)["sends_queued"]
+    # the profile changes after planning in a way the campaign does not care about
+    boto3.resource("dynamodb").Table(config.dispatch_settings().profiles_table).update_item(
+        Key={"customer_id": "C0001"},
+        UpdateExpression="SET first_name = :name",
+        ExpressionAttributeValues={":name": "X"},
+    )
+    profile_reads = provider.attempts["dynamodb.BatchGetItem"]
+    sms_batch = next(body for body in _peek(queues) if body["channel"] == "sms")
+
+    drain(queues, lambda_context)
+
+    # no profile was read to send, and every message is rendered from what the run read
+    assert provider.attempts["dynamodb.BatchGetItem"] == profile_reads
+    assert_each_sent_once(queued)
+    sent_to = {message.destinations["ToAddresses"][0]: message for message in sesv2_shim.SHIM.messages}
+    assert sent_to["c0001@example.com"].subject == "Hello N1"
+    # an SMS carries the phone and the SMS consent it was planned with, not the email address
+    assert {"phone", "consent_sms", "first_name"} <= set(sms_batch["sends"][0]["contact"])
+    assert "email" not in sms_batch["sends"][0]["contact"]
+
+
+def test_consent_withdrawn_by_a_file_after_planning_stops_the_send_the_batch_carries(
+    stack: None, queues: dict[str, str], lambda_context: Any
+) -> None:
+    queued = fire(lambda_context)["sends_queued"]
+    # a customers file withdraws C0001's email consent between planning and sending (ingest logs the change)
+    before = {"C0001": {"customer_id": "C0001", "email": "c0001@example.com", "consent_email": True}}
+    after = [{"customer_id": "C0001", "consent_email": False}]
+    withdrawn = merge.withdrawals(before, after, source="ingest:incoming/customers/late.csv", at=datetime.now(UTC))
+    suppression_table.add(config.dispatch_settings().suppression_table, withdrawn)
+
+    drain(queues, lambda_context)
+
+    emails = emails_by_recipient()
+    assert "c0001@example.com" not in emails
+    assert run_item()["status"] == "COMPLETED"
+    assert run_item()["final_counters"]["suppressed"] == 1
+    assert sum(emails.values()) + sum(sms_by_number().values()) == queued - 1
 
 
 def seconds_until_visible(message_id: str) -> float:

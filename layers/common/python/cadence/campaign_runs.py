@@ -35,6 +35,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from cadence import campaign_control, run_report
 from cadence.campaigns import CampaignDefinition, run_id_for
+from cadence.campaigns.definition import MESSAGE_FIELDS
 from cadence.campaigns.plan import (
     Batch,
     Candidate,
@@ -149,7 +150,8 @@ def candidates(
         [customer_id for customer_id, _, _ in scores],
         activity_table=settings.activity_table,
         workers=settings.audience_read_workers,
-        attributes=(*profile_attributes(definition.audience), *definition.contact_attributes()),
+        # What the rule reads, and what the batches carry for sending (the profile is not read again).
+        attributes=(*profile_attributes(definition.audience), *MESSAGE_FIELDS, *definition.contact_attributes()),
         consistent=False,  # half the read units; dispatch checks what the suppression log says since planning
     )
     position = 0
@@ -530,7 +532,8 @@ def read_facts(body: bytes) -> Iterator[MemberFacts]:
     """The facts `facts_body` wrote, one at a time (the file is decompressed as it is read)."""
     with gzip.GzipFile(fileobj=io.BytesIO(body), mode="rb") as packed:
         reader = csv.reader(io.TextIOWrapper(packed, encoding="utf-8", newline=""))
-        if next(reader, None) != list(MemberFacts.FIELDS):
+        # A segment written before contacts were carried lacks the last column (its sends read the profile).
+        if next(reader, None) not in (list(MemberFacts.FIELDS), list(MemberFacts.FIELDS[:-1])):
             raise InvalidInputError("a run segment's facts have unexpected columns")
         yield from (MemberFacts.from_row(row) for row in reader)
 

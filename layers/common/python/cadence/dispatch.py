@@ -24,7 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from cadence import email_templates, feedback_tags, run_report, suppression, unsubscribe, webhooks
 from cadence.campaigns import CampaignDefinition, is_reachable
-from cadence.campaigns.definition import PLACEHOLDERS, EmailMessage, SmsMessage, WebhookMessage
+from cadence.campaigns.definition import MESSAGE_FIELDS, PLACEHOLDERS, EmailMessage, SmsMessage, WebhookMessage
 from cadence.campaigns.lifecycle import SENDING, State
 from cadence.config import DispatchSettings
 from cadence.conversations.email_replies import reply_address
@@ -264,18 +264,9 @@ def _prepare(
         outcomes |= {send.customer_id: _outcome(send, status, reason=reason) for send in pending}
         metrics.add_metric(name="SendsCampaignInactive", unit=MetricUnit.Count, value=len(pending))
         return [], False
-    # Eventually consistent: the profile gives the address and the fields; what changed since planning (consent
-    # withdrawn, unsubscribed, bounced, complained) comes from the suppression log, read strongly consistent.
-    profiles = {
-        profile["customer_id"]: profile
-        for profile in profiles_table.iter_many(
-            settings.profiles_table,
-            [send.customer_id for send in pending],
-            attributes=(*_CONTACT_ATTRIBUTES, *definition.contact_attributes()),
-            consistent=False,
-        )
-    }
-    changes = _feed(settings.suppression_table, settings.suppression_cache_seconds).since(_planned_at(batch.run_id))
+    planned_at = _planned_at(batch.run_id)
+    profiles = _contacts(pending, definition, settings, planned_at)
+    changes = _feed(settings.suppression_table, settings.suppression_cache_seconds).since(planned_at)
     outgoing = []
     for send in pending:
         profile = profiles.get(send.customer_id)
@@ -293,8 +284,33 @@ def _prepare(
     return outgoing, False
 
 
-# What dispatch reads of a profile: the addresses, their consent and the fields a message may carry.
-_CONTACT_ATTRIBUTES = ("email", "phone", "consent_email", "consent_sms", "first_name", "last_name", "city")
+def _contacts(
+    pending: Sequence[BatchRecipient], definition: CampaignDefinition, settings: DispatchSettings, planned_at: datetime
+) -> dict[str, Mapping[str, Any]]:
+    """Each send's address, consent and message fields: the contact its batch carries, as planning read it, else the
+    profile (eventually consistent), for messages queued before contacts were carried.
+
+    What changed since planning (consent withdrawn, unsubscribed, bounced, complained, erased) is the suppression
+    log's to say, read strongly consistent. A send planned so long ago that the log may have let go of a change
+    since (a campaign paused for weeks) reads the profile instead.
+    """
+    trust_carried = planned_at > datetime.now(UTC) - timedelta(days=suppression_table.LOG_DAYS - 1)
+    contacts: dict[str, Mapping[str, Any]] = {
+        send.customer_id: send.contact for send in pending if send.contact is not None and trust_carried
+    }
+    unread = [send.customer_id for send in pending if send.customer_id not in contacts]
+    if unread:
+        attributes = (*_CONTACT_ATTRIBUTES, *definition.contact_attributes())
+        for profile in profiles_table.iter_many(
+            settings.profiles_table, unread, attributes=attributes, consistent=False
+        ):
+            contacts[profile["customer_id"]] = profile
+    return contacts
+
+
+# What dispatch reads of a profile when the batch carries no contact: the addresses, their consent and the fields a
+# message may carry.
+_CONTACT_ATTRIBUTES = ("email", "phone", "consent_email", "consent_sms", *MESSAGE_FIELDS)
 # The planner reads the audience at (or after) the firing its run id names; writers' clocks may be a little off.
 _PLANNING_MARGIN = timedelta(minutes=5)
 

@@ -107,6 +107,9 @@ class BatchRecipient(BaseModel):
     variant: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,30}$")
     offer_value: str | None = Field(default=None, max_length=40)
     coupon_code: str | None = Field(default=None, pattern=r"^[A-Z0-9]{1,24}$")
+    # The profile's address, consent and message fields as planning read them (CampaignDefinition.contact); a
+    # message queued before contacts were carried has none, and dispatch reads the profile.
+    contact: dict[str, str | bool] | None = Field(default=None, max_length=16)
 
 
 class DispatchBatch(BaseModel):

@@ -69,6 +69,7 @@ def audience(tables: dict[str, str], data_bucket: str) -> dict[str, int]:
                     "email": f"person{i // 2}@example.com",  # two customer ids per address
                     "phone": f"+86138{i:08d}",
                     "first_name": "Li",
+                    "loyalty_notes": "not planned with, not sent",
                     "consent_email": True,
                     "consent_sms": i % 3 != 0,
                     "vip": i % 5 == 0,
@@ -132,7 +133,8 @@ def test_only_what_the_run_plans_with_is_read_of_a_profile_and_custom_attributes
     )
     read = next(campaign_runs.candidates(vip, settings(4, 4)))
     assert "vip" in read.profile
-    assert "first_name" not in read.profile  # dispatch renders the message from its own read of the profile
+    assert read.profile["first_name"] == "Li"  # carried in the batches: dispatch renders from it
+    assert "loyalty_notes" not in read.profile
 
 
 class ThrottledBatchGets:

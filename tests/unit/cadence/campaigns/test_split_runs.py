@@ -7,6 +7,7 @@ the same request id, and gives up after its retries.
 """
 
 import csv
+import gzip
 import io
 import json
 import uuid
@@ -25,7 +26,7 @@ from pydantic import ValidationError
 from cadence import campaign_control, campaign_runs, config
 from cadence.campaigns import CampaignDefinition, run_id_for
 from cadence.campaigns.lifecycle import State
-from cadence.campaigns.plan import plan_run
+from cadence.campaigns.plan import MemberFacts, plan_run
 from cadence.dal import campaigns_table, clients, contact_history
 from cadence.errors import InvalidInputError, PermanentError, TransientError
 from cadence.events import RunStep
@@ -491,3 +492,29 @@ def test_a_split_run_needs_the_function_to_invoke(
 def test_a_run_step_names_its_segment_exactly_when_it_is_one(step: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         RunStep.model_validate({"campaign_id": "split", "scheduled_time": "2026-11-23T10:00:00Z", **step})
+
+
+def test_a_segments_facts_keep_each_members_contact_and_a_segment_written_before_contacts_still_reads() -> None:
+    reachable = MemberFacts(
+        "C1",
+        None,
+        "a",
+        0.25,
+        ("email",),
+        ("hash",),
+        datetime(2026, 12, 3, 9, tzinfo=UTC),
+        contact={"email": "li@例子.cn", "consent_email": True, "first_name": '李, "小"'},
+    )
+    held_out = MemberFacts("C2", None, None, None)
+
+    assert list(campaign_runs.read_facts(campaign_runs.facts_body([reachable, held_out]))) == [reachable, held_out]
+
+    # a segment an earlier version wrote: no contact column, so its sends read the profile
+    old = io.StringIO()
+    writer = csv.writer(old)
+    writer.writerow(MemberFacts.FIELDS[:-1])
+    writer.writerow(reachable.to_row()[:-1])
+    [read] = campaign_runs.read_facts(gzip.compress(old.getvalue().encode()))
+    assert read.contact is None
+    assert read.customer_id == "C1"
+    assert read.channels == ("email",)

@@ -11,7 +11,7 @@ attributes the campaign's webhook block names (see WebhookChannel).
 
 import re
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, time
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -23,7 +23,9 @@ from cadence.campaigns.rules import All, AnyOf, Compare, Not, Rule, RuleError, p
 
 Channel = Literal["email", "sms", "webhook"]
 CHANNELS: tuple[Channel, ...] = ("email", "sms", "webhook")
-PLACEHOLDERS = ("first_name", "last_name", "city", "offer_value", "coupon_code")
+# The profile fields a message may name ({first_name}, ...), then what the run decides per member.
+MESSAGE_FIELDS = ("first_name", "last_name", "city")
+PLACEHOLDERS = (*MESSAGE_FIELDS, "offer_value", "coupon_code")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 # The audience shorthand campaigns were written with before rules existed.
 _LEGACY_AUDIENCE = {"max_decile", "min_score", "countries"}
@@ -62,6 +64,8 @@ class SmsMessage(_Model):
 
 
 # A custom attribute's text that says yes (Pinpoint's attributes arrive as text); anything else is no.
+# Each channel's address and consent on the profile.
+_CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {"email": ("email", "consent_email"), "sms": ("phone", "consent_sms")}
 _YES = frozenset({"true", "yes", "y", "1", "on", "是", "同意"})
 # Where a webhook finds its recipient: a profile column ingest writes (attr_<name> for custom attributes).
 _ATTRIBUTE = r"^[a-z][a-z0-9_]{0,62}$"
@@ -368,6 +372,18 @@ class CampaignDefinition(_Model):
         if channel == "webhook":
             return self.webhook.consented(profile) if self.webhook else False
         return profile.get(f"consent_{channel}") is True
+
+    def contact(self, profile: Mapping[str, Any], channels: Iterable[Channel]) -> dict[str, str | bool]:
+        """What sending on `channels` reads of the profile: each channel's address and consent, and the fields a
+        message may carry. The planner carries it in the batch, so dispatch need not read the profile again."""
+        names = [*MESSAGE_FIELDS]
+        for channel in channels:
+            names += self.contact_attributes() if channel == "webhook" else _CHANNEL_FIELDS[channel]
+        return {
+            name: value
+            for name in dict.fromkeys(names)
+            if isinstance(value := profile.get(name), str | bool) and value != ""
+        }
 
     def contact_attributes(self) -> tuple[str, ...]:
         """Profile attributes beyond the standard ones that sending on the campaign's channels reads."""

@@ -19,14 +19,17 @@ function does the reading and the writing. Order of the decisions, for each memb
 
 A run over a large audience is split across invocations, so planning is two stages. `assess` looks at one
 member at a time and needs nothing from the others or from the contact history: the rule, variant and holdout,
-reachability, release time and offer value. It keeps only compact `MemberFacts` (addresses as hashes), which
-segments of the audience can write apart. `decide` takes every member's facts and the contact history and makes
-the cross-member decisions: re-entry (whose order in the list above it keeps), one message per address, caps,
-unique coupon codes. `plan_run` is the two in one process; the plan is the same whichever way it is made.
+reachability, release time and offer value. It keeps compact `MemberFacts`, which segments of the audience can
+write apart: addresses hashed for the cross-member checks, and what sending will read of the profile (address,
+consent, message fields), carried to the batches so that dispatch need not read every profile again. `decide`
+takes every member's facts and the contact history and makes the cross-member decisions: re-entry (whose order in
+the list above it keeps), one message per address, caps, unique coupon codes. `plan_run` is the two in one
+process; the plan is the same whichever way it is made.
 """
 
 import hashlib
 import hmac
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -143,20 +146,25 @@ class Send:
     variant: str | None = None
     offer_value: str | None = None
     coupon_code: str | None = None
+    # The profile's address, consent and message fields for the channel as planning read them (None: dispatch
+    # reads the profile); CampaignDefinition.contact.
+    contact: Mapping[str, str | bool] | None = field(default=None, hash=False)
 
-    def to_message(self) -> dict[str, str]:
-        message = {
+    def to_message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {
             "campaign_id": self.campaign_id,
             "run_id": self.run_id,
             "customer_id": self.customer_id,
             "channel": self.channel,
         }
-        for name in ("variant", "offer_value", "coupon_code"):
+        for name in _SEND_FIELDS:
             if (value := getattr(self, name)) is not None:
                 message[name] = value
         return message
 
 
+# What a send carries beside its customer, when set.
+_SEND_FIELDS = ("variant", "offer_value", "coupon_code", "contact")
 # SESv2 SendBulkEmail takes at most 50 destinations a call; a batch is also one ledger item and one SQS message.
 BATCH_LIMIT = 50
 
@@ -173,13 +181,13 @@ class Batch:
     sends: tuple[Send, ...]
 
     def to_message(self) -> dict[str, Any]:
-        """The SQS body: the run once, and per send only what differs (customer, variant, offer, code)."""
+        """The SQS body: the run once, and per send only what differs (customer, variant, offer, code, contact)."""
         recipients = []
         for send in self.sends:
-            recipient = {"customer_id": send.customer_id}
-            for name in ("variant", "offer_value", "coupon_code"):
+            recipient: dict[str, Any] = {"customer_id": send.customer_id}
+            for name in _SEND_FIELDS:
                 if (value := getattr(send, name)) is not None:
-                    recipient[name] = value
+                    recipient[name] = dict(value) if name == "contact" else value
             recipients.append(recipient)
         return {
             "campaign_id": self.campaign_id,
@@ -204,6 +212,7 @@ class Batch:
                 variant=send.get("variant"),
                 offer_value=send.get("offer_value"),
                 coupon_code=send.get("coupon_code"),
+                contact=send.get("contact"),
             )
             for send in record["sends"]
         )
@@ -381,9 +390,12 @@ class MemberFacts:
     deferred: bool = False
     offer_value: str | None = None
     decile: int | None = None
+    # What sending reads of the profile on `channels` (CampaignDefinition.contact), carried to the batches.
+    contact: Mapping[str, str | bool] | None = None
 
     FIELDS = (
-        "customer_id", "state", "variant", "score", "channels", "addresses", "release_at", "deferred", "offer", "decile"
+        "customer_id", "state", "variant", "score", "channels", "addresses", "release_at", "deferred", "offer",
+        "decile", "contact",
     )  # fmt: skip
 
     def to_row(self) -> list[str]:
@@ -399,11 +411,12 @@ class MemberFacts:
             "1" if self.deferred else "",
             self.offer_value if self.offer_value is not None else "",
             str(self.decile) if self.decile is not None else "",
+            json.dumps(self.contact, ensure_ascii=False, separators=(",", ":")) if self.contact is not None else "",
         ]
 
     @classmethod
     def from_row(cls, row: list[str]) -> "MemberFacts":
-        # Rows a segment wrote before deciles were kept have nine fields.
+        # Rows a segment wrote before deciles were kept have nine fields, before contacts were carried ten.
         customer_id, state, variant, score, channels, addresses, release_at, deferred, offer, *rest = row
         return cls(
             customer_id,
@@ -416,6 +429,7 @@ class MemberFacts:
             deferred == "1",
             offer or None,
             int(rest[0]) if rest and rest[0] else None,
+            json.loads(rest[1]) if len(rest) > 1 and rest[1] else None,
         )
 
 
@@ -469,8 +483,11 @@ def assess(
         if offer is not None:
             offer_value = offer.value_for(float(decile) if decile is not None else None, score)
         hashes = tuple(address_hash(_address(definition, candidate.profile, channel) or "") for channel in channels)
+        contact = definition.contact(candidate.profile, channels)
         out.facts.append(
-            MemberFacts(customer_id, None, variant, score, channels, hashes, release, deferred, offer_value, decile)
+            MemberFacts(
+                customer_id, None, variant, score, channels, hashes, release, deferred, offer_value, decile, contact
+            )
         )
     return out
 
@@ -544,6 +561,7 @@ def decide(
                     member.variant,
                     member.offer_value,
                     member.coupon_code,
+                    definition.contact(fact.contact, (channel,)) if fact.contact is not None else None,
                 )
             )
     return plan

@@ -12,6 +12,7 @@ carries a token and a lease (an expiry time):
 - every write after the claim is conditional on the token, so a worker that lost its claim cannot send or settle.
 """
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.types import Binary
 from botocore.exceptions import ClientError
 
 from cadence.dal import clients
@@ -65,6 +67,36 @@ class BatchStatus(StrEnum):
     SETTLED = "SETTLED"  # every send has a final outcome
 
 
+# Provider message ids in their binary form, a tag byte first: SES's (60 characters: 16 hex digits, a UUID, 6 hex
+# digits) in 28 bytes, SNS's and webhooks' UUIDs in 17. Anything else is kept as the text it is.
+_SES_ID = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-([0-9a-f]{6})$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_SES_TAG, _UUID_TAG = b"\x01", b"\x02"
+
+
+def pack_message_id(message_id: str) -> str | bytes:
+    """The id as the ledger stores it: bytes for the shapes SES, SNS and webhooks give, else the text."""
+    if match := _SES_ID.match(message_id):
+        head, middle, tail = match.groups()
+        return _SES_TAG + bytes.fromhex(head) + uuid.UUID(middle).bytes + bytes.fromhex(tail)
+    if _UUID.match(message_id):
+        return _UUID_TAG + uuid.UUID(message_id).bytes
+    return message_id
+
+
+def unpack_message_id(stored: str | bytes | Binary) -> str:
+    """`pack_message_id`'s inverse; a text id (also as items before packing stored every id) is returned as is."""
+    if isinstance(stored, str):
+        return stored
+    # boto3 reads a Binary, whose bytes its stubs leave out
+    data = stored if isinstance(stored, bytes) else bytes(stored.value)  # type: ignore[attr-defined]
+    if data[:1] == _SES_TAG and len(data) == 28:
+        return f"{data[1:9].hex()}-{uuid.UUID(bytes=data[9:25])}-{data[25:].hex()}"
+    if data[:1] == _UUID_TAG and len(data) == 17:
+        return str(uuid.UUID(bytes=data[1:]))
+    raise ValueError("not a packed message id")
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What became of one send of a batch, with what the run decided for it (kept for coupon attribution)."""
@@ -76,18 +108,21 @@ class Outcome:
     offer_value: str | None = None
     coupon_code: str | None = None
 
-    def to_attribute(self) -> dict[str, str]:
-        # One-letter names: the map is most of a batch item's size, and DynamoDB bills writes by the kilobyte.
-        values = {"s": self.status.value, "r": self.reason, "m": self.message_id}
+    def to_attribute(self) -> dict[str, str | bytes]:
+        # One-letter names and packed message ids: the map is most of a batch item's size, and DynamoDB bills
+        # writes by the kilobyte.
+        values: dict[str, str | bytes | None] = {"s": self.status.value, "r": self.reason}
+        values |= {"m": pack_message_id(self.message_id) if self.message_id else None}
         values |= {"v": self.variant, "o": self.offer_value, "c": self.coupon_code}
         return {name: value for name, value in values.items() if value}
 
     @classmethod
     def from_attribute(cls, value: Mapping[str, Any]) -> "Outcome":
+        message_id = value.get("m")
         return cls(
             status=SendStatus(value["s"]),
             reason=value.get("r"),
-            message_id=value.get("m"),
+            message_id=unpack_message_id(message_id) if message_id is not None else None,
             variant=value.get("v"),
             offer_value=value.get("o"),
             coupon_code=value.get("c"),
