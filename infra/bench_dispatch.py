@@ -22,7 +22,8 @@ Reported:
   by the larger of the item before and after, 1 KB a write unit; a read by 4 KB, half for eventually consistent
   reads), beside the per-recipient design's (a claim and an outcome write per recipient, one SendEmail each, one
   SQS message each) and beside the consent checks before (``consent_designs``: a profile read per recipient).
-  Lambda's duration is modelled (``LATENCY_S``), not taken from this machine.
+  Lambda's duration is the calls' modelled latency (``LATENCY_S``) plus the handler's CPU time measured here,
+  stretched by the vCPU share the function's MemorySize (template.yaml) buys.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ PRICES: Final = {
 }
 # Modelled latency of one call from a function in the region (seconds), and the function's memory (template.yaml).
 LATENCY_S: Final = {"dynamodb": 0.008, "sesv2": 0.15, "ses": 0.05, "secretsmanager": 0.03, "invocation": 0.02}
-FUNCTION_GB: Final = 0.5
+# Lambda gives a function a whole vCPU at this much memory, and a proportional share below it.
+FULL_VCPU_MB: Final = 1769
 
 
 def default_recipients() -> int:
@@ -222,13 +224,15 @@ class _Context:
         return int((self._deadline - time.monotonic()) * 1000)
 
 
-def _poll(queue_url: str) -> tuple[int, float, float]:
-    """Lambda's SQS poller with one worker: (invocations, first start, last end)."""
+def _poll(queue_url: str) -> tuple[int, float, float, float]:
+    """Lambda's SQS poller with one worker: (invocations, first start, last end, the handler's CPU seconds per
+    record once warm). The first invocation, which builds the clients (a cold start, once per container), is left
+    out of the CPU figure."""
     from functions.dispatch import app  # noqa: PLC0415 - loads after the environment is set
     from infra.router import sqs_record  # noqa: PLC0415
 
     sqs = boto3.client("sqs")
-    invocations, first, last, idle = 0, 0.0, 0.0, 0
+    invocations, first, last, idle, cpu, warm_records = 0, 0.0, 0.0, 0, 0.0, 0
     while idle < 2:
         messages = sqs.receive_message(
             QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageSystemAttributeNames=["All"]
@@ -241,7 +245,7 @@ def _poll(queue_url: str) -> tuple[int, float, float]:
             sqs_record(message, "arn:aws:sqs:us-east-1:123456789012:bench-dispatch", "us-east-1")
             for message in messages
         ]
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         first = first or started
         try:
             response = app.lambda_handler({"Records": records}, _Context())
@@ -249,6 +253,9 @@ def _poll(queue_url: str) -> tuple[int, float, float]:
         except Exception:  # every record failed: all come back after their visibility timeout
             failed = {record["messageId"] for record in records}
         last = time.monotonic()
+        if invocations:
+            cpu += time.process_time() - cpu_started
+            warm_records += len(records)
         invocations += 1
         done = [
             {"Id": str(i), "ReceiptHandle": r["receiptHandle"]}
@@ -257,7 +264,7 @@ def _poll(queue_url: str) -> tuple[int, float, float]:
         ]
         if done:
             sqs.delete_message_batch(QueueUrl=queue_url, Entries=done)
-    return invocations, first, last
+    return invocations, first, last, cpu / max(1, warm_records)
 
 
 def _ledger_sizes(table: str, run_id: str) -> tuple[list[int], Counter[str]]:
@@ -311,13 +318,29 @@ def _dynamodb_units(
     return {"wru": wru, "rru": rru}
 
 
-def _cost(recipients: int, calls: Counter[str], invocations: int, units: dict[str, float]) -> dict[str, float]:
-    """USD for `recipients` of Lambda, SQS, DynamoDB and S3 (SES's own fees left out) from calls and units."""
+def function_memory_mb(logical_id: str = "DispatchFunction") -> int:
+    """The function's MemorySize in template.yaml (its own, else the Globals')."""
+    from samtranslator.yaml_helper import yaml_parse  # noqa: PLC0415
+
+    template = yaml_parse((ROOT / "template.yaml").read_text())
+    own = template["Resources"][logical_id]["Properties"].get("MemorySize")
+    return int(own or template["Globals"]["Function"]["MemorySize"])
+
+
+def _cost(
+    recipients: int, calls: Counter[str], invocations: int, units: dict[str, float], cpu_seconds: float = 0.0
+) -> dict[str, float]:
+    """USD for `recipients` of Lambda, SQS, DynamoDB and S3 (SES's own fees left out) from calls and units.
+
+    Lambda's billed time is the calls' modelled latency plus the CPU time measured here, stretched by the share of
+    a vCPU the function's memory buys (a full one at 1,769 MB)."""
+    memory_mb = function_memory_mb()
     seconds = invocations * LATENCY_S["invocation"] + sum(
         calls[service] * LATENCY_S.get(service, 0.0) for service in ("dynamodb", "sesv2", "ses", "secretsmanager")
     )
+    seconds += cpu_seconds * max(1.0, FULL_VCPU_MB / memory_mb)
     parts = {
-        "lambda": invocations * PRICES["lambda_per_request"] + seconds * FUNCTION_GB * PRICES["lambda_per_gb_s"],
+        "lambda": invocations * PRICES["lambda_per_request"] + seconds * memory_mb / 1024 * PRICES["lambda_per_gb_s"],
         "sqs": calls["sqs"] * PRICES["sqs_per_request"],
         "dynamodb": units["wru"] * PRICES["dynamodb_per_wru"] + units["rru"] * PRICES["dynamodb_per_rru"],
         "s3": calls["s3"] * PRICES["s3_per_put"],
@@ -352,7 +375,7 @@ def bench_dispatch(recipients: int | None = None, rate: float | None = None) -> 
         with CallCounter() as planner_calls:
             queued_batches = _queue_batches(queue_url, profiles, run_id, definition)
         with CallCounter() as counter:
-            invocations, first, last = _poll(queue_url)
+            invocations, first, last, cpu_per_batch = _poll(queue_url)
         sizes, statuses = _ledger_sizes(names["SendsTable"], run_id)
         profile = boto3.resource("dynamodb").Table(names["ProfilesTable"]).get_item(Key={"customer_id": "C00000000"})
         profile_bytes = _item_bytes(profile["Item"])
@@ -383,6 +406,7 @@ def bench_dispatch(recipients: int | None = None, rate: float | None = None) -> 
         "ledger_total": sum(sizes),
     }
     scale = 1_000_000 / recipients
+    batches_per_1m = 1_000_000 / BATCH
     calls_1m = Counter({service: count * scale for service, count in per_service.items()})
     units = _dynamodb_units(counter.dynamodb, names, item_bytes)
     design = {name: value * scale for name, value in units.items()}
@@ -394,7 +418,8 @@ def bench_dispatch(recipients: int | None = None, rate: float | None = None) -> 
     campaign_rru = math.ceil(campaign_bytes / 4096)
     per_recipient = {"wru": 1_000_000 * 2 * 1, "rru": 1_000_000 * (profile_rru + campaign_rru)}
     per_recipient_calls = Counter({"sqs": 1_000_000 * 3 / 10 * 1, "dynamodb": 1_000_000 * 4, "ses": 1_000_000})
-    cost = _cost(1_000_000, calls_1m, int(invocations * scale), design)
+    cpu_1m = cpu_per_batch * batches_per_1m
+    cost = _cost(1_000_000, calls_1m, int(invocations * scale), design, cpu_1m)
     result = {
         "recipients": recipients,
         "configured_rate_per_s": rate,
@@ -418,14 +443,15 @@ def bench_dispatch(recipients: int | None = None, rate: float | None = None) -> 
         "consent_designs_cost_usd_per_1m_recipients": {
             "contact_in_batch_plus_suppression_log (built)": cost["total"],
             "eventual_profile_read_plus_suppression_log (before)": _cost(
-                1_000_000, calls_1m, int(invocations * scale), eventual_profiles
+                1_000_000, calls_1m, int(invocations * scale), eventual_profiles, cpu_1m
             )["total"],
             "strong_profile_batch_get (before that)": _cost(
-                1_000_000, calls_1m, int(invocations * scale), strong_profiles
+                1_000_000, calls_1m, int(invocations * scale), strong_profiles, cpu_1m
             )["total"],
         },
         "goal_cost_usd_per_1m_recipients": 0.10,
-        "assumptions": {"prices": PRICES, "latency_s": LATENCY_S, "function_gb": FUNCTION_GB},
+        "handler_cpu_ms_per_batch": round(cpu_per_batch * 1000, 2),
+        "assumptions": {"prices": PRICES, "latency_s": LATENCY_S, "function_memory_mb": function_memory_mb()},
     }
     _print(result, per_1k, minimum)
     return result
