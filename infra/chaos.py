@@ -208,7 +208,10 @@ def run_chaos(
                 break
             time.sleep(0.5)
         report.seconds = time.monotonic() - started
-        stack.wait_idle(timeout=max(30.0, deadline - time.monotonic()))
+        try:
+            stack.wait_idle(timeout=max(30.0, deadline - time.monotonic()))
+        except TimeoutError as exc:  # reported with the rest of the checks, not instead of them
+            report.problems.append(str(exc))
         messages = [m for m in shim.messages if definition.campaign_id in m.template]
         report.shim_calls, report.shim_failed_calls, report.shim_throttled = (
             shim.calls,

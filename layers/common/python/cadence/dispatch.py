@@ -45,6 +45,7 @@ from cadence.errors import (
     InvalidInputError,
     PermanentError,
     RetryLaterError,
+    ThrottledError,
     TransientError,
     UncertainOutcomeError,
 )
@@ -663,9 +664,11 @@ def _send_group(
         return []
     except TransientError as exc:
         # Throttling, an outage or no connection for the whole call: nothing was sent, so SQS's redelivery may send
-        # it; this worker slows down meanwhile.
+        # it. The worker slows down for throttling; an outage says nothing about the rate (halving on every 5xx
+        # left a worker at its floor after a few failed calls).
         settle_all(SendStatus.FAILED, str(exc))
-        pacer.sent(started, len(group), throttled=True)
+        if isinstance(exc, ThrottledError):
+            pacer.sent(started, len(group), throttled=True)
         return []
     except Exception:
         # Anything else during the call may have come after SES accepted it; later groups were not attempted.

@@ -13,6 +13,10 @@ class TransientError(CadenceError):
     """A dependency failed in a way worth retrying (throttling, timeouts)."""
 
 
+class ThrottledError(TransientError):
+    """The dependency said the caller went too fast (a 429 or a throttling code): slow down, then retry."""
+
+
 class RetryLaterError(TransientError):
     """The work cannot be done before `after_seconds` have passed (a lease another delivery holds, a run still
     settling): a queue consumer should see the message again then, not at the queue's own visibility timeout.

@@ -20,7 +20,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from cadence.errors import PermanentError, TransientError, UncertainOutcomeError
+from cadence.errors import PermanentError, ThrottledError, TransientError, UncertainOutcomeError
 
 _CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
 
@@ -31,7 +31,8 @@ NETWORK_ERRORS = (BotoConnectionError, HTTPClientError)
 
 # Each service spells throttling and outages its own way (SNS: Throttled, InternalError; SES v2 and Lambda:
 # TooManyRequestsException); some say so with a 4xx status (SNS KMSThrottling is a 400), hence the codes.
-_TRANSIENT_CODES = frozenset(
+# Codes that say the caller went too fast (beside a 429 status): a sender slows down for these, not for an outage.
+_THROTTLING_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException",
         "ThrottlingException",
@@ -44,13 +45,17 @@ _TRANSIENT_CODES = frozenset(
         "RequestLimitExceeded",
         "RequestThrottled",
         "RequestThrottledException",
+        "SlowDown",
+    }
+)
+_TRANSIENT_CODES = _THROTTLING_CODES | frozenset(
+    {
         "InternalServerError",
         "InternalFailure",
         "InternalError",
         "InternalServiceErrorException",
         "ServiceUnavailable",
         "ServiceUnavailableException",
-        "SlowDown",
         "RequestTimeout",
         "RequestTimeoutException",
         "TransactionConflictException",
@@ -181,6 +186,8 @@ def translate_network_error(
 def translate(exc: ClientError, action: str) -> TransientError | PermanentError:
     """Map a ClientError onto the domain's error tree by its HTTP status and code (never by its message)."""
     code = error_code(exc)
+    if http_status(exc) == _TOO_MANY_REQUESTS or code in _THROTTLING_CODES:
+        return ThrottledError(f"{action}: {code}")
     if is_transient(exc):
         return TransientError(f"{action}: {code}")
     return PermanentError(f"{action}: {code}")
