@@ -93,13 +93,14 @@ def merge_customers(
     return Merged(upserts, rows - len(upserts))
 
 
-# Marks an empty cell in _present_values (None is a value a cleaner never returns, but NaN may come from groupby).
+# Stands for an empty cell in _present_values: groupby().last() may leave NaN where the rows had None.
 _NONE = object()
 
 
 def _present_values(column: pd.Series) -> list[Any]:
     """The column's values as a list, empty cells (None, NaN) as _NONE."""
-    return column.astype(object).where(column.notna(), _NONE).tolist()
+    values: list[Any] = column.astype(object).where(column.notna(), _NONE).tolist()
+    return values
 
 
 def resolve_customer(upsert: CustomerUpsert, stored: Mapping[str, Any] | None) -> tuple[dict[str, Any], bool]:
