@@ -15,7 +15,7 @@ Without pyarrow (it is optional for the layer) only the first shortcut applies; 
 """
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -204,12 +204,15 @@ def _int(values: "pa.Array", _: Context) -> tuple[np.ndarray, np.ndarray]:
     return accepted, cleaned
 
 
-def contains(series: pd.Series, pattern: str) -> pd.Series:
-    """Whether each value holds a match of `pattern` (a class of ASCII or literal characters); None is False."""
+def contains(series: pd.Series, patterns: Mapping[str, str]) -> dict[str, pd.Series]:
+    """By name, whether each value holds a match of the pattern (a class of literal characters); None is False.
+
+    The column goes to Arrow once for all the patterns.
+    """
     if not HAS_PYARROW:
-        return series.str.contains(pattern, regex=True).isin([True])
-    found = _matches(pa.array(series.to_numpy(dtype=object), type=pa.string(), from_pandas=True), pattern)
-    return pd.Series(found, index=series.index)
+        return {name: series.str.contains(pattern, regex=True).isin([True]) for name, pattern in patterns.items()}
+    values = pa.array(series.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    return {name: pd.Series(_matches(values, pattern), index=series.index) for name, pattern in patterns.items()}
 
 
 _SHAPES: dict[Kind, Shape] = {

@@ -44,13 +44,12 @@ def validate(chunk: RawChunk, feed: Feed, context: Context) -> Validated:
     def mark(mask: pd.Series, code: str) -> None:
         reasons.loc[mask] = reasons.loc[mask] + code + ";"
 
-    for column in feed.columns:
-        if not column.multiline:
-            mark(contains(raw[column.name], "[\r\n]"), f"line_break:{column.name}")
-
     garbled = pd.Series(False, index=raw.index)
-    for name in feed.names:
-        garbled |= contains(raw[name], "\ufffd")
+    for column in feed.columns:
+        found = contains(raw[column.name], {"line_break": "[\r\n]", "garbled": "\ufffd"})
+        if not column.multiline:
+            mark(found["line_break"], f"line_break:{column.name}")
+        garbled |= found["garbled"]
     mark(garbled, "invalid_encoding")
 
     clean: dict[str, pd.Series] = {}
