@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cadence.ingest.cleaning import CLEANERS, Cleaned, Context
-from cadence.ingest.columns import clean_column
+from cadence.ingest.columns import clean_column, contains
 from cadence.ingest.schemas import Kind
 
 # Canonical shapes the native code takes, the same shapes just off (padded, upper-case, impossible days,
@@ -76,3 +76,14 @@ def test_clean_column_equals_the_reference_cleaner_for_every_kind(
         got = clean_column(kind, series, context, native=native)
         assert as_lists(got) == as_lists(expected), kind
         assert got.values.index.equals(series.index)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "reference-only"])
+def test_contains_finds_line_breaks_and_replacement_characters_in_any_value(native: bool) -> None:
+    series = pd.Series(["a\nb", "a\rb", "ab", None, "\ufffd", "\u2028"], index=range(3, 9), dtype=object)
+
+    found = contains(series, {"line_break": "[\r\n]", "garbled": "\ufffd"}, native=native)
+
+    assert found["line_break"].tolist() == [True, True, False, False, False, False]
+    assert found["garbled"].tolist() == [False, False, False, False, True, False]
+    assert found["line_break"].index.equals(series.index)

@@ -204,12 +204,12 @@ def _int(values: "pa.Array", _: Context) -> tuple[np.ndarray, np.ndarray]:
     return accepted, cleaned
 
 
-def contains(series: pd.Series, patterns: Mapping[str, str]) -> dict[str, pd.Series]:
+def contains(series: pd.Series, patterns: Mapping[str, str], *, native: bool = HAS_PYARROW) -> dict[str, pd.Series]:
     """By name, whether each value holds a match of the pattern (a class of literal characters); None is False.
 
-    The column goes to Arrow once for all the patterns.
+    The column goes to Arrow once for all the patterns (`native`, which needs pyarrow).
     """
-    if not HAS_PYARROW:
+    if not native:
         return {name: series.str.contains(pattern, regex=True).isin([True]) for name, pattern in patterns.items()}
     values = pa.array(series.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
     return {name: pd.Series(_matches(values, pattern), index=series.index) for name, pattern in patterns.items()}
