@@ -4,6 +4,8 @@ Sections (each can be chosen with --only):
   sizes     unzipped size of every function with its layers, from `sam build`, against Lambda's 250 MB
   pipeline  the demo pipeline on a fresh local stack: time and AWS API calls per stage
   ingest    a generated customers file (INGEST_BENCH_ROWS, 1,000,000) cleaned alone and ingested on a local stack
+  ingest-cpu  the same file's CPU per row (INGEST_CPU_BENCH_ROWS, 1,000,000) for cleaning and up to the DynamoDB
+            request (a stubbed client, no local stack), beside the code issue 13 started from (bench_ingest_cpu)
   scoring   onnxruntime vs scikit-learn rows/s by batch size and per customer, score cold start, sizes (bench_scoring)
   audience  a campaign audience (AUDIENCE_BENCH_CUSTOMERS, 100,000) read and planned, parallel vs one segment
   dispatch  email recipients (DISPATCH_BENCH_RECIPIENTS, 5,000) sent at the SESv2 shim's rate (DISPATCH_BENCH_RATE,
@@ -29,6 +31,7 @@ from samtranslator.yaml_helper import yaml_parse
 from infra.bench_audience import bench_audience
 from infra.bench_dispatch import bench_dispatch
 from infra.bench_ingest import bench_ingest
+from infra.bench_ingest_cpu import bench_ingest_cpu
 from infra.bench_scoring import bench_scoring
 from infra.chaos import bench_chaos
 
@@ -108,6 +111,7 @@ SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "pipeline": bench_pipeline,
     "scoring": bench_scoring,
     "ingest": bench_ingest,
+    "ingest-cpu": bench_ingest_cpu,
     "audience": bench_audience,
     "dispatch": bench_dispatch,
     "chaos": bench_chaos,

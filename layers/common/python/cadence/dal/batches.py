@@ -6,12 +6,13 @@ call here loops until nothing is left, sleeping a little longer each round, and 
 A parallel Scan (`scan_segments`) reads a whole table with several segments at once.
 """
 
+import json
 import queue
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -30,12 +31,51 @@ def _backoff(attempt: int) -> None:
     time.sleep(min(0.05 * 2**attempt, 2.0))
 
 
+# Integers DynamoDB's 38 digits hold exactly; TypeSerializer writes them as str(int) too.
+_INT_LIMIT = 10**38
+
+
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _serializer.serialize(value) for name, value in item.items()}
+    """Low-level attribute values, as boto3's TypeSerializer makes them.
+
+    Strings, booleans and ints (nearly every attribute of a profile) are mapped here directly: TypeSerializer
+    tries each DynamoDB type in turn for every value, which cost more than cleaning the row.
+    """
+    return {name: _attribute(value) for name, value in item.items()}
+
+
+def _attribute(value: Any) -> dict[str, Any]:
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is bool:
+        return {"BOOL": value}
+    if kind is int and -_INT_LIMIT < value < _INT_LIMIT:
+        return {"N": str(value)}
+    return cast("dict[str, Any]", _serializer.serialize(value))
 
 
 def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+    """Plain values (numbers as Decimal), as boto3's TypeDeserializer makes them; strings and booleans directly."""
+    return {name: _value(attribute) for name, attribute in item.items()}
+
+
+def _value(attribute: Any) -> Any:
+    if len(attribute) == 1:
+        if "S" in attribute:
+            return attribute["S"]
+        if "BOOL" in attribute:
+            return attribute["BOOL"]
+    return _deserializer.deserialize(attribute)
+
+
+def _encoded(request_items: Mapping[str, Any]) -> clients.EncodedRequestItems:
+    """The request encoded by json (C) rather than by botocore's serialiser, which walks every attribute in Python.
+
+    For a client(..., validated=False) only.
+    """
+    body = json.dumps({"RequestItems": request_items}, separators=(",", ":")).encode()
+    return clients.EncodedRequestItems(request_items, body)
 
 
 def get_items(
@@ -65,6 +105,7 @@ def get_items(
             entry["ExpressionAttributeNames"] = {f"#p{i}": name for i, name in enumerate(names)}
         pending[table] = entry
     found: dict[str, list[dict[str, Any]]] = {table: [] for table in request}
+    # The validated client: a read's request holds keys only, so checking and serialising it is cheap.
     client = clients.client("dynamodb")
     for attempt in range(_MAX_ROUNDS):
         if not pending:
@@ -90,13 +131,13 @@ def put_items(table_name: str, items: Sequence[Mapping[str, Any]], *, action: st
         TransientError: items stayed unprocessed after every retry, or DynamoDB throttled.
         PermanentError: DynamoDB refused an item.
     """
-    client = clients.client("dynamodb")
+    client = clients.client("dynamodb", validated=False)
 
     def write(chunk: Sequence[Mapping[str, Any]]) -> None:
         pending: dict[str, Any] = {table_name: [{"PutRequest": {"Item": serialize(item)}} for item in chunk]}
         for attempt in range(_MAX_ROUNDS):
             try:
-                response = client.batch_write_item(RequestItems=pending)
+                response = client.batch_write_item(RequestItems=_encoded(pending))
             except ClientError as exc:
                 raise clients.translate(exc, action) from exc
             pending = response.get("UnprocessedItems") or {}

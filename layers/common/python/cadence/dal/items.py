@@ -18,6 +18,8 @@ def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def to_attribute(value: Any) -> Any:
+    if type(value) is str:  # most attributes: checked first, it is the one test they need
+        return value
     if value is None:
         return None
     if isinstance(value, bool):

@@ -72,22 +72,35 @@ def merge_customers(
     fields = [name for name in CUSTOMERS.names if name not in {"customer_id", "updated_at"}]
     if extra_prefix:
         fields += [name for name in frame.columns if str(name).startswith(extra_prefix)]
-    stamps = [_AT + channel for channel in CHANNELS]
-    # Plain lists, not iterrows: building a Series per row costs more than the rest of ingest together.
-    columns = {name: frame[name].tolist() for name in ("customer_id", "updated_at", _CARRIED, *fields, *stamps)}
+    # Plain lists, not iterrows: building a Series per row costs more than the rest of ingest together. Each
+    # row's present values are picked by a mask computed once per column, not tested one by one.
+    present = {name: _present_values(frame[name]) for name in fields}
+    stamps = {channel: _present_values(frame[_AT + channel]) for channel in CHANNELS}
     upserts = [
         CustomerUpsert(
             customer_id=str(customer_id),
-            updated_at=str(columns["updated_at"][index]),
-            fields={name: value for name in fields if _present(value := columns[name][index])},
-            updated_at_carried=bool(columns[_CARRIED][index]),
+            updated_at=str(updated_at),
+            fields={name: row_value for name, column in present.items() if (row_value := column[index]) is not _NONE},
+            updated_at_carried=bool(carried),
             channel_updated_at={
-                channel: str(value) for channel in CHANNELS if _present(value := columns[_AT + channel][index])
+                channel: str(at) for channel, column in stamps.items() if (at := column[index]) is not _NONE
             },
         )
-        for index, customer_id in enumerate(columns["customer_id"])
+        for index, (customer_id, updated_at, carried) in enumerate(
+            zip(frame["customer_id"].tolist(), frame["updated_at"].tolist(), frame[_CARRIED].tolist(), strict=True)
+        )
     ]
     return Merged(upserts, rows - len(upserts))
+
+
+# Stands for an empty cell in _present_values: groupby().last() may leave NaN where the rows had None.
+_NONE = object()
+
+
+def _present_values(column: pd.Series) -> list[Any]:
+    """The column's values as a list, empty cells (None, NaN) as _NONE."""
+    values: list[Any] = column.astype(object).where(column.notna(), _NONE).tolist()
+    return values
 
 
 def resolve_customer(upsert: CustomerUpsert, stored: Mapping[str, Any] | None) -> tuple[dict[str, Any], bool]:

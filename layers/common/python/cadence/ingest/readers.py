@@ -29,11 +29,12 @@ import re
 import sys
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import IO, Any, BinaryIO, Protocol
 
+import numpy as np
 import pandas as pd
 
 from cadence.errors import InvalidInputError
@@ -392,11 +393,19 @@ def _resolve(feed: Feed, mapping: ColumnMapping, header: list[str]) -> HeaderMap
     return resolved
 
 
-def _frame(rows: list[list[str | None]], feed: Feed, positions: dict[str, int]) -> pd.DataFrame:
-    """Canonical columns as object dtype: pandas never guesses a type, so '007' stays '007'."""
-    data = {name: [row[index] for row in rows] for name, index in positions.items()}
-    frame = pd.DataFrame(data, columns=list(feed.names), dtype=object)
-    return frame.astype(object).where(frame.notna(), None)
+def _frame(rows: list[Sequence[str | None]], feed: Feed, positions: dict[str, int]) -> pd.DataFrame:
+    """Canonical columns as object dtype: pandas never guesses a type, so '007' stays '007'.
+
+    A column the file lacks is all None. The rows are transposed by zip (in C), not column by column.
+    """
+    fields = list(zip(*rows, strict=True)) if rows else []
+    data: dict[str, np.ndarray] = {}
+    for name in feed.names:
+        column = np.full(len(rows), None, dtype=object)
+        if name in positions and rows:
+            column[:] = fields[positions[name]]
+        data[name] = column
+    return pd.DataFrame(data, columns=list(feed.names), dtype=object, copy=False)
 
 
 class _Chunker:
@@ -406,7 +415,7 @@ class _Chunker:
         self._feed, self._positions, self._size, self._start = feed, positions, size, start
         self.index = 0
         self._count = 0
-        self._rows: list[list[str | None]] = []
+        self._rows: list[Sequence[str | None]] = []
         self._lines: list[int] = []
         self._malformed: list[Malformed] = []
 
@@ -414,11 +423,13 @@ class _Chunker:
     def skipping(self) -> bool:
         return self.index < self._start
 
-    def row(self, line: int, values: list[str | None]) -> RawChunk | None:
-        if not self.skipping:
+    def row(self, line: int, values: Sequence[str | None]) -> RawChunk | None:
+        # Once per record: `skipping` and `skip` written out, as each call costs more than the work.
+        if self.index >= self._start:
             self._rows.append(values)
             self._lines.append(line)
-        return self.skip()
+        self._count += 1
+        return self._emit() if self._count >= self._size else None
 
     def malformed(self, record: Malformed) -> RawChunk | None:
         if not self.skipping:
@@ -474,7 +485,7 @@ def _csv_reader(
             if len(record) != width:
                 chunk = chunker.malformed(Malformed(line, "wrong_field_count", (shape.delimiter or ",").join(record)))
             else:
-                chunk = chunker.row(line, list(record))
+                chunk = chunker.row(line, record)  # csv.reader makes a new list per record
             if chunk is not None:
                 yield chunk
         if (chunk := chunker.last()) is not None:

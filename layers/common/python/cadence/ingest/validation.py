@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from cadence.ingest.cleaning import CLEANERS, Context
+from cadence.ingest.cleaning import Context
+from cadence.ingest.columns import clean_column, contains
 from cadence.ingest.readers import RawChunk
 from cadence.ingest.schemas import Feed
 
@@ -43,20 +44,19 @@ def validate(chunk: RawChunk, feed: Feed, context: Context) -> Validated:
     def mark(mask: pd.Series, code: str) -> None:
         reasons.loc[mask] = reasons.loc[mask] + code + ";"
 
-    for column in feed.columns:
-        if not column.multiline:
-            mark(raw[column.name].str.contains(r"[\r\n]", regex=True).isin([True]), f"line_break:{column.name}")
-
     garbled = pd.Series(False, index=raw.index)
-    for name in feed.names:
-        garbled |= raw[name].str.contains("\ufffd", regex=False).isin([True])
+    for column in feed.columns:
+        found = contains(raw[column.name], {"line_break": "[\r\n]", "garbled": "\ufffd"})
+        if not column.multiline:
+            mark(found["line_break"], f"line_break:{column.name}")
+        garbled |= found["garbled"]
     mark(garbled, "invalid_encoding")
 
     clean: dict[str, pd.Series] = {}
     cleared_masks: dict[str, pd.Series] = {}
     coerced_masks: dict[str, pd.Series] = {}
     for column in feed.columns:
-        result = CLEANERS[column.kind](raw[column.name], context)
+        result = clean_column(column.kind, raw[column.name], context)
         clean[column.name] = result.values
         if result.coerced is not None:
             coerced_masks[column.name] = result.coerced
