@@ -441,9 +441,8 @@ def test_show_counts_each_runs_sends_by_outcome_and_retry_failed_queues_only_the
     body = gzip.compress((json.dumps(batch.to_record()) + "\n").encode())
     boto3.client("s3").put_object(Bucket=stack["DataBucketName"], Key=batches_key(campaign_id, run_id), Body=body)
     table = stack["SendsTableName"]
-    claim = sends_table.claim_batch(table, run_id, "sms", batch.batch_id, campaign_id, lease_seconds=60)
+    claim = sends_table.claim_batch(table, run_id, "sms", batch.batch_id, campaign_id, lease_seconds=60, sending=True)
     assert claim.token is not None
-    sends_table.start_sending(table, run_id, "sms", batch.batch_id, claim.token, lease_seconds=60)
     outcomes = {"A": SendStatus.SENT, "B": SendStatus.FAILED, "C": SendStatus.IN_DOUBT}
     settled = {customer_id: Outcome(status) for customer_id, status in outcomes.items()}
     sends_table.settle(table, run_id, "sms", batch.batch_id, token=claim.token, outcomes=settled)
@@ -521,9 +520,8 @@ def _seed_finished_run(bucket: str, sends_table_name: str, run_id: str) -> None:
     boto3.client("s3").put_object(Bucket=bucket, Key=campaign_runs.members_key(campaign_id, run_id), Body=text)
     sends = tuple(Send(campaign_id, run_id, c, "sms") for c in treated)
     batch = "sms-20261123T1000Z-00000"
-    claim = sends_table.claim_batch(sends_table_name, run_id, "sms", batch, campaign_id, lease_seconds=60)
+    claim = sends_table.claim_batch(sends_table_name, run_id, "sms", batch, campaign_id, lease_seconds=60, sending=True)
     assert claim.token is not None
-    sends_table.start_sending(sends_table_name, run_id, "sms", batch, claim.token, lease_seconds=60)
     outcomes = {s.customer_id: Outcome(SendStatus.SENT if n < 30 else SendStatus.FAILED) for n, s in enumerate(sends)}
     sends_table.settle(sends_table_name, run_id, "sms", batch, token=claim.token, outcomes=outcomes)
 

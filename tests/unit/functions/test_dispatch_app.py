@@ -568,7 +568,30 @@ def expire_lease(tables: dict[str, str], customer_id: str, channel: str) -> None
     )
 
 
-def test_a_send_whose_worker_died_before_the_provider_call_is_sent_once_its_lease_expired(
+def test_a_send_whose_worker_died_reading_before_its_claim_is_sent_by_the_next_delivery_at_once(
+    tables: dict[str, str],
+    ses_sender: str,
+    stored_campaign: CampaignDefinition,
+    load_event: Any,
+    lambda_context: Any,
+    provider: ProviderFaults,
+) -> None:
+    # given the worker died reading the campaign: what sending needs is read before the batch is claimed
+    put_profile(tables, "L1")
+    provider.once("dynamodb.GetItem", provider_faults.killed)
+    with pytest.raises(provider_faults.WorkerKilled):
+        app.lambda_handler(dispatch_event(load_event, request("L1", "email")), lambda_context)
+    assert ledger(tables, "L1") == {}  # nothing claimed, so nothing to wait for
+
+    # when SQS redelivers it, it is sent at once, without waiting for a lease
+    assert app.lambda_handler(dispatch_event(load_event, request("L1", "email")), lambda_context) == {
+        "batchItemFailures": []
+    }
+    assert emails_sent() == 1
+    assert ledger(tables, "L1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
+
+
+def test_a_batch_of_a_paused_campaign_whose_worker_died_after_claiming_it_is_handed_back_until_its_lease_expired(
     tables: dict[str, str],
     ses_sender: str,
     stored_campaign: CampaignDefinition,
@@ -577,9 +600,10 @@ def test_a_send_whose_worker_died_before_the_provider_call_is_sent_once_its_leas
     provider: ProviderFaults,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # given the worker claimed the send and died reading the campaign, before calling SES
+    # given a paused campaign's batch, CLAIMED (it will not send), and its worker died before settling it HELD
+    campaign_control.pause(CAMPAIGN.campaign_id, config.campaign_settings())
     put_profile(tables, "L1")
-    provider.once("dynamodb.GetItem", provider_faults.killed)
+    provider.once("dynamodb.UpdateItem", provider_faults.KILLED_AFTER)
     with pytest.raises(provider_faults.WorkerKilled):
         app.lambda_handler(dispatch_event(load_event, request("L1", "email")), lambda_context)
     assert ledger(tables, "L1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "CLAIMED"
@@ -587,16 +611,15 @@ def test_a_send_whose_worker_died_before_the_provider_call_is_sent_once_its_leas
     # when SQS redelivers it while the dead worker's lease still runs, it is handed back (not dropped)
     with pytest.raises(BatchProcessingError, match="All records failed"):
         app.lambda_handler(dispatch_event(load_event, request("L1", "email")), lambda_context)
-    assert emails_sent() == 0
     assert metrics_emitted(capsys).get("SendsLeaseHeld") == 1
 
-    # and once the lease ran out, the next delivery sends it: the claim shows nothing was sent
+    # and once the lease ran out, the next delivery takes the claim over and holds the send: nothing was sent
     expire_lease(tables, "L1", "email")
     assert app.lambda_handler(dispatch_event(load_event, request("L1", "email")), lambda_context) == {
         "batchItemFailures": []
     }
-    assert emails_sent() == 1
-    assert ledger(tables, "L1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
+    assert emails_sent() == 0
+    assert ledger(tables, "L1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "HELD"
 
 
 def test_a_send_whose_worker_died_during_the_provider_call_is_in_doubt_and_never_sent_again(
@@ -664,10 +687,9 @@ def test_ledger_retries_are_bounded_and_a_send_whose_outcome_was_not_recorded_is
     lambda_context: Any,
     provider: ProviderFaults,
 ) -> None:
-    # given DynamoDB throttles every write after the batch was marked SENDING
+    # given DynamoDB throttles every write after the batch was claimed SENDING
     put_profile(tables, "L4")
-    for _ in range(2):  # the claim and the mark SENDING
-        provider.once("dynamodb.UpdateItem", provider_faults.ANSWERED)
+    provider.once("dynamodb.UpdateItem", provider_faults.ANSWERED)  # the claim, as SENDING
     for _ in range(10):
         provider.once("dynamodb.UpdateItem", provider_faults.json_error("ProvisionedThroughputExceededException", 400))
 
@@ -676,7 +698,7 @@ def test_ledger_retries_are_bounded_and_a_send_whose_outcome_was_not_recorded_is
 
     # then botocore gave up after the ledger's three attempts (not the default client's eight), the record is
     # left for redelivery, and a redelivery after the lease settles it in doubt instead of sending again
-    assert provider.attempts["dynamodb.UpdateItem"] == 2 + clients.LEDGER_BUDGET.attempts
+    assert provider.attempts["dynamodb.UpdateItem"] == 1 + clients.LEDGER_BUDGET.attempts
     provider.clear()
     expire_lease(tables, "L4", "email")
     assert app.lambda_handler(dispatch_event(load_event, request("L4", "email")), lambda_context) == {

@@ -123,12 +123,16 @@ def send_batch(
             delivery held its sends.
         InvalidInputError: the stored campaign definition is invalid.
     """
-    log_ids = {"run_id": batch.run_id, "batch_id": batch.batch_id, "channel": batch.channel}
     if time_left() < settings.dispatch_reserve_seconds:
         # A batch started now might be cut off by the function's timeout after the provider accepted it, leaving
         # its outcome unrecorded: leave it unclaimed for SQS to redeliver.
         metrics.add_metric(name="SendsDeferred", unit=MetricUnit.Count, value=len(batch.sends))
         raise TransientError("dispatch: too little time left in the invocation to start a batch")
+    # Everything sending needs is read before the claim: a worker dying in these reads leaves nothing behind, and
+    # the next delivery starts at once. A batch that will send is claimed straight as SENDING (one ledger write);
+    # one of a stopped campaign is claimed, then settled without sending.
+    definition, state = _campaign(settings.campaigns_table, batch.campaign_id)
+    reads = _read_for_sending(batch, definition, settings) if definition and state in SENDING else None
     claim = sends_table.claim_batch(
         settings.sends_table,
         batch.run_id,
@@ -136,6 +140,7 @@ def send_batch(
         batch.batch_id,
         batch.campaign_id,
         lease_seconds=settings.dispatch_lease_seconds,
+        sending=reads is not None,
     )
     if claim.token is None:
         return _already_claimed(batch, settings, claim, last_delivery=last_delivery)
@@ -147,20 +152,8 @@ def send_batch(
         for send in batch.sends
         if send.customer_id not in outcomes or outcomes[send.customer_id].status not in sends_table.FINAL_STATUSES
     ]
-    outgoing, held = _prepare(batch, pending, settings, outcomes)
+    outgoing, held = _prepare(batch, pending, outcomes, campaign=(definition, state), reads=reads)
     if outgoing:
-        if not sends_table.start_sending(
-            settings.sends_table,
-            batch.run_id,
-            batch.channel,
-            batch.batch_id,
-            token,
-            lease_seconds=settings.dispatch_lease_seconds,
-        ):
-            # Our lease ran out before sending and another delivery took the claim over: it sends, we do not.
-            logger.warning("batch claim taken over before sending", extra=log_ids)
-            metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=len(batch.sends))
-            return {}
         deliver = _deliver_emails if batch.channel == "email" else _deliver_all
         deliver(
             outgoing,
@@ -242,42 +235,57 @@ def _already_claimed(
     )
 
 
+@dataclass(frozen=True)
+class _Reads:
+    """What sending a batch reads before its claim: each send's contact and the suppressions since planning."""
+
+    contacts: Mapping[str, Mapping[str, Any]]
+    changes: suppression.Changes
+
+
+def _read_for_sending(batch: DispatchBatch, definition: CampaignDefinition, settings: DispatchSettings) -> _Reads:
+    planned_at = _planned_at(batch.run_id)
+    return _Reads(
+        contacts=_contacts(batch.sends, definition, settings, planned_at),
+        changes=_feed(settings.suppression_table, settings.suppression_cache_seconds).since(planned_at),
+    )
+
+
 def _prepare(
     batch: DispatchBatch,
     pending: Sequence[BatchRecipient],
-    settings: DispatchSettings,
     outcomes: dict[str, Outcome],
+    *,
+    campaign: tuple[CampaignDefinition | None, State | None],
+    reads: _Reads | None,
 ) -> tuple[list[_Outgoing], bool]:
     """(the messages to send, whether the campaign is paused), after recording in `outcomes` what must not go out:
     HELD for a paused campaign, CANCELLED or SUPPRESSED otherwise."""
     if not pending:
         return [], False
-    definition, state = _campaign(settings.campaigns_table, batch.campaign_id)
+    definition, state = campaign
     if definition is not None and state is State.PAUSED:
         outcomes |= {send.customer_id: _outcome(send, SendStatus.HELD, reason="campaign_paused") for send in pending}
         metrics.add_metric(name="SendsHeld", unit=MetricUnit.Count, value=len(pending))
         return [], True
-    if definition is None or state not in SENDING:
-        # Read per batch, after the claim: a campaign stopped after planning stops here, and is accounted for.
+    if definition is None or reads is None:
+        # Read per batch: a campaign stopped after planning stops here, and is accounted for.
         status = SendStatus.CANCELLED if state is State.CANCELLED else SendStatus.SUPPRESSED
         reason = "campaign_cancelled" if state is State.CANCELLED else "campaign_inactive"
         reason = reason if definition is not None else "campaign_not_defined"
         outcomes |= {send.customer_id: _outcome(send, status, reason=reason) for send in pending}
         metrics.add_metric(name="SendsCampaignInactive", unit=MetricUnit.Count, value=len(pending))
         return [], False
-    planned_at = _planned_at(batch.run_id)
-    profiles = _contacts(pending, definition, settings, planned_at)
-    changes = _feed(settings.suppression_table, settings.suppression_cache_seconds).since(planned_at)
     outgoing = []
     for send in pending:
-        profile = profiles.get(send.customer_id)
+        profile = reads.contacts.get(send.customer_id)
         if profile is None or not is_reachable(profile, batch.channel, definition):
             # Consent can be withdrawn between planning and sending: check it again at the last moment.
             outcomes[send.customer_id] = _outcome(send, SendStatus.SUPPRESSED, reason="no_consent_or_address")
             metrics.add_metric(name="SendsSuppressed", unit=MetricUnit.Count, value=1)
             continue
         address = definition.address(profile, batch.channel) or ""
-        if suppressed := changes.stops(batch.channel, send.customer_id, address):
+        if suppressed := reads.changes.stops(batch.channel, send.customer_id, address):
             outcomes[send.customer_id] = _outcome(send, SendStatus.SUPPRESSED, reason=f"suppressed_{suppressed}")
             metrics.add_metric(name="SendsSuppressed", unit=MetricUnit.Count, value=1)
             continue

@@ -1,15 +1,17 @@
 """The send ledger: one item per batch of a run (up to 50 sends of one channel), claimed under a lease.
 
 Items sit under partition `BATCH#<run_id>`, sort key `<channel>#<batch_id>`, with a `recipients` map holding each
-send's outcome: a run's ledger is one Query, and a batch costs three small writes however many sends it holds.
-A batch moves CLAIMED -> SENDING -> SETTLED (or PARTIAL while some sends FAILED and may be retried). The claim
-carries a token and a lease (an expiry time):
+send's outcome: a run's ledger is one Query, and a batch costs two writes however many sends it holds (the claim
+and the settle). The claim carries a token and a lease (an expiry time), and is one of:
 
-- CLAIMED means the worker has not yet started the provider calls, so a claim whose lease expired was provably not
-  sent and the next delivery takes it over (a new token);
-- SENDING is written (conditional on the token) just before the provider calls, so a SENDING batch whose lease
-  expired may have been sent: its unsettled sends are settled IN_DOUBT and never sent again by themselves;
-- every write after the claim is conditional on the token, so a worker that lost its claim cannot send or settle.
+- SENDING, for a worker that read everything it needs before claiming and calls the provider next: a SENDING batch
+  whose lease expired may have been sent, so its unsettled sends are settled IN_DOUBT and never sent again by
+  themselves (a worker that dies before claiming leaves nothing, and the next delivery starts at once);
+- CLAIMED, for a batch that will not send (its campaign paused, cancelled or gone): a claim whose lease expired was
+  provably not sent, and the next delivery takes it over (a new token).
+
+Settled, the batch is SETTLED, or PARTIAL while some sends FAILED or are HELD and may go out later. Every write after
+the claim is conditional on the token, so a worker that lost its claim cannot send or settle.
 """
 
 import re
@@ -165,16 +167,27 @@ def _key(run_id: str, channel: str, batch_id: str) -> dict[str, str]:
 
 
 def claim_batch(
-    table_name: str, run_id: str, channel: str, batch_id: str, campaign_id: str, *, lease_seconds: float
+    table_name: str,
+    run_id: str,
+    channel: str,
+    batch_id: str,
+    campaign_id: str,
+    *,
+    lease_seconds: float,
+    sending: bool = False,
 ) -> BatchClaim:
-    """Claim the batch under a lease: new, PARTIAL, or CLAIMED with an expired lease (its worker never sent)."""
+    """Claim the batch under a lease: new, PARTIAL, or CLAIMED with an expired lease (its worker never sent).
+
+    `sending`: the claim is the mark that the provider calls start (SENDING), for a worker that has read all it
+    needs and sends next; without it the batch is CLAIMED (settled without sending: held, cancelled, suppressed).
+    """
     now = _now()
     token = uuid.uuid4().hex
     try:
         response = _table(table_name).update_item(
             Key=_key(run_id, channel, batch_id),
             UpdateExpression=(
-                "SET #status = :claimed, claim_token = :token, claimed_at = :now, lease_until = :lease, "
+                "SET #status = :status, claim_token = :token, claimed_at = :now, lease_until = :lease, "
                 "campaign_id = :campaign, run_id = :run, channel = :channel, batch_id = :batch, "
                 "expires_at = if_not_exists(expires_at, :expires)"
             ),
@@ -183,6 +196,7 @@ def claim_batch(
             ),
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={
+                ":status": (BatchStatus.SENDING if sending else BatchStatus.CLAIMED).value,
                 ":claimed": BatchStatus.CLAIMED.value,
                 ":partial": BatchStatus.PARTIAL.value,
                 ":token": token,
@@ -230,27 +244,6 @@ def _found(stored: Mapping[str, Any], now: datetime) -> BatchClaim:
         holder_token=stored.get("claim_token"),
         outcomes=_outcomes(stored),
         exhausted=bool(stored.get("exhausted")),
-    )
-
-
-def start_sending(
-    table_name: str, run_id: str, channel: str, batch_id: str, token: str, *, lease_seconds: float
-) -> bool:
-    """Mark the claimed batch SENDING just before the provider calls; False when this worker no longer holds it."""
-    now = _now()
-    return _conditional_update(
-        table_name,
-        _key(run_id, channel, batch_id),
-        update="SET #status = :sending, sending_at = :now, lease_until = :lease",
-        condition="claim_token = :token AND #status = :claimed",
-        values={
-            ":sending": BatchStatus.SENDING.value,
-            ":claimed": BatchStatus.CLAIMED.value,
-            ":token": token,
-            ":now": now.isoformat(),
-            ":lease": (now + timedelta(seconds=lease_seconds)).isoformat(),
-        },
-        action="sends.start_sending",
     )
 
 
