@@ -362,6 +362,50 @@ def test_a_settled_batch_redelivered_reads_the_ledger_only_once_the_run_has_gone
     assert run_item()["status"] == "COMPLETED"
 
 
+def test_of_many_redelivered_settled_batches_of_a_quiet_run_one_a_quiet_period_reads_the_ledger(
+    stack: None, queues: dict[str, str], lambda_context: Any, provider: ProviderFaults
+) -> None:
+    # given a run whose first batch was settled by a worker that died before counting it, the rest still queued,
+    # and no batch counted for longer than a lease
+    fire(lambda_context)
+    sqs = boto3.client("sqs")
+    url = queues["DISPATCH_QUEUE_URL"]
+    [killed] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600, AttributeNames=["All"])[
+        "Messages"
+    ]
+    provider.once("dynamodb.UpdateItem", provider_faults.ANSWERED)  # the claim, as SENDING
+    provider.once("dynamodb.UpdateItem", provider_faults.KILLED_AFTER)  # the settle
+    with pytest.raises(provider_faults.WorkerKilled):
+        dispatch_app.lambda_handler({"Records": [_redelivery(killed, 2)]}, lambda_context)
+    provider.clear()
+    lease = config.dispatch_settings().dispatch_lease_seconds
+    boto3.resource("dynamodb").Table(config.campaign_settings().campaigns_table).update_item(
+        Key={"campaign_id": "winback", "record_key": f"RUN#{RUN_ID}"},
+        UpdateExpression="SET settled_at = :at",
+        ExpressionAttributeValues={":at": (datetime.now(UTC) - timedelta(seconds=lease + 1)).isoformat()},
+    )
+
+    # when its duplicates come back one after another, only the first reads the run's ledger
+    queries_before = provider.attempts["dynamodb.Query"]
+    for receive_count in (3, 3, 3):
+        with pytest.raises(BatchProcessingError, match="its run still open"):
+            dispatch_app.lambda_handler({"Records": [_redelivery(killed, receive_count)]}, lambda_context)
+    assert provider.attempts["dynamodb.Query"] == queries_before + 1
+
+    # and once the rest is sent and another quiet period passed, the next duplicate reads it and completes the run
+    drain(queues, lambda_context)
+    assert run_item()["status"] == "FANNED_OUT"  # short by the batch counted by nobody
+    long_ago = (datetime.now(UTC) - timedelta(seconds=lease + 1)).isoformat()
+    boto3.resource("dynamodb").Table(config.campaign_settings().campaigns_table).update_item(
+        Key={"campaign_id": "winback", "record_key": f"RUN#{RUN_ID}"},
+        UpdateExpression="SET settled_at = :at, ledger_checked_at = :at",
+        ExpressionAttributeValues={":at": long_ago},
+    )
+    response = dispatch_app.lambda_handler({"Records": [_redelivery(killed, 4)]}, lambda_context)
+    assert response["batchItemFailures"] == []
+    assert run_item()["status"] == "COMPLETED"
+
+
 def test_a_batch_whose_worker_died_after_claiming_it_comes_back_as_the_lease_runs_out_and_is_never_sent_twice(
     stack: None, queues: dict[str, str], lambda_context: Any, provider: ProviderFaults
 ) -> None:

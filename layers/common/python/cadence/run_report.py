@@ -82,8 +82,10 @@ def complete_once_quiet(
 
     The ledger (one Query of the whole run) is read only once no batch was counted for `quiet_seconds`: while the
     counter moves, the workers moving it complete the run, and a re-asking delivery only comes back once the run
-    could have gone quiet. Without this, every duplicate of a settled batch read the whole ledger of its run on
-    each redelivery.
+    could have gone quiet. Even then one delivery a quiet period reads it for the run, the others ask again later:
+    without this, every duplicate of a settled batch read the whole ledger on each redelivery, and on a run with
+    hundreds of them (workers killed mid-invocation bring back their settled batches) those reads kept the
+    workers from the batches still to send, so the run stayed quiet and the reads went on.
     """
     run = campaigns_table.get_run(campaigns_table_name, campaign_id, run_id)
     if run is None or run.get("status") != campaigns_table.RunStatus.FANNED_OUT:
@@ -94,6 +96,10 @@ def complete_once_quiet(
         quiet_for = (now - datetime.fromisoformat(settled_at)).total_seconds()
         if quiet_for < quiet_seconds:
             return False, quiet_seconds - quiet_for
+    if quiet_seconds and not campaigns_table.take_ledger_check(
+        campaigns_table_name, campaign_id, run_id, every_seconds=quiet_seconds
+    ):
+        return False, quiet_seconds
     completed = complete_if_settled(campaigns_table_name, sends_table_name, campaign_id, run_id)
     return completed, None if completed else quiet_seconds
 

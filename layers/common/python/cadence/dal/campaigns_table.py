@@ -5,7 +5,7 @@ import json
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -494,6 +494,28 @@ def add_settled(table_name: str, campaign_id: str, run_id: str, sends: int) -> d
     except ClientError as exc:
         raise clients.translate(exc, "campaigns.add_settled") from exc
     return from_item(response.get("Attributes", {}))
+
+
+def take_ledger_check(table_name: str, campaign_id: str, run_id: str, *, every_seconds: float) -> bool:
+    """Whether this caller may read the run's whole ledger now: at most one caller per `every_seconds` for a run
+    (`ledger_checked_at`), however many redelivered batches ask. False when another did within that time."""
+    now = datetime.now(UTC)
+    try:
+        clients.table(table_name).update_item(
+            Key={"campaign_id": campaign_id, "record_key": _run_key(run_id)},
+            UpdateExpression="SET ledger_checked_at = :now",
+            ConditionExpression="attribute_exists(record_key) AND "
+            "(attribute_not_exists(ledger_checked_at) OR ledger_checked_at < :since)",
+            ExpressionAttributeValues={
+                ":now": now.isoformat(),
+                ":since": (now - timedelta(seconds=every_seconds)).isoformat(),
+            },
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise clients.translate(exc, "campaigns.take_ledger_check") from exc
+    return True
 
 
 def complete_run(table_name: str, campaign_id: str, run_id: str, counters: Mapping[str, int]) -> bool:
