@@ -15,8 +15,8 @@ Reported:
 - ``api_calls_per_1k_recipients_<service>``: every botocore call this process made, by service, per 1,000
   recipients (Lambda invocations: handler calls), beside ``api_calls_per_1k_recipients_minimum_<service>``, the
   fewest the batch limits allow (50 destinations a SendBulkEmail, 10 messages a SendMessageBatch, ReceiveMessage
-  and DeleteMessageBatch, the campaign read, the claim as SENDING, the settle and the run's counter per batch: the
-  batch carries each recipient's contact, so no profile is read);
+  and DeleteMessageBatch, the campaign read, the claim as SENDING and the settle per batch, the run's counter per
+  invocation: the batch carries each recipient's contact, so no profile is read);
 - ``cost_usd_per_1m_recipients`` of Lambda + SQS + DynamoDB + S3 at us-east-1 on-demand prices (``PRICES``), from
   each call the workers made, priced by the measured item sizes (``_dynamodb_units``: DynamoDB bills an UpdateItem
   by the larger of the item before and after, 1 KB a write unit; a read by 4 KB, half for eventually consistent
@@ -393,9 +393,9 @@ def bench_dispatch(recipients: int | None = None, rate: float | None = None) -> 
     minimum = {
         "sesv2": round(minimum_batches * 1000 / recipients, 1),
         "sqs": round(3 * math.ceil(minimum_batches / 10) * 1000 / recipients, 1),
-        # the campaign read, the claim (as SENDING), the settle, the run's counter: the suppression log is read per
-        # container, and no profile (the batch carries the contacts)
-        "dynamodb": round(4 * minimum_batches * 1000 / recipients, 1),
+        # per batch the campaign read, the claim (as SENDING) and the settle, per invocation the run's counter: the
+        # suppression log is read per container, and no profile (the batch carries the contacts)
+        "dynamodb": round((3 * minimum_batches + math.ceil(minimum_batches / 10)) * 1000 / recipients, 1),
         "lambda_invocations": round(math.ceil(minimum_batches / 10) * 1000 / recipients, 1),
     }
     # DynamoDB units as this design spends them: each call the workers made, priced by the measured item sizes.

@@ -13,7 +13,9 @@ from cadence.observability import logger, metrics, tracer
 processor = BatchProcessor(event_type=EventType.SQS, model=events.DispatchSqsRecord)
 
 
-def handle_record(record: events.DispatchSqsRecord, lambda_context: LambdaContext) -> None:
+def handle_record(
+    record: events.DispatchSqsRecord, lambda_context: LambdaContext, tally: dispatch.SettledTally | None = None
+) -> None:
     # The batch processor passes the context to a record handler that asks for it by this name.
     settings = config.dispatch_settings()
     try:
@@ -22,6 +24,7 @@ def handle_record(record: events.DispatchSqsRecord, lambda_context: LambdaContex
             settings,
             time_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
             last_delivery=int(record.attributes.ApproximateReceiveCount) >= settings.dispatch_max_receive_count,
+            tally=tally,
         )
     except RetryLaterError as exc:
         # Waiting for a lease or a quiet run: come back then, not at the queue's timeout (each early return spends
@@ -35,4 +38,17 @@ def handle_record(record: events.DispatchSqsRecord, lambda_context: LambdaContex
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, object], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
+    # The runs' counters move once per invocation, after every record (failed ones too: a batch left PARTIAL has
+    # counted its final sends); a failure to write them fails the invocation, and every message comes back.
+    tally = dispatch.SettledTally()
+
+    def handle(record: events.DispatchSqsRecord, lambda_context: LambdaContext) -> None:
+        handle_record(record, lambda_context, tally)
+
+    try:
+        response = process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+    except Exception:  # every record failed; what settled still counts
+        tally.flush(config.dispatch_settings())
+        raise
+    tally.flush(config.dispatch_settings())
+    return response

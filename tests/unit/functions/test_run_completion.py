@@ -362,6 +362,27 @@ def test_a_settled_batch_redelivered_reads_the_ledger_only_once_the_run_has_gone
     assert run_item()["status"] == "COMPLETED"
 
 
+def test_an_invocation_counts_its_batches_on_the_run_in_one_write_and_the_run_completes(
+    stack: None, queues: dict[str, str], lambda_context: Any, provider: ProviderFaults
+) -> None:
+    queued = fire(lambda_context)["sends_queued"]
+    sqs = boto3.client("sqs")
+    url = queues["DISPATCH_QUEUE_URL"]
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    writes_before = provider.attempts["dynamodb.UpdateItem"]
+
+    response = dispatch_app.lambda_handler({"Records": [_record(m) for m in messages]}, lambda_context)
+
+    # every batch of the run came in this invocation: each is claimed and settled, the run's counter moves once
+    # for all of them, and that completes the run (one more write)
+    assert _peek(queues) == []  # nothing else is queued
+    assert response["batchItemFailures"] == []
+    assert provider.attempts["dynamodb.UpdateItem"] - writes_before == 2 * len(messages) + 1 + 1
+    assert int(run_item()["sends_settled"]) == queued
+    assert run_item()["status"] == "COMPLETED"
+    assert_each_sent_once(queued)
+
+
 def test_of_many_redelivered_settled_batches_of_a_quiet_run_one_a_quiet_period_reads_the_ledger(
     stack: None, queues: dict[str, str], lambda_context: Any, provider: ProviderFaults
 ) -> None:

@@ -96,14 +96,45 @@ _REDELIVERY_MARGIN_SECONDS = 1.0
 _QUOTA_TTL_SECONDS = 600.0
 
 
+@dataclass
+class SettledTally:
+    """What one invocation's settles add to each run's counter, written once a run when the invocation ends
+    (`flush`) rather than once a batch: one UpdateItem for the invocation's ten batches instead of ten.
+
+    An invocation that dies before flushing has its messages back (none was deleted), each batch found settled:
+    the run's completion then comes from its ledger (`run_report.complete_once_quiet`), as after any death between
+    a settle and its count.
+    """
+
+    runs: dict[tuple[str, str], tuple[int, bool]] = field(default_factory=dict)
+
+    def add(self, campaign_id: str, run_id: str, *, sends: int, newly_final: bool) -> None:
+        counted, final = self.runs.get((campaign_id, run_id), (0, False))
+        self.runs[campaign_id, run_id] = (counted + sends, final or newly_final)
+
+    def flush(self, settings: DispatchSettings) -> None:
+        """Add each run's share to its counter, completing the runs this brings to what they queued."""
+        while self.runs:
+            (campaign_id, run_id), (sends, newly_final) = self.runs.popitem()
+            _record_settled(settings, campaign_id, run_id, sends=sends, newly_final=newly_final)
+
+
 def send_batch(
-    batch: DispatchBatch, settings: DispatchSettings, time_left: Callable[[], float], *, last_delivery: bool = False
+    batch: DispatchBatch,
+    settings: DispatchSettings,
+    time_left: Callable[[], float],
+    *,
+    last_delivery: bool = False,
+    tally: SettledTally | None = None,
 ) -> dict[str, SendStatus]:
     """Send each of the batch's messages unless an earlier delivery did; returns every send's outcome ({} for a
     duplicate delivery).
 
     `last_delivery`: SQS moves the message to the dead-letter queue if this delivery fails too, so its FAILED
     sends are final for the run's completion (`cadence campaign retry-failed` can still queue them again).
+
+    `tally`: what the settles add to the run's counter is kept there for the caller to flush once for many batches;
+    without one it is written at once.
 
     `time_left` gives the seconds left in the invocation: with less than the reserve, the batch is not started;
     with less than one send's budget before a send, that send and the rest are FAILED (not sent) for a retry.
@@ -143,7 +174,7 @@ def send_batch(
         sending=reads is not None,
     )
     if claim.token is None:
-        return _already_claimed(batch, settings, claim, last_delivery=last_delivery)
+        return _already_claimed(batch, settings, claim, last_delivery=last_delivery, tally=tally)
     token = claim.token
     # Every earlier outcome stays, also of sends this message does not name (retry-failed queues only the failed).
     outcomes: dict[str, Outcome] = dict(claim.outcomes or {})
@@ -166,7 +197,7 @@ def send_batch(
             token=token,
         )
     if _settle(settings, batch, token, outcomes, exhausted=last_delivery):
-        _count_settled(settings, batch, claim, outcomes, exhausted=last_delivery)
+        _count_settled(settings, batch, claim, outcomes, exhausted=last_delivery, tally=tally)
         if batch.channel == "sms" and outgoing:
             _remember_threads(batch, [outcomes[message.customer_id] for message in outgoing], settings)
     if held:
@@ -179,7 +210,12 @@ def send_batch(
 
 
 def _already_claimed(
-    batch: DispatchBatch, settings: DispatchSettings, claim: sends_table.BatchClaim, *, last_delivery: bool
+    batch: DispatchBatch,
+    settings: DispatchSettings,
+    claim: sends_table.BatchClaim,
+    *,
+    last_delivery: bool,
+    tally: SettledTally | None,
 ) -> dict[str, SendStatus]:
     """A delivery of a batch this one could not claim: a duplicate, a batch left in doubt, or one held by a lease."""
     log_ids = {"run_id": batch.run_id, "batch_id": batch.batch_id, "channel": batch.channel}
@@ -217,7 +253,7 @@ def _already_claimed(
         )
         if outcomes is None:
             return {}
-        _count_settled(settings, batch, claim, outcomes, exhausted=claim.exhausted)
+        _count_settled(settings, batch, claim, outcomes, exhausted=claim.exhausted, tally=tally)
         in_doubt = sum(outcome.status is SendStatus.IN_DOUBT for outcome in outcomes.values())
         logger.warning(
             "batch lease expired while sending: in doubt, not sent again", extra={**log_ids, "in_doubt": in_doubt}
@@ -364,6 +400,7 @@ def _count_settled(
     outcomes: Mapping[str, Outcome],
     *,
     exhausted: bool,
+    tally: SettledTally | None,
 ) -> None:
     """Count what this settle added to the run's done sends (from what the claim found to what it wrote)."""
     before = claim.outcomes or {}
@@ -374,13 +411,17 @@ def _count_settled(
         and (customer_id not in before or before[customer_id].status not in sends_table.FINAL_STATUSES)
         for customer_id, outcome in outcomes.items()
     )
+    if tally is not None:
+        tally.add(batch.campaign_id, batch.run_id, sends=added, newly_final=newly_final)
+    else:
+        _record_settled(settings, batch.campaign_id, batch.run_id, sends=added, newly_final=newly_final)
+
+
+def _record_settled(
+    settings: DispatchSettings, campaign_id: str, run_id: str, *, sends: int, newly_final: bool
+) -> None:
     if run_report.record_settled(
-        settings.campaigns_table,
-        settings.sends_table,
-        batch.campaign_id,
-        batch.run_id,
-        sends=added,
-        newly_final=newly_final,
+        settings.campaigns_table, settings.sends_table, campaign_id, run_id, sends=sends, newly_final=newly_final
     ):
         metrics.add_metric(name="RunsCompleted", unit=MetricUnit.Count, value=1)
 
