@@ -159,6 +159,26 @@ def assert_each_sent_once(queued: int) -> None:
     assert set(emails.values()) | set(texts.values()) == {1}
 
 
+def quiet_for_a_lease(*attributes: str) -> None:
+    """Time passes: the run's `attributes` (settled_at: the counter's last move, ...) are a lease and a second old."""
+    lease = config.dispatch_settings().dispatch_lease_seconds
+    names = ", ".join(f"{name} = :at" for name in attributes)
+    boto3.resource("dynamodb").Table(config.campaign_settings().campaigns_table).update_item(
+        Key={"campaign_id": "winback", "record_key": f"RUN#{RUN_ID}"},
+        UpdateExpression=f"SET {names}",
+        ExpressionAttributeValues={":at": (datetime.now(UTC) - timedelta(seconds=lease + 1)).isoformat()},
+    )
+
+
+def settle_and_die_before_counting(message: dict[str, Any], lambda_context: Any, provider: ProviderFaults) -> None:
+    """Deliver the message to a worker that claims and settles its batch, then dies before counting it."""
+    provider.once("dynamodb.UpdateItem", provider_faults.ANSWERED)  # the claim, as SENDING
+    provider.once("dynamodb.UpdateItem", provider_faults.KILLED_AFTER)  # the settle
+    with pytest.raises(provider_faults.WorkerKilled):
+        dispatch_app.lambda_handler({"Records": [_redelivery(message, 2)]}, lambda_context)
+    provider.clear()
+
+
 def test_a_run_completes_when_its_last_send_settles_with_counters_adding_up_to_what_it_queued(
     stack: None, queues: dict[str, str], lambda_context: Any
 ) -> None:
@@ -331,11 +351,7 @@ def test_a_settled_batch_redelivered_reads_the_ledger_only_once_the_run_has_gone
     [killed] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600, AttributeNames=["All"])[
         "Messages"
     ]
-    provider.once("dynamodb.UpdateItem", provider_faults.ANSWERED)  # the claim, as SENDING
-    provider.once("dynamodb.UpdateItem", provider_faults.KILLED_AFTER)  # the settle
-    with pytest.raises(provider_faults.WorkerKilled):
-        dispatch_app.lambda_handler({"Records": [_redelivery(killed, 2)]}, lambda_context)
-    provider.clear()
+    settle_and_die_before_counting(killed, lambda_context, provider)
     drain(queues, lambda_context)
     assert run_item()["status"] == "FANNED_OUT"  # its counter is short by the killed batch
 
@@ -351,12 +367,7 @@ def test_a_settled_batch_redelivered_reads_the_ledger_only_once_the_run_has_gone
     assert lease - 2 < seconds_until_visible(killed["MessageId"]) <= lease + 1
 
     # and once the run has been quiet for a lease, the next delivery reads the ledger and completes the run
-    quiet_since = (datetime.now(UTC) - timedelta(seconds=lease + 1)).isoformat()
-    boto3.resource("dynamodb").Table(config.campaign_settings().campaigns_table).update_item(
-        Key={"campaign_id": "winback", "record_key": f"RUN#{RUN_ID}"},
-        UpdateExpression="SET settled_at = :at",
-        ExpressionAttributeValues={":at": quiet_since},
-    )
+    quiet_for_a_lease("settled_at")
     response = dispatch_app.lambda_handler({"Records": [_redelivery(killed, 3)]}, lambda_context)
     assert response["batchItemFailures"] == []
     assert run_item()["status"] == "COMPLETED"
@@ -394,17 +405,8 @@ def test_of_many_redelivered_settled_batches_of_a_quiet_run_one_a_quiet_period_r
     [killed] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600, AttributeNames=["All"])[
         "Messages"
     ]
-    provider.once("dynamodb.UpdateItem", provider_faults.ANSWERED)  # the claim, as SENDING
-    provider.once("dynamodb.UpdateItem", provider_faults.KILLED_AFTER)  # the settle
-    with pytest.raises(provider_faults.WorkerKilled):
-        dispatch_app.lambda_handler({"Records": [_redelivery(killed, 2)]}, lambda_context)
-    provider.clear()
-    lease = config.dispatch_settings().dispatch_lease_seconds
-    boto3.resource("dynamodb").Table(config.campaign_settings().campaigns_table).update_item(
-        Key={"campaign_id": "winback", "record_key": f"RUN#{RUN_ID}"},
-        UpdateExpression="SET settled_at = :at",
-        ExpressionAttributeValues={":at": (datetime.now(UTC) - timedelta(seconds=lease + 1)).isoformat()},
-    )
+    settle_and_die_before_counting(killed, lambda_context, provider)
+    quiet_for_a_lease("settled_at")
 
     # when its duplicates come back one after another, only the first reads the run's ledger
     queries_before = provider.attempts["dynamodb.Query"]
@@ -416,12 +418,7 @@ def test_of_many_redelivered_settled_batches_of_a_quiet_run_one_a_quiet_period_r
     # and once the rest is sent and another quiet period passed, the next duplicate reads it and completes the run
     drain(queues, lambda_context)
     assert run_item()["status"] == "FANNED_OUT"  # short by the batch counted by nobody
-    long_ago = (datetime.now(UTC) - timedelta(seconds=lease + 1)).isoformat()
-    boto3.resource("dynamodb").Table(config.campaign_settings().campaigns_table).update_item(
-        Key={"campaign_id": "winback", "record_key": f"RUN#{RUN_ID}"},
-        UpdateExpression="SET settled_at = :at, ledger_checked_at = :at",
-        ExpressionAttributeValues={":at": long_ago},
-    )
+    quiet_for_a_lease("settled_at", "ledger_checked_at")
     response = dispatch_app.lambda_handler({"Records": [_redelivery(killed, 4)]}, lambda_context)
     assert response["batchItemFailures"] == []
     assert run_item()["status"] == "COMPLETED"
