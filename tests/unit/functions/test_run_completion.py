@@ -159,6 +159,15 @@ def assert_each_sent_once(queued: int) -> None:
     assert set(emails.values()) | set(texts.values()) == {1}
 
 
+def take_one_batch(queues: dict[str, str]) -> dict[str, Any]:
+    """Receive one batch message and keep it out of the queue for ten minutes (a test delivers it by hand)."""
+    sqs = boto3.client("sqs")
+    [message] = sqs.receive_message(
+        QueueUrl=queues["DISPATCH_QUEUE_URL"], MaxNumberOfMessages=1, VisibilityTimeout=600, AttributeNames=["All"]
+    )["Messages"]
+    return message
+
+
 def quiet_for_a_lease(*attributes: str) -> None:
     """Time passes: the run's `attributes` (settled_at: the counter's last move, ...) are a lease and a second old."""
     lease = config.dispatch_settings().dispatch_lease_seconds
@@ -346,11 +355,7 @@ def test_a_settled_batch_redelivered_reads_the_ledger_only_once_the_run_has_gone
     # given a run whose first batch was settled by a worker that died before counting it, and every other batch
     # delivered and counted since
     fire(lambda_context)
-    sqs = boto3.client("sqs")
-    url = queues["DISPATCH_QUEUE_URL"]
-    [killed] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600, AttributeNames=["All"])[
-        "Messages"
-    ]
+    killed = take_one_batch(queues)
     settle_and_die_before_counting(killed, lambda_context, provider)
     drain(queues, lambda_context)
     assert run_item()["status"] == "FANNED_OUT"  # its counter is short by the killed batch
@@ -400,11 +405,7 @@ def test_of_many_redelivered_settled_batches_of_a_quiet_run_one_a_quiet_period_r
     # given a run whose first batch was settled by a worker that died before counting it, the rest still queued,
     # and no batch counted for longer than a lease
     fire(lambda_context)
-    sqs = boto3.client("sqs")
-    url = queues["DISPATCH_QUEUE_URL"]
-    [killed] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600, AttributeNames=["All"])[
-        "Messages"
-    ]
+    killed = take_one_batch(queues)
     settle_and_die_before_counting(killed, lambda_context, provider)
     quiet_for_a_lease("settled_at")
 
@@ -429,11 +430,7 @@ def test_a_batch_whose_worker_died_after_claiming_it_comes_back_as_the_lease_run
 ) -> None:
     # given a batch claimed SENDING by a worker that died right after the claim (SES may or may not have it)
     queued = fire(lambda_context)["sends_queued"]
-    sqs = boto3.client("sqs")
-    url = queues["DISPATCH_QUEUE_URL"]
-    [claimed] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600, AttributeNames=["All"])[
-        "Messages"
-    ]
+    claimed = take_one_batch(queues)
     provider.once("dynamodb.UpdateItem", provider_faults.KILLED_AFTER)
     with pytest.raises(provider_faults.WorkerKilled):
         dispatch_app.lambda_handler({"Records": [_redelivery(claimed, 1)]}, lambda_context)
@@ -453,7 +450,9 @@ def test_a_batch_whose_worker_died_after_claiming_it_comes_back_as_the_lease_run
         UpdateExpression="SET lease_until = :past",
         ExpressionAttributeValues={":past": (datetime.now(UTC) - timedelta(seconds=1)).isoformat()},
     )
-    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=claimed["ReceiptHandle"], VisibilityTimeout=0)
+    boto3.client("sqs").change_message_visibility(
+        QueueUrl=queues["DISPATCH_QUEUE_URL"], ReceiptHandle=claimed["ReceiptHandle"], VisibilityTimeout=0
+    )
     drain(queues, lambda_context)
     run = run_item()
     assert run["status"] == "COMPLETED"
