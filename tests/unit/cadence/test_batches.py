@@ -7,10 +7,12 @@ from typing import Any
 import boto3
 import pytest
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.awsrequest import AWSResponse
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cadence.dal import batches, clients
+from tests.unit.functions.provider_faults import json_answer
 
 scalars = st.one_of(
     st.text(max_size=8),
@@ -48,24 +50,26 @@ def test_serialize_gives_what_boto3s_type_serializer_gives(item: dict[str, Any])
 
 
 class HeldBack:
-    """DynamoDB under load: the first `times` BatchWriteItem answers hand back the last 10 puts as UnprocessedItems."""
+    """DynamoDB under load: the first `times` BatchWriteItem calls store all but the last 10 puts and hand those
+    back as UnprocessedItems (the stored part written through a separate client, as DynamoDB would have)."""
 
     def __init__(self, times: int) -> None:
         self.left = times
         self.bodies: list[bytes] = []
-        events = clients.client("dynamodb", validated=False).meta.events
-        events.register("before-send.dynamodb.BatchWriteItem", self._remember)
-        events.register("after-call.dynamodb.BatchWriteItem", self._hold_back)
+        self.direct = boto3.client("dynamodb")
+        clients.client("dynamodb").meta.events.register_first("before-send.dynamodb.BatchWriteItem", self._answer)
 
-    def _remember(self, request: Any, **_: Any) -> None:
+    def _answer(self, request: Any, **_: Any) -> AWSResponse | None:
         self.bodies.append(request.body)
-
-    def _hold_back(self, parsed: dict[str, Any], **_: Any) -> None:
         if self.left <= 0:
-            return
+            return None  # moto answers
         self.left -= 1
-        request = json.loads(self.bodies[-1])["RequestItems"]
-        parsed["UnprocessedItems"] = {table: puts[-10:] for table, puts in request.items()}
+        request_items = json.loads(request.body)["RequestItems"]
+        stored = {table: puts[:-10] for table, puts in request_items.items() if puts[:-10]}
+        if stored:
+            self.direct.batch_write_item(RequestItems=stored)
+        unprocessed = {table: puts[-10:] for table, puts in request_items.items()}
+        return json_answer(request, {"UnprocessedItems": unprocessed})
 
 
 @pytest.fixture

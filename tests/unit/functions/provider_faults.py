@@ -7,6 +7,7 @@ the SDK made and what our code did with the outcome, without patching any of our
 moto would otherwise also act on a request the fault answered, e.g. record an SMS.)
 """
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +45,12 @@ def rest_json_error(code: str, status: int) -> Fault:
     body = '{"message":"injected"}'
     headers = {"Content-Type": "application/json", "x-amzn-ErrorType": f"{code}:http://internal.amazon.com/"}
     return lambda request: AWSResponse(request.url, status, headers, _Raw(body.encode()))
+
+
+def json_answer(request: AWSPreparedRequest, payload: dict[str, Any], status: int = 200) -> AWSResponse:
+    """An AWS JSON-protocol answer to `request`, as DynamoDB sends them."""
+    headers = {"Content-Type": "application/x-amz-json-1.0"}
+    return AWSResponse(request.url, status, headers, _Raw(json.dumps(payload).encode()))
 
 
 def json_error(code: str, status: int) -> Fault:

@@ -7,7 +7,7 @@ import pytest
 from botocore.client import BaseClient
 
 from cadence.campaigns import CampaignDefinition
-from cadence.dal import suppression_table
+from cadence.dal import dynamodb_wire, suppression_table
 from cadence.suppression import Reason, Suppression
 from functions.dispatch import app
 from tests.unit.functions.test_dispatch_app import (
@@ -39,13 +39,19 @@ def dynamodb_calls(aws: None, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str
     """Every DynamoDB operation the code under test makes, with its parameters."""
     calls: list[tuple[str, dict[str, Any]]] = []
     make_api_call = BaseClient._make_api_call
+    bulk_call = dynamodb_wire.call
 
     def recording(client: Any, operation: str, params: dict[str, Any]) -> Any:
         if client.meta.service_model.service_name == "dynamodb":
             calls.append((operation, params))
         return make_api_call(client, operation, params)
 
+    def recording_bulk(operation: str, request: dict[str, Any], **kwargs: Any) -> Any:
+        calls.append((operation, request))
+        return bulk_call(operation, request, **kwargs)
+
     monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    monkeypatch.setattr(dynamodb_wire, "call", recording_bulk)  # the batch APIs' own path (same request shape)
     return calls
 
 

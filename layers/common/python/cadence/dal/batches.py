@@ -6,7 +6,6 @@ call here loops until nothing is left, sleeping a little longer each round, and 
 A parallel Scan (`scan_segments`) reads a whole table with several segments at once.
 """
 
-import json
 import queue
 import threading
 import time
@@ -17,7 +16,7 @@ from typing import Any, cast
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from cadence.dal import clients
+from cadence.dal import clients, dynamodb_wire
 from cadence.errors import TransientError
 
 GET_LIMIT = 100
@@ -69,15 +68,6 @@ def _value(attribute: Any) -> Any:
     return _deserializer.deserialize(attribute)
 
 
-def _encoded(request_items: Mapping[str, Any]) -> clients.EncodedRequestItems:
-    """The request encoded by json (C) rather than by botocore's serialiser, which walks every attribute in Python.
-
-    For a client(..., validated=False) only.
-    """
-    body = json.dumps({"RequestItems": request_items}, separators=(",", ":")).encode()
-    return clients.EncodedRequestItems(request_items, body)
-
-
 def get_items(
     request: Mapping[str, Sequence[Mapping[str, Any]]],
     *,
@@ -105,15 +95,10 @@ def get_items(
             entry["ExpressionAttributeNames"] = {f"#p{i}": name for i, name in enumerate(names)}
         pending[table] = entry
     found: dict[str, list[dict[str, Any]]] = {table: [] for table in request}
-    # The validated client: a read's request holds keys only, so checking and serialising it is cheap.
-    client = clients.client("dynamodb")
     for attempt in range(_MAX_ROUNDS):
         if not pending:
             return found
-        try:
-            response = client.batch_get_item(RequestItems=pending)
-        except ClientError as exc:
-            raise clients.translate(exc, action) from exc
+        response = dynamodb_wire.call("BatchGetItem", {"RequestItems": pending}, action=action)
         for table, items in response.get("Responses", {}).items():
             found.setdefault(table, []).extend(deserialize(item) for item in items)
         pending = response.get("UnprocessedKeys") or {}
@@ -131,15 +116,11 @@ def put_items(table_name: str, items: Sequence[Mapping[str, Any]], *, action: st
         TransientError: items stayed unprocessed after every retry, or DynamoDB throttled.
         PermanentError: DynamoDB refused an item.
     """
-    client = clients.client("dynamodb", validated=False)
 
     def write(chunk: Sequence[Mapping[str, Any]]) -> None:
         pending: dict[str, Any] = {table_name: [{"PutRequest": {"Item": serialize(item)}} for item in chunk]}
         for attempt in range(_MAX_ROUNDS):
-            try:
-                response = client.batch_write_item(RequestItems=_encoded(pending))
-            except ClientError as exc:
-                raise clients.translate(exc, action) from exc
+            response = dynamodb_wire.call("BatchWriteItem", {"RequestItems": pending}, action=action)
             pending = response.get("UnprocessedItems") or {}
             if not pending:
                 return
@@ -151,7 +132,7 @@ def put_items(table_name: str, items: Sequence[Mapping[str, Any]], *, action: st
         for chunk in chunks:
             write(chunk)
         return
-    # The low-level client is thread-safe; a small pool overlaps the round trips.
+    # The wire's connection pool is thread-safe; a small pool of writers overlaps the round trips.
     with ThreadPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
         list(pool.map(write, chunks))
 

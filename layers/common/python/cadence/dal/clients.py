@@ -3,7 +3,7 @@
 The endpoint comes from AWS_ENDPOINT_URL when set (the local stack), which boto3 reads itself.
 """
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -65,51 +65,10 @@ _TOO_MANY_REQUESTS = 429
 _SERVER_ERROR = 500
 
 
-_UNVALIDATED = _CONFIG.merge(Config(parameter_validation=False))
-_ENCODED_BODY = "cadence_encoded_body"
-
-
-class EncodedRequestItems(dict[str, Any]):
-    """A `RequestItems` argument (BatchWriteItem's, say) whose whole request body is encoded already.
-
-    Only a `client(..., validated=False)` knows it: botocore serialises an empty value per table instead (the
-    table names still reach endpoint resolution) and then sends `body` as it is, signed as usual.
-    """
-
-    def __init__(self, request_items: Mapping[str, Any], body: bytes) -> None:
-        super().__init__({table: type(value)() for table, value in request_items.items()})
-        self.body = body
-
-
-def _take_encoded_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    items = params.get("RequestItems")
-    if isinstance(items, EncodedRequestItems):
-        context[_ENCODED_BODY] = items.body
-        # A plain dict from here on: endpoint resolution reads the table names with jmespath, which types by class.
-        params["RequestItems"] = dict(items)
-
-
-def _send_encoded_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    if _ENCODED_BODY in context:
-        params["body"] = context[_ENCODED_BODY]
-
-
 @cache
-def client(service: str, *, validated: bool = True) -> Any:
-    """The container's one client for an AWS service.
-
-    `validated=False`: a client for bulk requests built from typed values. It skips botocore's own check of
-    the request against the API model, and takes EncodedRequestItems, a body encoded by `json.dumps` rather
-    than by botocore's serialiser. Both walk every attribute in Python: together they took 60% of the CPU of
-    a BatchWriteItem of 25 profiles (make bench ingest-cpu). The service validates each request anyway (a bad
-    one comes back as a ValidationException, translated like any other refusal).
-    """
-    if validated:
-        return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
-    bulk = boto3.session.Session().client(service, config=_UNVALIDATED)  # type: ignore[call-overload]
-    bulk.meta.events.register(f"before-parameter-build.{service}", _take_encoded_body)
-    bulk.meta.events.register(f"before-call.{service}", _send_encoded_body)
-    return bulk
+def client(service: str) -> Any:
+    """The container's one client for an AWS service (DynamoDB's bulk calls go through cadence.dal.dynamodb_wire)."""
+    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)
