@@ -65,42 +65,55 @@ def merge_customers(
         # When the latest row that said anything about the channel was written (see resolve_customer).
         touched = pd.concat([frame[name].notna() for name in names], axis=1).any(axis=1)
         frame[_AT + channel] = frame["updated_at"].where(touched, None)
-    frame = frame.sort_values(["updated_at", LINE], kind="stable")
     rows = len(frame)
     if frame["customer_id"].duplicated().any():
+        frame = frame.sort_values(["updated_at", LINE], kind="stable")
         frame = frame.groupby("customer_id", sort=False).last().reset_index()
     fields = [name for name in CUSTOMERS.names if name not in {"customer_id", "updated_at"}]
     if extra_prefix:
         fields += [name for name in frame.columns if str(name).startswith(extra_prefix)]
-    # Plain lists, not iterrows: building a Series per row costs more than the rest of ingest together. Each
-    # row's present values are picked by a mask computed once per column, not tested one by one.
-    present = {name: _present_values(frame[name]) for name in fields}
-    stamps = {channel: _present_values(frame[_AT + channel]) for channel in CHANNELS}
+    # Plain lists, not iterrows: building a Series per row costs more than the rest of ingest together. The
+    # rows' dicts are filled a column at a time, each column's empty cells skipped by a mask computed once.
+    values: list[dict[str, Any]] = [{} for _ in range(len(frame))]
+    _fill(values, {name: frame[name] for name in fields})
+    stamps: list[dict[str, str]] = [{} for _ in range(len(frame))]
+    _fill(stamps, {channel: frame[_AT + channel] for channel in CHANNELS}, as_text=True)
     upserts = [
         CustomerUpsert(
             customer_id=str(customer_id),
             updated_at=str(updated_at),
-            fields={name: row_value for name, column in present.items() if (row_value := column[index]) is not _NONE},
+            fields=row_values,
             updated_at_carried=bool(carried),
-            channel_updated_at={
-                channel: str(at) for channel, column in stamps.items() if (at := column[index]) is not _NONE
-            },
+            channel_updated_at=row_stamps,
         )
-        for index, (customer_id, updated_at, carried) in enumerate(
-            zip(frame["customer_id"].tolist(), frame["updated_at"].tolist(), frame[_CARRIED].tolist(), strict=True)
+        for customer_id, updated_at, carried, row_values, row_stamps in zip(
+            frame["customer_id"].tolist(),
+            frame["updated_at"].tolist(),
+            frame[_CARRIED].tolist(),
+            values,
+            stamps,
+            strict=True,
         )
     ]
     return Merged(upserts, rows - len(upserts))
 
 
-# Stands for an empty cell in _present_values: groupby().last() may leave NaN where the rows had None.
-_NONE = object()
-
-
-def _present_values(column: pd.Series) -> list[Any]:
-    """The column's values as a list, empty cells (None, NaN) as _NONE."""
-    values: list[Any] = column.astype(object).where(column.notna(), _NONE).tolist()
-    return values
+def _fill(rows: list[dict[str, Any]], columns: Mapping[str, pd.Series], *, as_text: bool = False) -> None:
+    """Put each column's present (not None, not NaN: groupby().last() may leave NaN) values into the rows' dicts."""
+    for name, column in columns.items():
+        present = column.notna().to_numpy()
+        if not present.any():
+            continue
+        cells: list[Any] = column.astype(object).tolist()
+        if as_text:
+            cells = [str(cell) for cell in cells]
+        if present.all():
+            for row, cell in zip(rows, cells, strict=True):
+                row[name] = cell
+            continue
+        for row, cell, keep in zip(rows, cells, present.tolist(), strict=True):
+            if keep:
+                row[name] = cell
 
 
 def resolve_customer(upsert: CustomerUpsert, stored: Mapping[str, Any] | None) -> tuple[dict[str, Any], bool]:
