@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cadence.dal import batches, clients
+from cadence.dal.items import to_item
 from tests.unit.functions.provider_faults import json_answer
 
 scalars = st.one_of(
@@ -47,6 +48,27 @@ def test_serialize_gives_what_boto3s_type_serializer_gives(item: dict[str, Any])
         assert batches.deserialize(expected) == {
             name: TypeDeserializer().deserialize(value) for name, value in expected.items()
         }
+
+
+plain_values = st.one_of(
+    values,
+    st.floats(),  # NaN and infinities are left out of an item, as to_item leaves them
+    st.datetimes(),
+    st.dates(),
+)
+
+
+@given(values=st.dictionaries(st.text(min_size=1, max_size=6), plain_values, max_size=6))
+def test_serialize_plain_is_to_item_then_serialize_in_one_pass(values: dict[str, Any]) -> None:
+    try:
+        expected: dict[str, Any] | Exception = batches.serialize(to_item(values))
+    except Exception as exc:  # a value DynamoDB cannot hold fails the same way by both paths
+        expected = exc
+    if isinstance(expected, Exception):
+        with pytest.raises(type(expected)):
+            batches.serialize_plain(values)
+    else:
+        assert batches.serialize_plain(values) == expected
 
 
 class HeldBack:

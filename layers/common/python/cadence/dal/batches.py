@@ -9,7 +9,7 @@ A parallel Scan (`scan_segments`) reads a whole table with several segments at o
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, cast
 
@@ -17,6 +17,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from cadence.dal import clients, dynamodb_wire
+from cadence.dal.items import to_attribute
 from cadence.errors import TransientError
 
 GET_LIMIT = 100
@@ -41,6 +42,21 @@ def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
     tries each DynamoDB type in turn for every value, which cost more than cleaning the row.
     """
     return {name: _attribute(value) for name, value in item.items()}
+
+
+def serialize_plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`serialize(items.to_item(values))` in one pass: what a profile's plain values (floats, times, None) are
+    written as. Strings and booleans, most of a profile, are mapped without a second look."""
+    item: dict[str, Any] = {}
+    for name, value in values.items():
+        kind = type(value)
+        if kind is str:
+            item[name] = {"S": value}
+        elif kind is bool:
+            item[name] = {"BOOL": value}
+        elif value is not None and (converted := to_attribute(value)) is not None:
+            item[name] = _attribute(converted)
+    return item
 
 
 def _attribute(value: Any) -> dict[str, Any]:
@@ -109,8 +125,17 @@ def get_items(
     return found
 
 
-def put_items(table_name: str, items: Sequence[Mapping[str, Any]], *, action: str, workers: int = 1) -> None:
+def put_items(
+    table_name: str,
+    items: Sequence[Mapping[str, Any]],
+    *,
+    action: str,
+    workers: int = 1,
+    encode: Callable[[Mapping[str, Any]], dict[str, Any]] = serialize,
+) -> None:
     """Write whole items (plain values) with BatchWriteItem, 25 a call (keys must be unique), `workers` calls at once.
+
+    `encode` makes an item's attribute map: `serialize` for DynamoDB's own values, `serialize_plain` for plain ones.
 
     Raises:
         TransientError: items stayed unprocessed after every retry, or DynamoDB throttled.
@@ -118,7 +143,7 @@ def put_items(table_name: str, items: Sequence[Mapping[str, Any]], *, action: st
     """
 
     def write(chunk: Sequence[Mapping[str, Any]]) -> None:
-        pending: dict[str, Any] = {table_name: [{"PutRequest": {"Item": serialize(item)}} for item in chunk]}
+        pending: dict[str, Any] = {table_name: [{"PutRequest": {"Item": encode(item)}} for item in chunk]}
         for attempt in range(_MAX_ROUNDS):
             response = dynamodb_wire.call("BatchWriteItem", {"RequestItems": pending}, action=action)
             pending = response.get("UnprocessedItems") or {}

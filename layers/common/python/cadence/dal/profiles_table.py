@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from cadence.dal import activity_table as activity_table_dal
 from cadence.dal import batches, clients
-from cadence.dal.items import from_item, to_item
+from cadence.dal.items import from_item
 
 
 def get(table_name: str, customer_id: str) -> dict[str, Any] | None:
@@ -116,8 +116,7 @@ def put_many(table_name: str, profiles: Sequence[Mapping[str, Any]], *, workers:
     Raises:
         TransientError: DynamoDB kept items unprocessed after every retry.
     """
-    items = [to_item(profile) for profile in profiles]
-    batches.put_items(table_name, items, action="profiles.put_many", workers=workers)
+    batches.put_items(table_name, profiles, action="profiles.put_many", workers=workers, encode=batches.serialize_plain)
 
 
 def withdraw_consent(table_name: str, customer_id: str, channel: str, *, at: str, source: str) -> str | None:
