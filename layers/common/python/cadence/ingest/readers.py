@@ -24,6 +24,7 @@ import gzip
 import hashlib
 import importlib
 import io
+import itertools
 import json
 import re
 import sys
@@ -431,6 +432,20 @@ class _Chunker:
         self._count += 1
         return self._emit() if self._count >= self._size else None
 
+    def rows(self, lines: Sequence[int], records: Sequence[Sequence[str | None]]) -> Iterator[RawChunk]:
+        """`row` for each record in order, taken a chunk's room at a time; yields the chunks they fill."""
+        taken = 0
+        while taken < len(records):
+            part = slice(taken, taken + self._size - self._count)
+            kept = records[part]
+            if self.index >= self._start:
+                self._rows.extend(kept)
+                self._lines.extend(lines[part])
+            self._count += len(kept)
+            taken += len(kept)
+            if self._count >= self._size and (chunk := self._emit()) is not None:
+                yield chunk
+
     def malformed(self, record: Malformed) -> RawChunk | None:
         if not self.skipping:
             self._malformed.append(record)
@@ -473,25 +488,54 @@ def _csv_reader(
 
     def chunks(start: int, tally: Tally) -> Iterator[RawChunk]:
         chunker = _Chunker(feed, positions, chunk_rows, start)
-        previous = tally.lines = reader.line_num
-        for record in reader:
-            line, previous = previous + 1, reader.line_num
-            tally.lines = previous
-            if not record:
-                continue  # a blank line is not a record
-            tally.records += 1
-            if previous > line:
-                tally.multiline_records += 1
-            if len(record) != width:
-                chunk = chunker.malformed(Malformed(line, "wrong_field_count", (shape.delimiter or ",").join(record)))
-            else:
-                chunk = chunker.row(line, record)  # csv.reader makes a new list per record
-            if chunk is not None:
-                yield chunk
+        tally.lines = reader.line_num
+        # Records are taken from csv.reader (C) a batch at a time; a batch of one-line, well-formed records
+        # (nearly every batch) goes to the chunker whole, the rest record by record.
+        while batch := list(itertools.islice(reader, _CSV_BATCH)):
+            before, tally.lines = tally.lines, reader.line_num
+            if tally.lines - before == len(batch) and all(len(record) == width for record in batch):
+                tally.records += len(batch)
+                yield from chunker.rows(range(before + 1, tally.lines + 1), batch)
+                continue
+            for line, record in zip(_first_lines(batch, before), batch, strict=True):
+                if not record:
+                    continue  # a blank line is not a record
+                tally.records += 1
+                if any(_line_breaks(value) for value in record):
+                    tally.multiline_records += 1
+                if len(record) != width:
+                    malformed = Malformed(line, "wrong_field_count", (shape.delimiter or ",").join(record))
+                    chunk = chunker.malformed(malformed)
+                else:
+                    chunk = chunker.row(line, record)  # csv.reader makes a new list per record
+                if chunk is not None:
+                    yield chunk
         if (chunk := chunker.last()) is not None:
             yield chunk
 
     return TableReader(shape, resolved, chunks)
+
+
+# Records csv.reader hands over at a time: enough that the per-batch work vanishes, few enough to stay small.
+_CSV_BATCH = 4096
+
+
+def _line_breaks(value: str) -> int:
+    """The line breaks inside a (quoted) value, as the text's reader split lines: \r\n, \r or \n."""
+    return value.count("\n") + value.count("\r") - value.count("\r\n") if "\n" in value or "\r" in value else 0
+
+
+def _first_lines(batch: Sequence[Sequence[str]], before: int) -> list[int]:
+    """The physical line each record of `batch` starts on, the batch read after line `before`.
+
+    A record takes one line plus the line breaks inside its quoted values (a blank line: one line).
+    """
+    lines = []
+    line = before + 1
+    for record in batch:
+        lines.append(line)
+        line += 1 + sum(_line_breaks(value) for value in record)
+    return lines
 
 
 # ---------- JSON Lines ----------

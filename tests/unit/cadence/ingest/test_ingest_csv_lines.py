@@ -1,0 +1,81 @@
+"""A long CSV file read in batches: every record keeps its physical line, across batch and chunk boundaries,
+with multi-line records, blank lines and malformed records anywhere."""
+
+import io
+
+import pytest
+
+from cadence.ingest.mapping import load_mapping
+from cadence.ingest.readers import TableReader, open_table
+from cadence.ingest.schemas import CUSTOMERS
+
+RECORDS = 10_000
+MULTILINE = {4095: "Li\nWei", 5000: "Li\r\nWei", 9001: "a\rb\nc"}  # one at the end of the first batch
+BLANK_BEFORE = {4096, 7000}
+MALFORMED = {4097, 8000}
+
+
+def physical_lines(text: str) -> int:
+    """Lines as a text reader splits them: at \r\n, \r or \n."""
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+def long_file() -> tuple[bytes, dict[str, int], dict[int, str]]:
+    """The file, the line each good record starts on (by customer id) and each malformed record's line."""
+    written = "customer_id,email,first_name\n"
+    starts: dict[str, int] = {}
+    malformed: dict[int, str] = {}
+    for i in range(RECORDS):
+        if i in BLANK_BEFORE:
+            written += "\n"
+        line_number = physical_lines(written) + 1
+        if i in MALFORMED:
+            malformed[line_number] = f"C{i},u{i}@example.com,Li,extra"
+            written += malformed[line_number] + "\n"
+            continue
+        starts[f"C{i}"] = line_number
+        written += f'C{i},u{i}@example.com,"{MULTILINE.get(i, "Li")}"\n'
+    return written.encode(), starts, malformed
+
+
+@pytest.mark.parametrize("chunk_rows", [1_000, 3_001, 50_000])
+def test_each_record_keeps_its_line_across_batches_and_chunks(chunk_rows: int) -> None:
+    body, starts, malformed = long_file()
+    reader = open_table(
+        io.BytesIO(body), key="incoming/customers/long.csv", metadata={}, feed=CUSTOMERS,
+        mapping=load_mapping([]), chunk_rows=chunk_rows,
+    )  # fmt: skip
+
+    chunks = list(reader.chunks())
+
+    read = {cid: line for chunk in chunks for cid, line in zip(chunk.frame["customer_id"], chunk.lines, strict=True)}
+    assert read == starts
+    assert {bad.line: bad.raw for chunk in chunks for bad in chunk.malformed} == malformed
+    assert [chunk.rows_read for chunk in chunks[:-1]] == [chunk_rows] * (len(chunks) - 1)
+    names = {
+        cid: name
+        for chunk in chunks
+        for cid, name in zip(chunk.frame["customer_id"], chunk.frame["first_name"], strict=True)
+    }
+    assert names["C5000"] == "Li\r\nWei"
+    assert names["C9001"] == "a\rb\nc"
+    tally = reader.tally
+    assert (tally.records, tally.multiline_records) == (RECORDS, len(MULTILINE))
+    assert tally.lines == physical_lines(body.decode())
+
+
+def test_a_later_part_starts_at_its_chunk_with_the_same_lines() -> None:
+    body, starts, _ = long_file()
+
+    def reader() -> TableReader:
+        return open_table(
+            io.BytesIO(body), key="incoming/customers/long.csv", metadata={}, feed=CUSTOMERS,
+            mapping=load_mapping([]), chunk_rows=3_001,
+        )  # fmt: skip
+
+    every = list(reader().chunks())
+    later = list(reader().chunks(start=2))
+
+    assert [chunk.index for chunk in later] == [chunk.index for chunk in every[2:]]
+    assert [chunk.lines for chunk in later] == [chunk.lines for chunk in every[2:]]
+    assert later[0].lines[0] == starts[f"C{2 * 3_001}"]  # malformed records count, blank lines do not
