@@ -62,10 +62,11 @@ class _Wire:
 def _wire_of(client: Any) -> _Wire:
     """The connection beside the container's DynamoDB client, built once per client (tests rebuild clients)."""
     credentials = boto3.session.Session().get_credentials()
+    # A CA bundle path and a (connect, read) pair are what botocore's own endpoint passes; the stubs say less.
     http = URLLib3Session(
-        verify=os.environ.get("AWS_CA_BUNDLE") or os.environ.get("REQUESTS_CA_BUNDLE") or True,
+        verify=os.environ.get("AWS_CA_BUNDLE") or os.environ.get("REQUESTS_CA_BUNDLE") or True,  # type: ignore[arg-type]
         proxies=get_environ_proxies(client.meta.endpoint_url),
-        timeout=(_CONNECT_SECONDS, _READ_SECONDS),
+        timeout=(_CONNECT_SECONDS, _READ_SECONDS),  # type: ignore[arg-type]
         max_pool_connections=_POOL_CONNECTIONS,
     )
     url = client.meta.endpoint_url.rstrip("/") + "/"
