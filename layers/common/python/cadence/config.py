@@ -269,6 +269,8 @@ def sms_opt_out_settings() -> SmsOptOutSettings:
 class ErasureSettings(_EnvSettings):
     profiles_table: str
     activity_table: str
+    # Its activity write lease, which ingest honours too (see cadence.dal.activity_table).
+    ingest_ledger_table: str
     scores_table: str
     sends_table: str
     suppression_table: str
