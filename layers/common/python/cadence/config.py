@@ -271,6 +271,8 @@ class ErasureSettings(_EnvSettings):
     activity_table: str
     # Its activity write lease, which ingest honours too (see cadence.dal.activity_table).
     ingest_ledger_table: str
+    # Ingest holds that lease for one slice of a file's totals; the function's own timeout is 900 s.
+    erasure_activity_lease_wait_seconds: int = Field(default=300, ge=1, le=600)
     scores_table: str
     sends_table: str
     suppression_table: str

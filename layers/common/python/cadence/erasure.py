@@ -38,8 +38,6 @@ CUSTOMER_PREFIXES = (
     "ingest-state/",
     "inbound-email/",
 )
-# Ingest holds the activity lease for one slice of a file's totals (seconds); the function has 900 in all.
-ACTIVITY_LEASE_WAIT_SECONDS = 300
 
 
 @dataclass
@@ -98,7 +96,7 @@ def erase(customer_id: str, settings: ErasureSettings, now: datetime | None = No
         settings.ingest_ledger_table,
         activity_table.LEASE,
         seconds=activity_table.LEASE_SECONDS,
-        wait_seconds=ACTIVITY_LEASE_WAIT_SECONDS,
+        wait_seconds=settings.erasure_activity_lease_wait_seconds,
     ):
         report.tables["activity"] = erasure_store.delete_customer_item(settings.activity_table, customer_id)
     for name, table in (("profiles", settings.profiles_table), ("scores", settings.scores_table)):
