@@ -9,10 +9,11 @@ destination see it. Every write is safe to repeat, so a redelivered event change
 Writes, per chunk: customers are read from the profiles table (BatchGetItem, 100 keys a call), merged with
 what is stored (merge.resolve_customer) and written back whole (BatchWriteItem, 25 a call). Orders and
 events are summed per customer (vectorised) over the whole file (merge.ActivityTotals) and, once the file has
-been read, added to the activity table with one conditional UpdateItem per customer, guarded by the file's
-batch id: its content md5. The sums of a file are the same however it was split, so every run of it (a
-redelivery, a part re-run after a crash, a duplicated event splitting elsewhere) carries the same sums under
-the same id, and a customer's item takes them once. Their customers are queued for scoring after the writes.
+been read, merged into the activity table's items (read 100, written 25 a call, under the activity lease),
+each item noting the file's batch id, its content md5, with the counts it took. The sums of a file are the
+same however it was split, so every run of it (a redelivery, a part re-run after a crash, a duplicated event
+splitting elsewhere) carries the same sums under the same id, and a customer's item takes them once.
+Their customers are queued for scoring after the writes.
 
 Nothing is applied before the whole file has been read once (`_verify`): a truncated gzip, broken
 framing or a file past a limit is quarantined with nothing of it written, so a fixed upload counts once.
