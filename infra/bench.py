@@ -7,6 +7,8 @@ Sections (each can be chosen with --only):
   ingest-cpu  the same file's CPU per row (INGEST_CPU_BENCH_ROWS, 1,000,000) for cleaning and up to the DynamoDB
             request (a stubbed client, no local stack), beside the code issue 13 started from (bench_ingest_cpu)
   scoring   onnxruntime vs scikit-learn rows/s by batch size and per customer, score cold start, sizes (bench_scoring)
+  activity  an orders file's DynamoDB calls and units per 1,000 rows in the activity table (ACTIVITY_BENCH_ORDERS,
+            20,000), this tree's design beside the one issue 13 started from, in moto's mock_aws (bench_activity)
   audience  a campaign audience (AUDIENCE_BENCH_CUSTOMERS, 100,000) read and planned, parallel vs one segment
   dispatch  email recipients (DISPATCH_BENCH_RECIPIENTS, 5,000) sent at the SESv2 shim's rate (DISPATCH_BENCH_RATE,
             100/s): recipients/s against the rate, API calls per 1,000 recipients, cost per 1M (bench_dispatch)
@@ -28,6 +30,7 @@ from typing import Any
 
 from samtranslator.yaml_helper import yaml_parse
 
+from infra.bench_activity import bench_activity
 from infra.bench_audience import bench_audience
 from infra.bench_dispatch import bench_dispatch
 from infra.bench_ingest import bench_ingest
@@ -112,6 +115,7 @@ SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "scoring": bench_scoring,
     "ingest": bench_ingest,
     "ingest-cpu": bench_ingest_cpu,
+    "activity": bench_activity,
     "audience": bench_audience,
     "dispatch": bench_dispatch,
     "chaos": bench_chaos,

@@ -103,3 +103,39 @@ def test_engagement_times_each_keep_their_latest(table):
         "2024-03-09T00:00:00Z",
         "2024-03-05T00:00:00Z",
     )
+
+
+def test_a_batch_cut_off_after_some_items_counts_each_customer_once_when_repeated(table):
+    # given a batch whose first run wrote c1's item and died before the others'
+    batch = [orders(f"c{i}", i, "1", "2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z") for i in (1, 2, 3)]
+    apply(table, batch[0], "f1")
+
+    # when the whole batch runs again
+    outcome = activity_table.apply_deltas(table, batch, batch_id="f1", workers=1, clock=lambda: NOW)
+
+    # then c1 is skipped and the others count once
+    assert (outcome.applied, outcome.skipped) == (2 + 3, 1)
+    assert [stored(table, f"c{i}")["order_count"] for i in (1, 2, 3)] == [1, 2, 3]
+
+
+def test_a_batch_beyond_one_read_and_one_write_reaches_every_customer_once(table):
+    # 250 customers: three BatchGetItem calls of at most 100 keys, ten BatchWriteItem calls of at most 25 items
+    batch = [orders(f"c{i:03d}", 1, "2.5", "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z") for i in range(250)]
+
+    first = activity_table.apply_deltas(table, batch, batch_id="f1", workers=1, clock=lambda: NOW)
+    again = activity_table.apply_deltas(table, batch, batch_id="f1", workers=1, clock=lambda: NOW)
+
+    assert ((first.applied, first.skipped), (again.applied, again.skipped)) == ((250, 0), (0, 250))
+    items = boto3.resource("dynamodb").Table(table).scan()["Items"]
+    assert len(items) == 250
+    assert {(item["order_count"], item["total_spend"]) for item in items} == {(1, Decimal("2.5"))}
+
+
+def test_one_batch_moves_a_first_time_earlier_and_leaves_a_later_last_time_alone(table):
+    apply(table, orders("c1", 1, "1", "2024-02-01T00:00:00Z", "2024-05-01T00:00:00Z"), "f1")
+
+    apply(table, orders("c1", 1, "1", "2024-01-01T00:00:00Z", "2024-03-01T00:00:00Z"), "f2")
+
+    item = stored(table, "c1")
+    assert (item["first_order_at"], item["last_order_at"]) == ("2024-01-01T00:00:00Z", "2024-05-01T00:00:00Z")
+    assert item["order_count"] == 2

@@ -42,7 +42,7 @@ class IngestSettings(_EnvSettings):
     default_timezone: str = Field(default="UTC", pattern=r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$")
     # Optional key in DATA_BUCKET of a JSON column mapping that extends the shipped one.
     ingest_mapping_key: str | None = None
-    # Orders and events are summed per customer and chunk (one activity update each): larger chunks, fewer calls.
+    # Rows a chunk; also customers an activity slice writes under one hold of the activity lease.
     ingest_chunk_rows: int = Field(default=50_000, ge=10, le=1_000_000)
     # Seconds of the invocation kept free: with less left, the rest of the file goes to a new invocation.
     ingest_reserve_seconds: int = Field(default=120, ge=10, le=600)
@@ -269,6 +269,10 @@ def sms_opt_out_settings() -> SmsOptOutSettings:
 class ErasureSettings(_EnvSettings):
     profiles_table: str
     activity_table: str
+    # Its activity write lease, which ingest honours too (see cadence.dal.activity_table).
+    ingest_ledger_table: str
+    # Ingest holds that lease for one slice of a file's totals; the function's own timeout is 900 s.
+    erasure_activity_lease_wait_seconds: int = Field(default=300, ge=1, le=600)
     scores_table: str
     sends_table: str
     suppression_table: str

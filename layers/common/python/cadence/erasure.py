@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cadence.config import ErasureSettings
-from cadence.dal import conversations_table, erasure_store, profiles_table, suppression_table
+from cadence.dal import (
+    activity_table,
+    conversations_table,
+    erasure_store,
+    ingest_ledger,
+    profiles_table,
+    suppression_table,
+)
 from cadence.observability import logger, metrics
 from cadence.suppression import Reason, Suppression, address_hash, customer_hash
 
@@ -83,11 +90,16 @@ def erase(customer_id: str, settings: ErasureSettings, now: datetime | None = No
     report.tables["suppression_entries_unnamed"] = suppression_table.forget_customer(
         settings.suppression_table, customer_id
     )
-    for name, table in (
-        ("profiles", settings.profiles_table),
-        ("activity", settings.activity_table),
-        ("scores", settings.scores_table),
+    # Ingest writes activity items whole under this lease: a write read before the delete must land before it, or
+    # it would put the erased item back (one read after it sees the tombstone and leaves the customer out).
+    with ingest_ledger.held_lease(
+        settings.ingest_ledger_table,
+        activity_table.LEASE,
+        seconds=activity_table.LEASE_SECONDS,
+        wait_seconds=settings.erasure_activity_lease_wait_seconds,
     ):
+        report.tables["activity"] = erasure_store.delete_customer_item(settings.activity_table, customer_id)
+    for name, table in (("profiles", settings.profiles_table), ("scores", settings.scores_table)):
         report.tables[name] = erasure_store.delete_customer_item(table, customer_id)
     report.tables["sends"] = erasure_store.scrub_ledger(settings.sends_table, customer_id)
     # Their replies: under the customer, and under their addresses for replies that came before their profile.

@@ -9,15 +9,20 @@ of `INGEST_LEDGER_TTL_DAYS`. Orders and events are no longer claimed one by one.
 `lease#customers` serialises the read-merge-write of customer chunks across concurrent invocations: a
 BatchWriteItem takes no condition, so two customers files written at the same moment could otherwise
 put an older row over a newer one. The lease is held for one chunk at a time and expires by itself.
+`lease#activity` does the same for the activity table's read-merge-write (see cadence.dal.activity_table).
 """
 
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from cadence.dal import clients
 from cadence.dal.items import from_item, to_item
+from cadence.errors import TransientError
 
 
 def file_record_key(file_id: str) -> str:
@@ -111,3 +116,24 @@ def release_lease(table_name: str, name: str, owner: str) -> None:
     except ClientError as exc:
         if clients.error_code(exc) != "ConditionalCheckFailedException":
             raise clients.translate(exc, "ingest_ledger.release_lease") from exc
+
+
+@contextmanager
+def held_lease(
+    table_name: str, name: str, *, seconds: int, wait_seconds: float, poll_seconds: float = 0.5
+) -> Iterator[None]:
+    """Hold the lease `name` for the block, waiting at most `wait_seconds` for another holder to let it go.
+
+    Raises:
+        TransientError: another owner held the lease all along (a retry tries again), or DynamoDB failed.
+    """
+    owner = uuid.uuid4().hex
+    deadline = time.monotonic() + wait_seconds
+    while not take_lease(table_name, name, owner, seconds=seconds):
+        if time.monotonic() > deadline:
+            raise TransientError(f"ingest: the {name} write lease stayed taken")
+        time.sleep(poll_seconds)
+    try:
+        yield
+    finally:
+        release_lease(table_name, name, owner)

@@ -176,17 +176,30 @@ def put_tombstone(table_name: str, customer_hash: str, *, at: datetime) -> None:
 
 def tombstones(table_name: str) -> frozenset[str]:
     """The hashes of every erased customer's id (sixteen Queries)."""
-    found = set()
+    return frozenset(erasures(table_name))
+
+
+def erasures(table_name: str) -> dict[str, datetime]:
+    """When each erased customer (by the hash of their id) was erased: sixteen strongly consistent Queries.
+
+    Consistent, as erasure notes its tombstone before it deletes: a writer reading after that delete sees it.
+
+    Raises:
+        TransientError: DynamoDB throttled or timed out.
+    """
+    found = {}
     for digit in _DIGITS:
         for item in _query(
             table_name,
-            "suppression.tombstones",
+            "suppression.erasures",
             KeyConditionExpression="pk = :pk",
+            ExpressionAttributeNames={"#at": "at"},
             ExpressionAttributeValues={":pk": f"TOMB#{digit}"},
-            ProjectionExpression="sk",
+            ProjectionExpression="sk, #at",
+            ConsistentRead=True,
         ):
-            found.add(str(item["sk"]))
-    return frozenset(found)
+            found[str(item["sk"])] = datetime.fromisoformat(str(item["at"]))
+    return found
 
 
 def forget_customer(table_name: str, customer_id: str) -> int:

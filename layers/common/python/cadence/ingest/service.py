@@ -9,10 +9,11 @@ destination see it. Every write is safe to repeat, so a redelivered event change
 Writes, per chunk: customers are read from the profiles table (BatchGetItem, 100 keys a call), merged with
 what is stored (merge.resolve_customer) and written back whole (BatchWriteItem, 25 a call). Orders and
 events are summed per customer (vectorised) over the whole file (merge.ActivityTotals) and, once the file has
-been read, added to the activity table with one conditional UpdateItem per customer, guarded by the file's
-batch id: its content md5. The sums of a file are the same however it was split, so every run of it (a
-redelivery, a part re-run after a crash, a duplicated event splitting elsewhere) carries the same sums under
-the same id, and a customer's item takes them once. Their customers are queued for scoring after the writes.
+been read, merged into the activity table's items (read 100, written 25 a call, under the activity lease),
+each item noting the file's batch id, its content md5, with the counts it took. The sums of a file are the
+same however it was split, so every run of it (a redelivery, a part re-run after a crash, a duplicated event
+splitting elsewhere) carries the same sums under the same id, and a customer's item takes them once.
+Their customers are queued for scoring after the writes.
 
 Nothing is applied before the whole file has been read once (`_verify`): a truncated gzip, broken
 framing or a file past a limit is quarantined with nothing of it written, so a fixed upload counts once.
@@ -31,11 +32,10 @@ never touch each other's outputs.
 
 import math
 import time
-import uuid
 import zoneinfo
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,12 +44,12 @@ import pandas as pd
 
 from cadence.config import IngestSettings
 from cadence.dal import activity_table, ingest_ledger, order_history, profiles_table, queues, suppression_table, uploads
-from cadence.errors import InvalidInputError, TransientError
+from cadence.errors import InvalidInputError
 from cadence.ingest import merge, pinpoint
 from cadence.ingest.cleaning import Context
 from cadence.ingest.exceptions import UnreadableFileError
 from cadence.ingest.mapping import ColumnMapping, load_mapping
-from cadence.ingest.models import FileRef, ObjectInfo
+from cadence.ingest.models import ActivityDelta, FileRef, ObjectInfo
 from cadence.ingest.readers import HashingReader, Limits, TableReader, open_table
 from cadence.ingest.report import IngestReport, OutputKeys, Part, RejectSink, file_tag
 from cadence.ingest.schemas import ORDERS, PINPOINT_ENDPOINTS, PROFILE_FEEDS, Feed, feed_for_key
@@ -606,8 +606,9 @@ def _flush_activity(
 ) -> int | None:
     """Apply the file's activity totals slice by slice while time allows; returns the slice to continue from.
 
-    Every customer's update carries the file's batch id, so a slice applied twice (a crash, a duplicated
-    continuation) adds nothing twice. Customers are queued for scoring after their slice is written.
+    Every customer's item notes the file's batch id with its counts, so a slice applied twice (a crash, a
+    duplicated continuation) adds nothing twice. Each slice is read, merged and written under the activity
+    lease (see cadence.dal.activity_table). Customers are queued for scoring after their slice is written.
     The first slice always goes, like the first chunk: the chunk loop left the reserve plus half its slowest
     chunk, and a slice writes at most as many customers (ingest_chunk_rows) as a chunk could.
     """
@@ -622,16 +623,51 @@ def _flush_activity(
         if state.counted_before:
             report.writes_skipped += sum(delta.records for delta in part)
         else:
-            outcome = activity_table.apply_deltas(
-                settings.activity_table, part, batch_id=state.content_id, workers=settings.ingest_write_workers
-            )
-            report.writes_applied += outcome.applied
-            report.writes_skipped += outcome.skipped
+            part = _apply_activity(part, report=report, settings=settings, state=state, invocation=invocation)
         customer_ids = [delta.customer_id for delta in part]
         report.customers_queued += len(customer_ids)
         report.score_messages += _queue_scoring(customer_ids, settings=settings, source_key=report.source_key)
         slowest = max(slowest, time.monotonic() - began)
     return None
+
+
+def _apply_activity(
+    part: Sequence[ActivityDelta],
+    *,
+    report: IngestReport,
+    settings: IngestSettings,
+    state: _FileState,
+    invocation: Invocation,
+) -> list[ActivityDelta]:
+    """Apply one slice under the activity lease; returns its deltas but those of customers erased since the upload.
+
+    Raises:
+        TransientError: another writer held the activity lease for as long as this invocation could wait.
+    """
+    wait = max(1.0, min(activity_table.LEASE_SECONDS, invocation.time_left() - settings.ingest_reserve_seconds))
+    lease = ingest_ledger.held_lease(
+        settings.ingest_ledger_table, activity_table.LEASE, seconds=activity_table.LEASE_SECONDS, wait_seconds=wait
+    )
+    with lease:
+        # Read under the lease: erasure notes its tombstone before it takes the lease to delete, so an erasure whose
+        # tombstone this misses deletes after these writes.
+        erased = suppression_table.erasures(settings.suppression_table)
+        uploaded = datetime.fromisoformat(state.info.last_modified)
+        # A file uploaded before a customer's erasure is what the erasure removed, however late it is applied.
+        kept = [
+            delta
+            for delta in part
+            if (erased_at := erased.get(customer_hash(delta.customer_id))) is None or erased_at < uploaded
+        ]
+        outcome = activity_table.apply_deltas(
+            settings.activity_table, kept, batch_id=state.content_id, workers=settings.ingest_write_workers
+        )
+    dropped = sum(delta.records for delta in part) - sum(delta.records for delta in kept)
+    report.writes_applied += outcome.applied
+    report.writes_skipped += outcome.skipped + dropped
+    if dropped:
+        metrics.add_metric(name="ActivityOfErasedCustomersDropped", unit="Count", value=dropped)
+    return kept
 
 
 def _write_customers(
@@ -677,24 +713,14 @@ def _write_customers(
         profiles_table.put_many(settings.profiles_table, changed, workers=settings.ingest_write_workers)
 
 
-@contextmanager
-def _customers_lease(settings: IngestSettings, poll_seconds: float = 0.5) -> Iterator[None]:
-    """Hold the customers write lease for the block, waiting at most the lease's length for another holder.
+def _customers_lease(settings: IngestSettings) -> AbstractContextManager[None]:
+    """The customers write lease for the block, waiting at most the lease's length for another holder.
 
     Raises:
         TransientError: another invocation held the lease all along (the async retry tries again).
     """
-    owner = uuid.uuid4().hex
     seconds = settings.ingest_customers_lease_seconds
-    deadline = time.monotonic() + seconds
-    while not ingest_ledger.take_lease(settings.ingest_ledger_table, "customers", owner, seconds=seconds):
-        if time.monotonic() > deadline:
-            raise TransientError("ingest: the customers write lease stayed taken")
-        time.sleep(poll_seconds)
-    try:
-        yield
-    finally:
-        ingest_ledger.release_lease(settings.ingest_ledger_table, "customers", owner)
+    return ingest_ledger.held_lease(settings.ingest_ledger_table, "customers", seconds=seconds, wait_seconds=seconds)
 
 
 def _queue_scoring(customer_ids: Sequence[str], *, settings: IngestSettings, source_key: str) -> int:
