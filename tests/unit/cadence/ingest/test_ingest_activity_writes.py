@@ -1,6 +1,7 @@
 """Orders files reach the activity table by read-merge-write under the activity lease: exactly once, no lost updates
 between two files, and no erased customer brought back by a file applied late."""
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -42,14 +43,16 @@ def during_activity_write(stack: IngestStack) -> Iterator[Callable[[Callable[[],
 
     What the step raises is collected, not raised, so the write it interrupted goes on.
     """
-    bulk = clients.client("dynamodb", validated=False)
+    # Every DynamoDB request of the DAL, the bulk wire's too, emits this client's before-send (moto answers after).
+    bulk = clients.client("dynamodb")
     registered: list[Any] = []
 
     def arrange(step: Callable[[], None]) -> list[BaseException]:
         raised: list[BaseException] = []
 
-        def before_write(params: dict[str, Any], **_: Any) -> None:
-            if stack.settings.activity_table not in params.get("RequestItems", {}) or registered[-1] is None:
+        def before_write(request: Any, **_: Any) -> None:
+            written = json.loads(request.body).get("RequestItems", {})
+            if stack.settings.activity_table not in written or registered[-1] is None:
                 return
             registered[-1] = None  # once
             try:
@@ -57,14 +60,14 @@ def during_activity_write(stack: IngestStack) -> Iterator[Callable[[Callable[[],
             except Exception as exc:  # handed to the test, which asserts on it
                 raised.append(exc)
 
-        bulk.meta.events.register("provide-client-params.dynamodb.BatchWriteItem", before_write)
+        bulk.meta.events.register_first("before-send.dynamodb.BatchWriteItem", before_write)
         registered.append(before_write)
         return raised
 
     yield arrange
     for handler in registered:
         if handler is not None:
-            bulk.meta.events.unregister("provide-client-params.dynamodb.BatchWriteItem", handler)
+            bulk.meta.events.unregister("before-send.dynamodb.BatchWriteItem", handler)
 
 
 def test_two_files_for_the_same_customers_keep_each_others_counts_when_one_lands_mid_write(
