@@ -1,15 +1,20 @@
 """A long CSV file read in batches: every record keeps its physical line, across batch and chunk boundaries,
 with multi-line records, blank lines and malformed records anywhere."""
 
+import dataclasses
 import io
 
+import pandas as pd
 import pytest
 
+from cadence.ingest.cleaning import Context
 from cadence.ingest.mapping import load_mapping
-from cadence.ingest.readers import TableReader, open_table
+from cadence.ingest.readers import RawChunk, TableReader, open_table
 from cadence.ingest.schemas import CUSTOMERS
+from cadence.ingest.validation import validate
 
 RECORDS = 10_000
+CONTEXT = Context("CN", "UTC")
 MULTILINE = {4095: "Li\nWei", 5000: "Li\r\nWei", 9001: "a\rb\nc"}  # one at the end of the first batch
 BLANK_BEFORE = {4096, 7000}
 MALFORMED = {4097, 8000}
@@ -79,3 +84,44 @@ def test_a_later_part_starts_at_its_chunk_with_the_same_lines() -> None:
     assert [chunk.index for chunk in later] == [chunk.index for chunk in every[2:]]
     assert [chunk.lines for chunk in later] == [chunk.lines for chunk in every[2:]]
     assert later[0].lines[0] == starts[f"C{2 * 3_001}"]  # malformed records count, blank lines do not
+
+
+def read_chunks(body: bytes, chunk_rows: int = 3_001) -> list[RawChunk]:
+    return list(
+        open_table(
+            io.BytesIO(body), key="incoming/customers/c.csv", metadata={}, feed=CUSTOMERS,
+            mapping=load_mapping([]), chunk_rows=chunk_rows,
+        ).chunks()
+    )  # fmt: skip
+
+
+def clean_file(records: int = RECORDS, *, name_of: dict[int, bytes] | None = None) -> bytes:
+    """One-line records after the header, each first name as `name_of` says (a bare Li by default)."""
+    rows = (b"C%d,u%d@example.com,%s\n" % (i, i, (name_of or {}).get(i, b"Li")) for i in range(records))
+    return b"customer_id,email,first_name\n" + b"".join(rows)
+
+
+def test_a_chunk_is_plain_only_when_no_value_can_hold_a_line_break_or_an_undecodable_byte() -> None:
+    # 3,001 rows a chunk, 4,096 records a batch: record 9,001 is in the third chunk and the third batch
+    multiline = clean_file(name_of={9001: b'"Li\nWei"'})
+    garbled = clean_file(name_of={9001: b"L\xffi"})  # past the head, which must decode
+
+    assert [chunk.plain for chunk in read_chunks(clean_file())] == [True, True, True, True]
+    assert [chunk.plain for chunk in read_chunks(multiline)] == [True, True, False, False]
+    assert [chunk.plain for chunk in read_chunks(garbled)] == [True, True, False, False]
+
+
+@pytest.mark.parametrize("chunk_rows", [1_000, 3_001])
+def test_validation_of_a_plain_chunk_is_what_the_full_checks_give(chunk_rows: int) -> None:
+    body = clean_file(name_of={9001: b'"Li\nWei"', 9002: b"L\xffi", 9003: b'"Li\rWei"'})
+    chunks = read_chunks(body, chunk_rows) + read_chunks(clean_file(), chunk_rows)
+    assert any(chunk.plain for chunk in chunks)
+
+    for chunk in chunks:
+        fast = validate(chunk, CUSTOMERS, CONTEXT)
+        full = validate(dataclasses.replace(chunk, plain=False), CUSTOMERS, CONTEXT)
+        pd.testing.assert_frame_equal(fast.accepted, full.accepted)
+        pd.testing.assert_frame_equal(fast.rejected, full.rejected)
+        assert fast.rejected_by_reason == full.rejected_by_reason
+    rejected = {reason for chunk in chunks for reason in validate(chunk, CUSTOMERS, CONTEXT).rejected_by_reason}
+    assert rejected == {"line_break:first_name", "invalid_encoding"}

@@ -134,6 +134,9 @@ class RawChunk:
     frame: pd.DataFrame
     lines: list[int]
     malformed: list[Malformed] = field(default_factory=list)
+    # The reader saw every value: none holds a line break or U+FFFD (an undecodable byte), so validation need
+    # not look for them. False whenever unknown.
+    plain: bool = False
 
     @property
     def rows_read(self) -> int:
@@ -419,6 +422,7 @@ class _Chunker:
         self._rows: list[Sequence[str | None]] = []
         self._lines: list[int] = []
         self._malformed: list[Malformed] = []
+        self._plain = True
 
     @property
     def skipping(self) -> bool:
@@ -429,11 +433,17 @@ class _Chunker:
         if self.index >= self._start:
             self._rows.append(values)
             self._lines.append(line)
+            self._plain = False
         self._count += 1
         return self._emit() if self._count >= self._size else None
 
-    def rows(self, lines: Sequence[int], records: Sequence[Sequence[str | None]]) -> Iterator[RawChunk]:
-        """`row` for each record in order, taken a chunk's room at a time; yields the chunks they fill."""
+    def rows(
+        self, lines: Sequence[int], records: Sequence[Sequence[str | None]], *, plain: bool = False
+    ) -> Iterator[RawChunk]:
+        """`row` for each record in order, taken a chunk's room at a time; yields the chunks they fill.
+
+        `plain`: no value holds a line break or U+FFFD (see RawChunk.plain).
+        """
         taken = 0
         while taken < len(records):
             part = slice(taken, taken + self._size - self._count)
@@ -441,6 +451,7 @@ class _Chunker:
             if self.index >= self._start:
                 self._rows.extend(kept)
                 self._lines.extend(lines[part])
+                self._plain = self._plain and plain
             self._count += len(kept)
             taken += len(kept)
             if self._count >= self._size and (chunk := self._emit()) is not None:
@@ -463,9 +474,10 @@ class _Chunker:
     def _emit(self) -> RawChunk | None:
         chunk = None
         if not self.skipping:
-            chunk = RawChunk(self.index, _frame(self._rows, self._feed, self._positions), self._lines, self._malformed)
+            frame = _frame(self._rows, self._feed, self._positions)
+            chunk = RawChunk(self.index, frame, self._lines, self._malformed, plain=self._plain and bool(self._rows))
         self.index, self._count = self.index + 1, 0
-        self._rows, self._lines, self._malformed = [], [], []
+        self._rows, self._lines, self._malformed, self._plain = [], [], [], True
         return chunk
 
 
@@ -495,7 +507,9 @@ def _csv_reader(
             before, tally.lines = tally.lines, reader.line_num
             if tally.lines - before == len(batch) and all(len(record) == width for record in batch):
                 tally.records += len(batch)
-                yield from chunker.rows(range(before + 1, tally.lines + 1), batch)
+                # One line each: no value holds a line break. One search of the batch's text for U+FFFD.
+                plain = "\ufffd" not in "\x00".join(itertools.chain.from_iterable(batch))
+                yield from chunker.rows(range(before + 1, tally.lines + 1), batch, plain=plain)
                 continue
             for line, record in zip(_first_lines(batch, before), batch, strict=True):
                 if not record:

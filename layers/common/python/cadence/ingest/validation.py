@@ -44,13 +44,14 @@ def validate(chunk: RawChunk, feed: Feed, context: Context) -> Validated:
     def mark(mask: pd.Series, code: str) -> None:
         reasons.loc[mask] = reasons.loc[mask] + code + ";"
 
-    garbled = pd.Series(False, index=raw.index)
-    for column in feed.columns:
-        found = contains(raw[column.name], {"line_break": "[\r\n]", "garbled": "\ufffd"})
-        if not column.multiline:
-            mark(found["line_break"], f"line_break:{column.name}")
-        garbled |= found["garbled"]
-    mark(garbled, "invalid_encoding")
+    if not chunk.plain:  # the reader saw no line break and no U+FFFD in a plain chunk
+        garbled = pd.Series(False, index=raw.index)
+        for column in feed.columns:
+            found = contains(raw[column.name], {"line_break": "[\r\n]", "garbled": "\ufffd"})
+            if not column.multiline:
+                mark(found["line_break"], f"line_break:{column.name}")
+            garbled |= found["garbled"]
+        mark(garbled, "invalid_encoding")
 
     clean: dict[str, pd.Series] = {}
     cleared_masks: dict[str, pd.Series] = {}
