@@ -28,7 +28,7 @@ class ObjectInfo:
     version_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per customer row of every file, and frozen doubles that cost
 class CustomerUpsert:
     """The customer columns of one merged customer row; None values are left untouched in the profile."""
 
