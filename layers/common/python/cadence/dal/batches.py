@@ -16,6 +16,7 @@ from typing import Any, cast
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from cadence import collector
 from cadence.dal import clients, dynamodb_wire
 from cadence.dal.items import to_attribute
 from cadence.errors import TransientError
@@ -143,7 +144,8 @@ def put_items(
     """
 
     def write(chunk: Sequence[Mapping[str, Any]]) -> None:
-        pending: dict[str, Any] = {table_name: [{"PutRequest": {"Item": encode(item)}} for item in chunk]}
+        with collector.paused():
+            pending: dict[str, Any] = {table_name: [{"PutRequest": {"Item": encode(item)}} for item in chunk]}
         for attempt in range(_MAX_ROUNDS):
             response = dynamodb_wire.call("BatchWriteItem", {"RequestItems": pending}, action=action)
             pending = response.get("UnprocessedItems") or {}

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cadence import collector
 from cadence.event_types import ENGAGEMENT_ATTRIBUTES
 from cadence.ingest.models import ActivityDelta, CustomerUpsert
 from cadence.ingest.schemas import CUSTOMERS, Kind
@@ -49,6 +50,7 @@ def _present(value: Any) -> bool:
     return value is not None and not (pd.api.types.is_scalar(value) and pd.isna(value))
 
 
+@collector.paused()
 def merge_customers(
     accepted: pd.DataFrame, *, default_updated_at: str, extra_prefix: str | None = None
 ) -> Merged[CustomerUpsert]:

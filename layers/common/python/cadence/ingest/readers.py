@@ -38,6 +38,7 @@ from typing import IO, Any, BinaryIO, Protocol
 import numpy as np
 import pandas as pd
 
+from cadence import collector
 from cadence.errors import InvalidInputError
 from cadence.ingest import pinpoint
 from cadence.ingest.exceptions import UnreadableFileError
@@ -397,6 +398,7 @@ def _resolve(feed: Feed, mapping: ColumnMapping, header: list[str]) -> HeaderMap
     return resolved
 
 
+@collector.paused()
 def _frame(rows: list[Sequence[str | None]], feed: Feed, positions: dict[str, int]) -> pd.DataFrame:
     """Canonical columns as object dtype: pandas never guesses a type, so '007' stays '007'.
 
@@ -503,7 +505,7 @@ def _csv_reader(
         tally.lines = reader.line_num
         # Records are taken from csv.reader (C) a batch at a time; a batch of one-line, well-formed records
         # (nearly every batch) goes to the chunker whole, the rest record by record.
-        while batch := list(itertools.islice(reader, _CSV_BATCH)):
+        while batch := _next_batch(reader):
             before, tally.lines = tally.lines, reader.line_num
             if tally.lines - before == len(batch) and all(len(record) == width for record in batch):
                 tally.records += len(batch)
@@ -532,6 +534,11 @@ def _csv_reader(
 
 # Records csv.reader hands over at a time: enough that the per-batch work vanishes, few enough to stay small.
 _CSV_BATCH = 4096
+
+
+@collector.paused()
+def _next_batch(records: Iterator[list[str]]) -> list[list[str]]:
+    return list(itertools.islice(records, _CSV_BATCH))
 
 
 def _line_breaks(value: str) -> int:

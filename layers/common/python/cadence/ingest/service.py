@@ -42,6 +42,7 @@ from typing import Any
 
 import pandas as pd
 
+from cadence import collector
 from cadence.config import IngestSettings
 from cadence.dal import activity_table, ingest_ledger, order_history, profiles_table, queues, suppression_table, uploads
 from cadence.errors import InvalidInputError
@@ -694,17 +695,18 @@ def _write_customers(
         # Erased customers a file brings back come without consent (their addresses stay suppressed, too).
         erased = suppression_table.tombstones(settings.suppression_table)
         changed = []
-        for upsert in customers.items:
-            held = stored.get(upsert.customer_id)
-            item, newer = merge.resolve_customer(upsert, held)
-            if erased and customer_hash(upsert.customer_id) in erased:
-                item |= {name: False for name in merge.CONSENT_COLUMNS if name in item}
-            if newer:
-                report.writes_applied += 1
-            else:
-                report.writes_skipped += 1
-            if item != held:
-                changed.append(item)
+        with collector.paused():
+            for upsert in customers.items:
+                held = stored.get(upsert.customer_id)
+                item, newer = merge.resolve_customer(upsert, held)
+                if erased and customer_hash(upsert.customer_id) in erased:
+                    item |= {name: False for name in merge.CONSENT_COLUMNS if name in item}
+                if newer:
+                    report.writes_applied += 1
+                else:
+                    report.writes_skipped += 1
+                if item != held:
+                    changed.append(item)
         # Before the profiles: a chunk cut off between the two writes still finds the stored yes when retried.
         withdrawn = merge.withdrawals(stored, changed, source=f"ingest:{report.source_key}", at=datetime.now(UTC))
         if withdrawn:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from cadence import collector
 from cadence.ingest.cleaning import Context
 from cadence.ingest.columns import clean_column, contains
 from cadence.ingest.readers import RawChunk
@@ -31,6 +32,7 @@ def rejected_columns(feed: Feed) -> list[str]:
     return [LINE, REASON, *feed.names, RAW]
 
 
+@collector.paused()
 def validate(chunk: RawChunk, feed: Feed, context: Context) -> Validated:
     """Clean every column; a row is rejected for its first failing rule, counted once under that reason.
 
