@@ -83,7 +83,11 @@ class CallCounter:
         # DynamoDB calls by (operation, table, what they touch): a write of a batch's outcomes, or not; the keys
         # a BatchGetItem asked for. What the units are priced from.
         self.dynamodb: Counter[tuple[str, str, str]] = Counter()
+        from cadence.dal import dynamodb_wire  # noqa: PLC0415 - the handlers' package, imported with them
+
+        self._wire = dynamodb_wire
         self._original = botocore.client.BaseClient._make_api_call
+        self._original_bulk = dynamodb_wire.call
 
     def __enter__(self) -> CallCounter:
         counter, original = self, self._original
@@ -95,11 +99,19 @@ class CallCounter:
                 counter._count_dynamodb(operation, params)
             return original(client, operation, params)
 
+        def counted_bulk(operation: str, request: dict[str, Any], **kwargs: Any) -> Any:
+            counter.calls["dynamodb", operation] += 1
+            counter._count_dynamodb(operation, request)  # the low-level request: RequestItems of the same shape
+            return original_bulk(operation, request, **kwargs)
+
+        original_bulk = self._original_bulk
         botocore.client.BaseClient._make_api_call = counted  # type: ignore[method-assign]
+        self._wire.call = counted_bulk  # DynamoDB's batch calls leave through it, not through a client
         return self
 
     def __exit__(self, *_: object) -> None:
         botocore.client.BaseClient._make_api_call = self._original  # type: ignore[method-assign]
+        self._wire.call = self._original_bulk
 
     def _count_dynamodb(self, operation: str, params: dict[str, Any]) -> None:
         if operation == "BatchGetItem":

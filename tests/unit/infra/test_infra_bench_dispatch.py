@@ -39,3 +39,16 @@ def test_lambda_is_billed_for_the_calls_latency_and_the_cpu_stretched_to_the_fun
     expected = 2 * PRICES["lambda_per_request"] + seconds * memory / 1024 * PRICES["lambda_per_gb_s"]
     assert cost["lambda"] == pytest.approx(expected, abs=1e-5)
     assert cost["dynamodb"] == 0
+
+
+def test_the_call_counter_sees_the_batch_calls_that_leave_through_the_bulk_wire(tables: dict[str, str]) -> None:
+    from cadence.dal import batches  # noqa: PLC0415 - after the aws fixture bound the clients to moto
+
+    profiles = tables["ProfilesTable"]
+    with bench_dispatch.CallCounter() as counter:
+        batches.put_items(profiles, [{"customer_id": "C1"}, {"customer_id": "C2"}], action="test")
+        batches.get_items({profiles: [{"customer_id": "C1"}, {"customer_id": "C2"}]}, action="test")
+    batches.get_items({profiles: [{"customer_id": "C1"}]}, action="test")  # after the counter: not counted
+
+    assert counter.calls == Counter({("dynamodb", "BatchWriteItem"): 1, ("dynamodb", "BatchGetItem"): 1})
+    assert counter.dynamodb[("BatchGetItem", profiles, "keys")] == 2
