@@ -23,9 +23,7 @@ it cannot run out under a live holder.
 
 import itertools
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from cadence.dal import batches
 from cadence.ingest import activity
@@ -66,7 +64,9 @@ def apply_deltas(
     applied = skipped = 0
     # Reads of one block go out together, then its writes: `workers` BatchGetItem calls at a time.
     for block in itertools.batched(deltas, batches.GET_LIMIT * max(workers, 1), strict=False):
-        stored = _read(table_name, [delta.customer_id for delta in block], workers=workers)
+        # Strongly consistent: the previous lease holder's writes must be read, or this write would undo them.
+        customer_ids = [delta.customer_id for delta in block]
+        stored = batches.items_by_key(table_name, "customer_id", customer_ids, action="activity.read", workers=workers)
         changed = []
         for delta in block:
             merged = activity.merge_delta(stored.get(delta.customer_id), delta, batch_id=batch_id, slots=slots)
@@ -78,19 +78,3 @@ def apply_deltas(
                 changed.append(merged.item)
         batches.put_items(table_name, changed, action="activity.apply", workers=workers)
     return WriteOutcome(applied=applied, skipped=skipped)
-
-
-def _read(table_name: str, customer_ids: Sequence[str], *, workers: int) -> dict[str, Mapping[str, Any]]:
-    def read(group: tuple[str, ...]) -> list[dict[str, Any]]:
-        keys = [{"customer_id": customer_id} for customer_id in group]
-        # Strongly consistent: the previous lease holder's writes must be read, or this write would undo them.
-        return batches.get_items({table_name: keys}, action="activity.read")[table_name]
-
-    groups = list(itertools.batched(customer_ids, batches.GET_LIMIT, strict=False))
-    if workers <= 1 or len(groups) <= 1:
-        pages = [read(group) for group in groups]
-    else:
-        # The low-level client is thread-safe; a small pool overlaps the round trips.
-        with ThreadPoolExecutor(max_workers=min(workers, len(groups))) as pool:
-            pages = list(pool.map(read, groups))
-    return {str(item["customer_id"]): item for page in pages for item in page}

@@ -126,6 +126,30 @@ def get_items(
     return found
 
 
+def items_by_key(
+    table_name: str, key_name: str, key_values: Sequence[str], *, action: str, workers: int = 1
+) -> dict[str, dict[str, Any]]:
+    """The stored items (plain values, numbers as Decimal) of these single-attribute keys, by key value: strongly
+    consistent BatchGetItem calls of 100 keys, `workers` of them at once. Missing keys are left out.
+
+    Raises:
+        TransientError: keys stayed unprocessed after every retry, or DynamoDB throttled.
+        PermanentError: DynamoDB refused the request.
+    """
+
+    def read(group: Sequence[str]) -> list[dict[str, Any]]:
+        return get_items({table_name: [{key_name: value} for value in group]}, action=action)[table_name]
+
+    groups = list(_chunks(list(dict.fromkeys(key_values)), GET_LIMIT))
+    if workers <= 1 or len(groups) <= 1:
+        pages = [read(group) for group in groups]
+    else:
+        # The wire's connection pool is thread-safe; a small pool of readers overlaps the round trips.
+        with ThreadPoolExecutor(max_workers=min(workers, len(groups))) as pool:
+            pages = list(pool.map(read, groups))
+    return {str(item[key_name]): item for page in pages for item in page}
+
+
 def put_items(
     table_name: str,
     items: Sequence[Mapping[str, Any]],

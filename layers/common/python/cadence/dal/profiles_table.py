@@ -99,13 +99,7 @@ def read_for_merge(table_name: str, customer_ids: Sequence[str]) -> dict[str, di
     Raises:
         TransientError: DynamoDB kept keys unprocessed after every retry.
     """
-    unique_ids = list(dict.fromkeys(customer_ids))
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(unique_ids), batches.GET_LIMIT):
-        keys = [{"customer_id": cid} for cid in unique_ids[start : start + batches.GET_LIMIT]]
-        for item in batches.get_items({table_name: keys}, action="profiles.read_for_merge")[table_name]:
-            found[item["customer_id"]] = item
-    return found
+    return batches.items_by_key(table_name, "customer_id", customer_ids, action="profiles.read_for_merge")
 
 
 def put_many(table_name: str, profiles: Sequence[Mapping[str, Any]], *, workers: int = 1) -> None:
