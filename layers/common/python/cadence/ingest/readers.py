@@ -513,11 +513,14 @@ def _csv_reader(
                 plain = "\ufffd" not in "\x00".join(itertools.chain.from_iterable(batch))
                 yield from chunker.rows(range(before + 1, tally.lines + 1), batch, plain=plain)
                 continue
-            for line, record in zip(_first_lines(batch, before), batch, strict=True):
+            # A record takes one line plus the line breaks inside its quoted values (a blank line: one line).
+            spans = [1 + sum(_line_breaks(value) for value in record) for record in batch]
+            starts = itertools.accumulate(spans[:-1], initial=before + 1)
+            for line, span, record in zip(starts, spans, batch, strict=True):
                 if not record:
                     continue  # a blank line is not a record
                 tally.records += 1
-                if any(_line_breaks(value) for value in record):
+                if span > 1:
                     tally.multiline_records += 1
                 if len(record) != width:
                     malformed = Malformed(line, "wrong_field_count", (shape.delimiter or ",").join(record))
@@ -544,19 +547,6 @@ def _next_batch(records: Iterator[list[str]]) -> list[list[str]]:
 def _line_breaks(value: str) -> int:
     """The line breaks inside a (quoted) value, as the text's reader split lines: \r\n, \r or \n."""
     return value.count("\n") + value.count("\r") - value.count("\r\n") if "\n" in value or "\r" in value else 0
-
-
-def _first_lines(batch: Sequence[Sequence[str]], before: int) -> list[int]:
-    """The physical line each record of `batch` starts on, the batch read after line `before`.
-
-    A record takes one line plus the line breaks inside its quoted values (a blank line: one line).
-    """
-    lines = []
-    line = before + 1
-    for record in batch:
-        lines.append(line)
-        line += 1 + sum(_line_breaks(value) for value in record)
-    return lines
 
 
 # ---------- JSON Lines ----------
