@@ -140,13 +140,7 @@ def items_by_key(
     def read(group: Sequence[str]) -> list[dict[str, Any]]:
         return get_items({table_name: [{key_name: value} for value in group]}, action=action)[table_name]
 
-    groups = list(_chunks(list(dict.fromkeys(key_values)), GET_LIMIT))
-    if workers <= 1 or len(groups) <= 1:
-        pages = [read(group) for group in groups]
-    else:
-        # The wire's connection pool is thread-safe; a small pool of readers overlaps the round trips.
-        with ThreadPoolExecutor(max_workers=min(workers, len(groups))) as pool:
-            pages = list(pool.map(read, groups))
+    pages = _each(read, list(_chunks(list(dict.fromkeys(key_values)), GET_LIMIT)), workers)
     return {str(item[key_name]): item for page in pages for item in page}
 
 
@@ -178,14 +172,15 @@ def put_items(
             _backoff(attempt)
         raise TransientError(f"{action}: items left unprocessed")
 
-    chunks = list(_chunks(items, WRITE_LIMIT))
-    if workers <= 1 or len(chunks) <= 1:
-        for chunk in chunks:
-            write(chunk)
-        return
-    # The wire's connection pool is thread-safe; a small pool of writers overlaps the round trips.
-    with ThreadPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
-        list(pool.map(write, chunks))
+    _each(write, list(_chunks(items, WRITE_LIMIT)), workers)
+
+
+def _each[T, R](call: Callable[[T], R], calls: Sequence[T], workers: int) -> list[R]:
+    """`call` of each argument in order, `workers` at once (the wire's connection pool is thread-safe)."""
+    if workers <= 1 or len(calls) <= 1:
+        return [call(argument) for argument in calls]
+    with ThreadPoolExecutor(max_workers=min(workers, len(calls))) as pool:
+        return list(pool.map(call, calls))
 
 
 def _chunks[T](items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
