@@ -85,6 +85,14 @@ def dispatch_event(load_event: Any, *requests: dict[str, str]) -> dict[str, Any]
     }
 
 
+NO_FAILURES = {"batchItemFailures": []}
+
+
+def deliver(load_event: Any, lambda_context: Any, *messages: dict[str, Any]) -> dict[str, Any]:
+    """The dispatch handler's answer to an SQS delivery of these messages (see dispatch_event)."""
+    return app.lambda_handler(dispatch_event(load_event, *messages), lambda_context)  # type: ignore[no-any-return]
+
+
 def request(customer_id: str, channel: str, run_id: str = "winback@2026-11-23T02:00:00Z") -> dict[str, str]:
     return {"campaign_id": "winback", "run_id": run_id, "customer_id": customer_id, "channel": channel}
 
@@ -137,10 +145,10 @@ def test_a_redelivered_send_goes_out_once(
 ) -> None:
     put_profile(tables, "C1")
 
-    first = app.lambda_handler(dispatch_event(load_event, request("C1", "email")), lambda_context)
-    second = app.lambda_handler(dispatch_event(load_event, request("C1", "email")), lambda_context)
+    first = deliver(load_event, lambda_context, request("C1", "email"))
+    second = deliver(load_event, lambda_context, request("C1", "email"))
 
-    assert first == second == {"batchItemFailures": []}
+    assert first == second == NO_FAILURES
     assert emails_sent() == 1
     entry = ledger(tables, "C1")["winback@2026-11-23T02:00:00Z#email"]
     assert entry["status"] == "SENT"
@@ -152,9 +160,9 @@ def test_sms_is_published_to_the_profile_phone_with_the_rendered_text(
 ) -> None:
     put_profile(tables, "C2", phone="+8613912345678", first_name="Wang")
 
-    response = app.lambda_handler(dispatch_event(load_event, request("C2", "sms")), lambda_context)
+    response = deliver(load_event, lambda_context, request("C2", "sms"))
 
-    assert response == {"batchItemFailures": []}
+    assert response == NO_FAILURES
     assert sms_sent() == [("+8613912345678", "Wang, 10% off this week")]
     assert ledger(tables, "C2")["winback@2026-11-23T02:00:00Z#sms"]["status"] == "SENT"
 
@@ -165,9 +173,9 @@ def test_sms_to_a_country_the_stack_does_not_allow_is_rejected_and_never_publish
     # the test environment allows 86 only (SMS_ALLOWED_COUNTRY_CODES), as the template's default does
     put_profile(tables, "C2", phone="+447700900123")
 
-    response = app.lambda_handler(dispatch_event(load_event, request("C2", "sms")), lambda_context)
+    response = deliver(load_event, lambda_context, request("C2", "sms"))
 
-    assert response == {"batchItemFailures": []}
+    assert response == NO_FAILURES
     assert sms_sent() == []
     entry = ledger(tables, "C2")["winback@2026-11-23T02:00:00Z#sms"]
     assert (entry["status"], entry["reason"]) == ("REJECTED", "sms_country_not_allowed")
@@ -178,7 +186,7 @@ def test_nothing_is_sent_when_consent_was_withdrawn_after_planning(
 ) -> None:
     put_profile(tables, "C3", consent_email=False)
 
-    app.lambda_handler(dispatch_event(load_event, request("C3", "email")), lambda_context)
+    deliver(load_event, lambda_context, request("C3", "email"))
 
     assert emails_sent() == 0
     assert ledger(tables, "C3")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SUPPRESSED"
@@ -190,9 +198,9 @@ def test_a_provider_rejection_is_recorded_and_not_retried(
     # given no verified sender identity, SES (and moto) reject the message
     put_profile(tables, "C4")
 
-    response = app.lambda_handler(dispatch_event(load_event, request("C4", "email")), lambda_context)
+    response = deliver(load_event, lambda_context, request("C4", "email"))
 
-    assert response == {"batchItemFailures": []}
+    assert response == NO_FAILURES
     entry = ledger(tables, "C4")["winback@2026-11-23T02:00:00Z#email"]
     assert entry["status"] == "REJECTED"
     assert "MessageRejected" in entry["reason"]
@@ -220,7 +228,7 @@ def test_a_queued_send_of_a_deleted_or_unknown_campaign_is_recorded_and_not_sent
 
     response = app.lambda_handler(event, lambda_context)
 
-    assert response == {"batchItemFailures": []}
+    assert response == NO_FAILURES
     entries = ledger(tables, "C6")
     assert entries["ghost@2026-11-23T02:00:00Z#sms"]["status"] == "SUPPRESSED"
     assert entries["ghost@2026-11-23T02:00:00Z#sms"]["reason"] == "campaign_not_defined"
@@ -240,7 +248,7 @@ def test_the_whole_batch_is_retried_when_every_record_fails(
     provider.always("sesv2.SendBulkEmail", provider_faults.rest_json_error("TooManyRequestsException", 429))
 
     with pytest.raises(BatchProcessingError):
-        app.lambda_handler(dispatch_event(load_event, request("C8", "email")), lambda_context)
+        deliver(load_event, lambda_context, request("C8", "email"))
 
     assert ledger(tables, "C8")["winback@2026-11-23T02:00:00Z#email"]["status"] == "FAILED"
 
@@ -255,7 +263,7 @@ def test_logs_never_carry_the_address_or_phone(
 ) -> None:
     put_profile(tables, "C7", email="private.person@example.com", phone="+8613700000007", consent_sms=False)
 
-    app.lambda_handler(dispatch_event(load_event, request("C7", "email"), request("C7", "sms")), lambda_context)
+    deliver(load_event, lambda_context, request("C7", "email"), request("C7", "sms"))
 
     logged = captured_logs.getvalue()
     assert "C7" in logged  # the ids are there, so the check below looks at real log output
@@ -296,9 +304,7 @@ def test_a_throttled_or_failing_provider_is_retried_via_sqs_not_rejected_when_it
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
     assert ledger(tables, "T1")[f"winback@2026-11-23T02:00:00Z#{channel}"]["status"] == "FAILED"
     provider.clear()
-    assert app.lambda_handler(dispatch_event(load_event, request("T1", channel)), lambda_context) == {
-        "batchItemFailures": []
-    }
+    assert deliver(load_event, lambda_context, request("T1", channel)) == NO_FAILURES
     assert ledger(tables, "T1")[f"winback@2026-11-23T02:00:00Z#{channel}"]["status"] == "SENT"
     assert emails_sent() == 1
     assert len(sms_sent()) == 1
@@ -324,9 +330,9 @@ def test_a_provider_refusal_is_still_a_rejection_when_it_answers_4xx(
     channel = "sms" if service == "sns" else "email"
     provider.always(operation, provider_faults.error(service, code, status))
 
-    response = app.lambda_handler(dispatch_event(load_event, request("T2", channel)), lambda_context)
+    response = deliver(load_event, lambda_context, request("T2", channel))
 
-    assert response == {"batchItemFailures": []}
+    assert response == NO_FAILURES
     entry = ledger(tables, "T2")[f"winback@2026-11-23T02:00:00Z#{channel}"]
     assert entry["status"] == "REJECTED"
     assert code in entry["reason"]
@@ -359,10 +365,10 @@ def test_a_send_whose_answer_never_came_is_recorded_in_doubt_and_not_sent_again_
     put_profile(tables, "U1", phone="+8613700000042")
     provider.always("sns.Publish", provider_faults.read_timeout)
 
-    response = app.lambda_handler(dispatch_event(load_event, request("U1", "sms")), lambda_context)
+    response = deliver(load_event, lambda_context, request("U1", "sms"))
 
     # then it was tried once, is not retried by SQS either, and the ledger says the outcome is unknown
-    assert response == {"batchItemFailures": []}
+    assert response == NO_FAILURES
     assert provider.attempts["sns.Publish"] == 1
     entry = ledger(tables, "U1")["winback@2026-11-23T02:00:00Z#sms"]
     assert entry["status"] == "IN_DOUBT"
@@ -371,10 +377,10 @@ def test_a_send_whose_answer_never_came_is_recorded_in_doubt_and_not_sent_again_
 
     # when the same send is delivered again, with SNS answering now
     provider.clear()
-    again = app.lambda_handler(dispatch_event(load_event, request("U1", "sms")), lambda_context)
+    again = deliver(load_event, lambda_context, request("U1", "sms"))
 
     # then nothing is published: a second SMS is worse than a missing one
-    assert again == {"batchItemFailures": []}
+    assert again == NO_FAILURES
     assert provider.attempts["sns.Publish"] == 1
     assert sms_sent() == []
     assert ledger(tables, "U1")["winback@2026-11-23T02:00:00Z#sms"]["status"] == "IN_DOUBT"
@@ -414,9 +420,7 @@ def test_a_send_is_attempted_once_per_delivery_and_left_to_sqs_when_it_provably_
     assert provider.attempts["sesv2.SendBulkEmail"] == 1
     assert ledger(tables, "U2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "FAILED"
     provider.clear()
-    assert app.lambda_handler(dispatch_event(load_event, request("U2", "email")), lambda_context) == {
-        "batchItemFailures": []
-    }
+    assert deliver(load_event, lambda_context, request("U2", "email")) == NO_FAILURES
     assert emails_sent() == 1
     assert ledger(tables, "U2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
 
@@ -458,9 +462,7 @@ def test_records_are_left_unclaimed_for_redelivery_when_the_invocation_is_runnin
     assert ledger(tables, "R2") == ledger(tables, "R3") == {}
     assert metrics_emitted(capsys).get("SendsDeferred") == 2
     # and a redelivery with time to spare sends them
-    assert app.lambda_handler(
-        dispatch_event(load_event, *(request(c, "email") for c in ("R2", "R3"))), lambda_context
-    ) == {"batchItemFailures": []}
+    assert deliver(load_event, lambda_context, *(request(c, "email") for c in ("R2", "R3"))) == NO_FAILURES
     assert emails_sent() == 3
 
 
@@ -476,7 +478,7 @@ def test_queued_sends_of_a_campaign_cancelled_after_planning_end_cancelled(
     )
 
     # then nothing goes out, and both sends end in the final CANCELLED state, not as suppressed
-    assert response == {"batchItemFailures": []}
+    assert response == NO_FAILURES
     assert emails_sent() == 0
     assert sms_sent() == []
     entries = ledger(tables, "K3")
@@ -502,7 +504,7 @@ def test_queued_sends_of_a_campaign_paused_after_planning_are_held_not_sent_nor_
 
     # then nothing goes out, and every queued send waits HELD in the ledger for the resume to queue it again
     # (tests/unit/functions/test_run_completion.py follows them through the resume)
-    assert response == {"batchItemFailures": []}
+    assert response == NO_FAILURES
     assert emails_sent() == 0
     assert sms_sent() == []
     entries = ledger(tables, "K1")
@@ -527,9 +529,9 @@ def test_queued_sends_wait_for_a_campaign_switched_off_before_the_lifecycle_exis
         }
     )
 
-    response = app.lambda_handler(dispatch_event(load_event, request("K2", "email")), lambda_context)
+    response = deliver(load_event, lambda_context, request("K2", "email"))
 
-    assert response == {"batchItemFailures": []}
+    assert response == NO_FAILURES
     assert emails_sent() == 0
     assert ledger(tables, "K2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "HELD"
 
@@ -552,7 +554,7 @@ def test_the_variant_message_carries_the_offer_and_coupon_and_the_ledger_keeps_t
     put_profile(tables, "V1")
     planned = {**request("V1", "sms"), "variant": "b", "offer_value": "15", "coupon_code": "K7QW2M9XR4TZ"}
 
-    app.lambda_handler(dispatch_event(load_event, planned), lambda_context)
+    deliver(load_event, lambda_context, planned)
 
     assert sms_sent() == [("+8613800138000", "Li: 15% off, code K7QW2M9XR4TZ")]
     (sent,) = ledger(tables, "V1").values()
@@ -580,13 +582,11 @@ def test_a_send_whose_worker_died_reading_before_its_claim_is_sent_by_the_next_d
     put_profile(tables, "L1")
     provider.once("dynamodb.GetItem", provider_faults.killed)
     with pytest.raises(provider_faults.WorkerKilled):
-        app.lambda_handler(dispatch_event(load_event, request("L1", "email")), lambda_context)
+        deliver(load_event, lambda_context, request("L1", "email"))
     assert ledger(tables, "L1") == {}  # nothing claimed, so nothing to wait for
 
     # when SQS redelivers it, it is sent at once, without waiting for a lease
-    assert app.lambda_handler(dispatch_event(load_event, request("L1", "email")), lambda_context) == {
-        "batchItemFailures": []
-    }
+    assert deliver(load_event, lambda_context, request("L1", "email")) == NO_FAILURES
     assert emails_sent() == 1
     assert ledger(tables, "L1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
 
@@ -605,19 +605,17 @@ def test_a_batch_of_a_paused_campaign_whose_worker_died_after_claiming_it_is_han
     put_profile(tables, "L1")
     provider.once("dynamodb.UpdateItem", provider_faults.KILLED_AFTER)
     with pytest.raises(provider_faults.WorkerKilled):
-        app.lambda_handler(dispatch_event(load_event, request("L1", "email")), lambda_context)
+        deliver(load_event, lambda_context, request("L1", "email"))
     assert ledger(tables, "L1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "CLAIMED"
 
     # when SQS redelivers it while the dead worker's lease still runs, it is handed back (not dropped)
     with pytest.raises(BatchProcessingError, match="All records failed"):
-        app.lambda_handler(dispatch_event(load_event, request("L1", "email")), lambda_context)
+        deliver(load_event, lambda_context, request("L1", "email"))
     assert metrics_emitted(capsys).get("SendsLeaseHeld") == 1
 
     # and once the lease ran out, the next delivery takes the claim over and holds the send: nothing was sent
     expire_lease(tables, "L1", "email")
-    assert app.lambda_handler(dispatch_event(load_event, request("L1", "email")), lambda_context) == {
-        "batchItemFailures": []
-    }
+    assert deliver(load_event, lambda_context, request("L1", "email")) == NO_FAILURES
     assert emails_sent() == 0
     assert ledger(tables, "L1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "HELD"
 
@@ -635,17 +633,15 @@ def test_a_send_whose_worker_died_during_the_provider_call_is_in_doubt_and_never
     put_profile(tables, "L2")
     provider.once("sesv2.SendBulkEmail", provider_faults.KILLED_AFTER)
     with pytest.raises(provider_faults.WorkerKilled):
-        app.lambda_handler(dispatch_event(load_event, request("L2", "email")), lambda_context)
+        deliver(load_event, lambda_context, request("L2", "email"))
     assert emails_sent() == 1
 
     # when redelivered within the lease it waits; after the lease it is settled in doubt, and never sent again
     with pytest.raises(BatchProcessingError, match="All records failed"):
-        app.lambda_handler(dispatch_event(load_event, request("L2", "email")), lambda_context)
+        deliver(load_event, lambda_context, request("L2", "email"))
     expire_lease(tables, "L2", "email")
     for _ in range(2):
-        assert app.lambda_handler(dispatch_event(load_event, request("L2", "email")), lambda_context) == {
-            "batchItemFailures": []
-        }
+        assert deliver(load_event, lambda_context, request("L2", "email")) == NO_FAILURES
 
     assert emails_sent() == 1
     assert provider.attempts["sesv2.SendBulkEmail"] == 1
@@ -673,9 +669,7 @@ def test_a_claim_is_given_back_unsent_when_the_reads_left_too_little_time_to_sen
     assert provider.attempts["sesv2.SendBulkEmail"] == 0
     entry = ledger(tables, "L3")["winback@2026-11-23T02:00:00Z#email"]
     assert (entry["status"], entry["reason"]) == ("FAILED", "deferred")
-    assert app.lambda_handler(dispatch_event(load_event, request("L3", "email")), lambda_context) == {
-        "batchItemFailures": []
-    }
+    assert deliver(load_event, lambda_context, request("L3", "email")) == NO_FAILURES
     assert emails_sent() == 1
 
 
@@ -694,16 +688,14 @@ def test_ledger_retries_are_bounded_and_a_send_whose_outcome_was_not_recorded_is
         provider.once("dynamodb.UpdateItem", provider_faults.json_error("ProvisionedThroughputExceededException", 400))
 
     with pytest.raises(BatchProcessingError, match="All records failed"):
-        app.lambda_handler(dispatch_event(load_event, request("L4", "email")), lambda_context)
+        deliver(load_event, lambda_context, request("L4", "email"))
 
     # then botocore gave up after the ledger's three attempts (not the default client's eight), the record is
     # left for redelivery, and a redelivery after the lease settles it in doubt instead of sending again
     assert provider.attempts["dynamodb.UpdateItem"] == 1 + clients.LEDGER_BUDGET.attempts
     provider.clear()
     expire_lease(tables, "L4", "email")
-    assert app.lambda_handler(dispatch_event(load_event, request("L4", "email")), lambda_context) == {
-        "batchItemFailures": []
-    }
+    assert deliver(load_event, lambda_context, request("L4", "email")) == NO_FAILURES
     assert emails_sent() == 1
     assert ledger(tables, "L4")["winback@2026-11-23T02:00:00Z#email"]["status"] == "IN_DOUBT"
 
@@ -756,9 +748,7 @@ def test_only_the_throttled_sends_of_a_batch_are_sent_again_and_none_twice(
     # and the redelivered batch sends only the failed ones, in one call; a further repeat sends nothing
     sesv2_shim.SHIM.configure()
     for _ in range(2):
-        assert app.lambda_handler(
-            dispatch_event(load_event, batch(["B1", "B2", "B3", "B4"], "email")), lambda_context
-        ) == {"batchItemFailures": []}
+        assert deliver(load_event, lambda_context, batch(["B1", "B2", "B3", "B4"], "email")) == NO_FAILURES
     assert sorted(m.destinations["ToAddresses"][0] for m in sesv2_shim.SHIM.messages) == [
         "b2@example.com",
         "b3@example.com",
@@ -783,10 +773,10 @@ def test_destinations_ses_throttled_are_sent_again_within_the_invocation_once_ea
         put_profile(tables, customer_id)
     ses_takes_one_message_then_throttles()
 
-    response = app.lambda_handler(dispatch_event(load_event, batch(customer_ids, "email")), lambda_context)
+    response = deliver(load_event, lambda_context, batch(customer_ids, "email"))
 
     # then the worker slowed down and sent the throttled ones again itself: every one sent, exactly once
-    assert response == {"batchItemFailures": []}
+    assert response == NO_FAILURES
     assert sorted(m.destinations["ToAddresses"][0] for m in sesv2_shim.SHIM.messages) == [
         "p1@example.com",
         "p2@example.com",
@@ -805,7 +795,7 @@ def deliver_with_the_second_email_throttled(
         put_profile(tables, customer_id)
     ses_takes_one_message_then_throttles()
     with pytest.raises(BatchProcessingError):
-        app.lambda_handler(dispatch_event(load_event, batch(customer_ids, "email")), lambda_context)
+        deliver(load_event, lambda_context, batch(customer_ids, "email"))
     sesv2_shim.SHIM.configure()
 
 
@@ -822,7 +812,7 @@ def test_a_batch_cut_off_mid_send_is_in_doubt_only_for_the_sends_not_settled_bef
     deliver_with_the_second_email_throttled(tables, load_event, lambda_context, ["D1", "D2"])
     provider.once("sesv2.SendBulkEmail", provider_faults.KILLED_AFTER)
     with pytest.raises(provider_faults.WorkerKilled):
-        app.lambda_handler(dispatch_event(load_event, batch(["D1", "D2"], "email")), lambda_context)
+        deliver(load_event, lambda_context, batch(["D1", "D2"], "email"))
 
     # when it is delivered again after the lease
     boto3.resource("dynamodb").Table(tables["SendsTable"]).update_item(
@@ -830,7 +820,7 @@ def test_a_batch_cut_off_mid_send_is_in_doubt_only_for_the_sends_not_settled_bef
         UpdateExpression="SET lease_until = :past",
         ExpressionAttributeValues={":past": "2026-01-01T00:00:00+00:00"},
     )
-    app.lambda_handler(dispatch_event(load_event, batch(["D1", "D2"], "email")), lambda_context)
+    deliver(load_event, lambda_context, batch(["D1", "D2"], "email"))
 
     # then the send settled before keeps its outcome, the one cut off is in doubt, and nothing went out twice
     assert ledger(tables, "D1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
@@ -850,10 +840,10 @@ def test_a_retry_naming_only_the_failed_sends_of_a_batch_keeps_every_other_outco
     deliver_with_the_second_email_throttled(tables, load_event, lambda_context, ["X1", "X2"])
 
     # when `cadence campaign retry-failed` queues the batch with only the failed send
-    response = app.lambda_handler(dispatch_event(load_event, batch(["X2"], "email")), lambda_context)
+    response = deliver(load_event, lambda_context, batch(["X2"], "email"))
 
     # then that one is sent and the first keeps its outcome (one email each)
-    assert response == {"batchItemFailures": []}
+    assert response == NO_FAILURES
     assert emails_sent() == 2
     assert ledger(tables, "X1")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
     assert ledger(tables, "X2")["winback@2026-11-23T02:00:00Z#email"]["status"] == "SENT"
@@ -865,7 +855,7 @@ def test_an_email_is_sent_from_its_template_with_escaped_html_and_one_click_unsu
     # given a customer whose first name is markup
     put_profile(tables, "H1", first_name="<script>alert(1)</script>", city="O'Fallon")
 
-    app.lambda_handler(dispatch_event(load_event, request("H1", "email")), lambda_context)
+    deliver(load_event, lambda_context, request("H1", "email"))
 
     (message,) = sesv2_shim.SHIM.messages
     # then the HTML part carries the name escaped, the plain parts as written
@@ -917,7 +907,7 @@ def test_a_batch_of_two_variants_sends_one_bulk_call_per_variant_template(
         {"customer_id": "W3", "variant": "a"},
     ]
 
-    assert app.lambda_handler(dispatch_event(load_event, message), lambda_context) == {"batchItemFailures": []}
+    assert deliver(load_event, lambda_context, message) == NO_FAILURES
 
     # then each arm's recipients went out in one call with that arm's template
     assert provider.attempts["sesv2.SendBulkEmail"] == 2
@@ -966,7 +956,7 @@ def test_a_send_planned_longer_ago_than_the_suppression_log_keeps_reads_the_prof
     for run_id in (old_run, new_run):
         message = batch(["P1"], "email") | {"run_id": run_id}
         message["sends"][0]["contact"] = carried
-        app.lambda_handler(dispatch_event(load_event, message), lambda_context)
+        deliver(load_event, lambda_context, message)
 
     # then the batch planned before the log's horizon reads the profile and is suppressed; the recent one trusts
     # its plan and the log, which holds no withdrawal (the profile was changed behind ingest's back)
