@@ -158,3 +158,18 @@ def test_every_json_line_is_accepted_or_rejected_once(feed, lines):
     results = [validate(chunk, feed, CONTEXT) for chunk in chunks]
 
     assert sum(len(r.accepted) + len(r.rejected) for r in results) == records
+
+
+@pytest.mark.parametrize("blank", ["\x85", "\u3000", " \u2028 ", "\x85\n\u3000\n"])
+def test_json_lines_of_unicode_spaces_only_are_an_empty_file(blank):
+    # Lines blank as text (str.strip) hold no record, even though the bytes are not ASCII whitespace.
+    with pytest.raises(UnreadableFileError, match="empty_file"):
+        read_all(CUSTOMERS, blank.encode("utf-8"), "incoming/customers/file.jsonl")
+
+
+def test_a_json_line_between_unicode_blank_lines_is_read():
+    line = json.dumps({"customer_id": "C1", "email": "a@example.com"})
+    chunks = read_all(CUSTOMERS, f"\u3000\n{line}\n\x85\n".encode(), "incoming/customers/file.jsonl")
+
+    assert [chunk.frame["customer_id"].tolist() for chunk in chunks] == [["C1"]]
+    assert chunks[0].lines == [2]

@@ -623,6 +623,9 @@ def _jsonl_reader(
                 chunk = chunker.malformed(parsed) if isinstance(parsed, Malformed) else chunker.row(number, parsed)
             if chunk is not None:
                 yield chunk
+        if not tally.records:
+            # Lines of Unicode spaces only (U+0085, U+3000, ...): blank as lines, so no record at all.
+            raise UnreadableFileError("empty_file")
         if (chunk := chunker.last()) is not None:
             yield chunk
 
