@@ -1,6 +1,7 @@
 """The collector is held off only for the bulk step, however the step ends, and nested steps keep it off."""
 
 import gc
+import io
 from collections.abc import Iterator
 
 import pytest
@@ -43,3 +44,37 @@ def test_code_that_turned_the_collector_off_itself_keeps_it_off() -> None:
     with collector.paused():
         pass
     assert not gc.isenabled()
+
+
+def test_at_most_one_collection_a_chunk_runs_while_a_csv_file_is_read() -> None:
+    # The records of a chunk live until the chunk is built; a collection in between would walk them all again.
+    # (One may run when the collector comes back on after a chunk.)
+    from cadence.ingest.mapping import load_mapping  # noqa: PLC0415
+    from cadence.ingest.readers import open_table  # noqa: PLC0415
+    from cadence.ingest.schemas import CUSTOMERS  # noqa: PLC0415
+
+    text = "customer_id,email\n" + "".join(f"C{i},user{i}@example.com\n" for i in range(30_000))
+    reader = open_table(
+        io.BytesIO(text.encode()),
+        key="incoming/customers/x.csv",
+        metadata={},
+        feed=CUSTOMERS,
+        mapping=load_mapping([]),
+        chunk_rows=10_000,
+    )
+    chunks = reader.chunks()
+    collections: list[int] = []
+    gc.collect()
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        rows = [len(chunk.frame) for chunk in chunks]
+    finally:
+        gc.callbacks.remove(count)
+
+    assert rows == [10_000, 10_000, 10_000]
+    assert len(collections) <= len(rows), collections

@@ -503,15 +503,28 @@ def _csv_reader(
     def chunks(start: int, tally: Tally) -> Iterator[RawChunk]:
         chunker = _Chunker(feed, positions, chunk_rows, start)
         tally.lines = reader.line_num
-        # Records are taken from csv.reader (C) a batch at a time; a batch of one-line, well-formed records
-        # (nearly every batch) goes to the chunker whole, the rest record by record.
-        while batch := _next_batch(reader):
+        while ready := _until_chunk(chunker, tally):
+            yield from ready
+
+    # The collector stays off from a chunk's first record to the chunk: its records are thousands of lists
+    # that live until then, and every collection in between would walk them all again.
+    @collector.paused()
+    def _until_chunk(chunker: _Chunker, tally: Tally) -> list[RawChunk]:
+        """Records read a batch at a time until at least one chunk is complete; none once the file is done."""
+        ready: list[RawChunk] = []
+        while not ready:
+            batch = list(itertools.islice(reader, _CSV_BATCH))
+            if not batch:
+                last = chunker.last()
+                return [last] if last is not None else []
+            # From csv.reader (C) a batch at a time; a batch of one-line, well-formed records (nearly every
+            # batch) goes to the chunker whole, the rest record by record.
             before, tally.lines = tally.lines, reader.line_num
             if tally.lines - before == len(batch) and all(len(record) == width for record in batch):
                 tally.records += len(batch)
                 # One line each: no value holds a line break. One search of the batch's text for U+FFFD.
                 plain = "\ufffd" not in "\x00".join(itertools.chain.from_iterable(batch))
-                yield from chunker.rows(range(before + 1, tally.lines + 1), batch, plain=plain)
+                ready.extend(chunker.rows(range(before + 1, tally.lines + 1), batch, plain=plain))
                 continue
             # A record takes one line plus the line breaks inside its quoted values (a blank line: one line).
             spans = [1 + sum(_line_breaks(value) for value in record) for record in batch]
@@ -528,20 +541,14 @@ def _csv_reader(
                 else:
                     chunk = chunker.row(line, record)  # csv.reader makes a new list per record
                 if chunk is not None:
-                    yield chunk
-        if (chunk := chunker.last()) is not None:
-            yield chunk
+                    ready.append(chunk)
+        return ready
 
     return TableReader(shape, resolved, chunks)
 
 
 # Records csv.reader hands over at a time: enough that the per-batch work vanishes, few enough to stay small.
 _CSV_BATCH = 4096
-
-
-@collector.paused()
-def _next_batch(records: Iterator[list[str]]) -> list[list[str]]:
-    return list(itertools.islice(records, _CSV_BATCH))
 
 
 def _line_breaks(value: str) -> int:
