@@ -75,14 +75,15 @@ def _wire_of(client: Any) -> _Wire:
     return _Wire(url, sigv4.host_of(url), client.meta.region_name, client.meta.events, credentials, http)
 
 
-def call(operation: str, request: Mapping[str, Any], *, action: str) -> dict[str, Any]:
-    """DynamoDB's answer to `operation` with `request` (the operation's low-level JSON shape), retried as above.
+def call(operation: str, request: Mapping[str, Any] | str, *, action: str) -> dict[str, Any]:
+    """DynamoDB's answer to `operation` with `request` (the operation's low-level JSON shape, or its JSON text),
+    retried as above.
 
     Raises:
         ThrottledError / TransientError: DynamoDB throttled or failed, or the network did, on every attempt.
         PermanentError: DynamoDB refused the request (a ValidationException, a missing table).
     """
-    body = json.dumps(request, separators=(",", ":")).encode()
+    body = (request if isinstance(request, str) else json.dumps(request, separators=(",", ":"))).encode()
     wire = _wire_of(clients.client("dynamodb"))
     for attempt in range(ATTEMPTS):
         last = attempt == ATTEMPTS - 1

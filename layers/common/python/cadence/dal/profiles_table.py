@@ -110,7 +110,7 @@ def put_many(table_name: str, profiles: Sequence[Mapping[str, Any]], *, workers:
     Raises:
         TransientError: DynamoDB kept items unprocessed after every retry.
     """
-    batches.put_items(table_name, profiles, action="profiles.put_many", workers=workers, encode=batches.serialize_plain)
+    batches.put_items(table_name, profiles, action="profiles.put_many", workers=workers, encode=batches.plain_item_json)
 
 
 def withdraw_consent(table_name: str, customer_id: str, channel: str, *, at: str, source: str) -> str | None:
