@@ -148,8 +148,9 @@ def _work(files: list[str]) -> dict[str, Any]:
         dynamodb_wire = None
     original_wire_call = dynamodb_wire.call if dynamodb_wire else None
 
-    def counted_wire_call(operation: str, request: dict[str, Any], **kwargs: Any) -> Any:
-        counters[-1].count(operation, request)  # the low-level request: RequestItems of the same shape
+    def counted_wire_call(operation: str, request: dict[str, Any] | str, **kwargs: Any) -> Any:
+        # The low-level request (or its JSON text): RequestItems of the same shape.
+        counters[-1].count(operation, json.loads(request) if isinstance(request, str) else request)
         return original_wire_call(operation, request, **kwargs)  # type: ignore[misc]
 
     with mock_aws():

@@ -99,9 +99,10 @@ class CallCounter:
                 counter._count_dynamodb(operation, params)
             return original(client, operation, params)
 
-        def counted_bulk(operation: str, request: dict[str, Any], **kwargs: Any) -> Any:
+        def counted_bulk(operation: str, request: dict[str, Any] | str, **kwargs: Any) -> Any:
             counter.calls["dynamodb", operation] += 1
-            counter._count_dynamodb(operation, request)  # the low-level request: RequestItems of the same shape
+            # The low-level request (or its JSON text): RequestItems of the same shape.
+            counter._count_dynamodb(operation, json.loads(request) if isinstance(request, str) else request)
             return original_bulk(operation, request, **kwargs)
 
         original_bulk = self._original_bulk
