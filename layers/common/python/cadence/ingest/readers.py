@@ -402,16 +402,16 @@ def _resolve(feed: Feed, mapping: ColumnMapping, header: list[str]) -> HeaderMap
 def _frame(rows: list[Sequence[str | None]], feed: Feed, positions: dict[str, int]) -> pd.DataFrame:
     """Canonical columns as object dtype: pandas never guesses a type, so '007' stays '007'.
 
-    A column the file lacks is all None. The rows are transposed by zip (in C), not column by column.
+    A column the file lacks is all None. The records become one 2-D array (in C) and the canonical
+    columns are taken from it in one step, not built column by column.
     """
-    fields = list(zip(*rows, strict=True)) if rows else []
-    data: dict[str, np.ndarray] = {}
-    for name in feed.names:
-        column = np.full(len(rows), None, dtype=object)
-        if name in positions and rows:
-            column[:] = fields[positions[name]]
-        data[name] = column
-    return pd.DataFrame(data, columns=list(feed.names), dtype=object, copy=False)
+    width = len(rows[0]) if rows else max(positions.values(), default=-1) + 1
+    absent = width  # the index of an all-None column, appended if some canonical column is not in the file
+    order = [positions.get(name, absent) for name in feed.names]
+    table = np.array(rows, dtype=object) if rows else np.empty((0, width), dtype=object)
+    if absent in order:
+        table = np.concatenate([table, np.full((len(rows), 1), None, dtype=object)], axis=1)
+    return pd.DataFrame(table[:, order], columns=list(feed.names), dtype=object, copy=False)
 
 
 class _Chunker:
