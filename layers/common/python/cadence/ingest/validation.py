@@ -3,6 +3,7 @@
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from cadence import collector
@@ -79,13 +80,18 @@ def validate(chunk: RawChunk, feed: Feed, context: Context) -> Validated:
         mark(no_contact & ~explained, "missing:" + "|".join(feed.any_of))
 
     bad = reasons != ""
-    accepted = pd.DataFrame(clean, columns=list(feed.names), dtype=object)[~bad]
-    accepted.insert(0, LINE, [line for line, is_bad in zip(chunk.lines, bad, strict=True) if not is_bad])
+    kept = ~bad.to_numpy(dtype=bool)
+    lines = np.asarray(chunk.lines, dtype=np.int64)
+    # One 2-D block, rows kept in one step (a frame of 13 Series, then filtered, costs twice as much).
+    # Stacked as pandas lays a block out (a column per row), so each column stays contiguous.
+    table = np.stack([clean[name].to_numpy(dtype=object)[kept] for name in feed.names])
+    accepted = pd.DataFrame(table.T, columns=list(feed.names), dtype=object, copy=False)
+    accepted.insert(0, LINE, lines[kept])
     cleared = Counter({f"invalid:{name}": int((mask & ~bad).sum()) for name, mask in cleared_masks.items()})
     coerced = Counter({f"unreadable_as_no:{name}": int((mask & ~bad).sum()) for name, mask in coerced_masks.items()})
 
     rejected = raw[bad].copy()
-    rejected.insert(0, LINE, [line for line, is_bad in zip(chunk.lines, bad, strict=True) if is_bad])
+    rejected.insert(0, LINE, lines[~kept])
     rejected.insert(1, REASON, reasons[bad].str.rstrip(";"))
     rejected[RAW] = None
     malformed = pd.DataFrame(
