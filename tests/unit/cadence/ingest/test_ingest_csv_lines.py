@@ -125,3 +125,28 @@ def test_validation_of_a_plain_chunk_is_what_the_full_checks_give(chunk_rows: in
         assert fast.rejected_by_reason == full.rejected_by_reason
     rejected = {reason for chunk in chunks for reason in validate(chunk, CUSTOMERS, CONTEXT).rejected_by_reason}
     assert rejected == {"line_break:first_name", "invalid_encoding"}
+
+
+def test_a_file_of_ascii_bytes_in_utf16_still_has_its_undecodable_last_byte_found() -> None:
+    # Every byte below 0x80, yet a lone last byte of UTF-16 decodes to U+FFFD: ASCII bytes say nothing there.
+    body = "customer_id,email,first_name\nC1,u1@example.com,Li\nC2,u2@example.com,Li".encode("utf-16-le") + b"i"
+    reader = open_table(
+        io.BytesIO(body), key="incoming/customers/c.csv", metadata={"encoding": "utf-16-le"}, feed=CUSTOMERS,
+        mapping=load_mapping([]), chunk_rows=10,
+    )  # fmt: skip
+
+    (chunk,) = list(reader.chunks())
+    validated = validate(chunk, CUSTOMERS, CONTEXT)
+
+    assert validated.accepted["customer_id"].tolist() == ["C1"]
+    assert validated.rejected[["customer_id", "reason"]].values.tolist() == [["C2", "invalid_encoding"]]
+
+
+def test_an_ascii_file_with_one_undecodable_byte_far_into_it_has_that_row_rejected() -> None:
+    body = clean_file(20_000, name_of={19_000: b"L\x80i"})
+
+    chunks = read_chunks(body, 3_001)
+    rejected = [validate(chunk, CUSTOMERS, CONTEXT).rejected for chunk in chunks]
+
+    found = pd.concat(rejected)
+    assert found[["customer_id", "reason"]].values.tolist() == [["C19000", "invalid_encoding"]]

@@ -76,6 +76,9 @@ SUFFIX_ENCODINGS = {
     "windows-1252": "cp1252",
 }
 _SUPERSETS = {"gbk": "gb18030", "gb2312": "gb18030", "big5": "big5hkscs"}
+# Encodings in which bytes below 0x80 are always those ASCII characters, one byte each, and so never
+# U+FFFD (not UTF-16, where a lone trailing byte is one; not ISO-2022, where ASCII escapes switch sets).
+_ASCII_SUPERSETS = frozenset({"ascii", "utf-8", "utf-8-sig", "gb18030", "big5hkscs", "iso8859-1", "cp1252"})
 
 csv.field_size_limit(MAX_FIELD_CHARS)
 
@@ -221,12 +224,14 @@ def open_table(
             raise UnreadableFileError("not_gzip")
         compression = "gzip"
         name = name.removesuffix(".gz").removesuffix(".gzip")
+        capped = _Capped(gzip.GzipFile(fileobj=stream, mode="rb"), limits.max_uncompressed_bytes)
         try:
-            head, stream = _read_head(_Capped(gzip.GzipFile(fileobj=stream, mode="rb"), limits.max_uncompressed_bytes))
+            head, stream = _read_head(capped)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise UnreadableFileError("corrupt_gzip") from exc
     else:
-        head, stream = _read_head(_Capped(stream, limits.max_uncompressed_bytes))
+        capped = _Capped(stream, limits.max_uncompressed_bytes)
+        head, stream = _read_head(capped)
     if not head.strip():
         raise UnreadableFileError("empty_file")
     file_format = _format(name, head)
@@ -248,7 +253,8 @@ def open_table(
     head_text = head.decode(encoding, errors="replace")
     delimiter = "\t" if name.endswith(".tsv") else sniff_delimiter(head_text)
     shape = FileShape(Format.CSV, compression, encoding, delimiter)
-    return _csv_reader(text, shape=shape, feed=feed, mapping=mapping, chunk_rows=chunk_rows)
+    in_ascii = (lambda: capped.ascii_so_far) if encoding in _ASCII_SUPERSETS else (lambda: False)
+    return _csv_reader(text, shape=shape, feed=feed, mapping=mapping, chunk_rows=chunk_rows, in_ascii=in_ascii)
 
 
 def sniff_delimiter(head_text: str) -> str:
@@ -275,6 +281,8 @@ class _Capped(io.RawIOBase):
     def __init__(self, stream: _Reads, limit: int) -> None:
         self._stream = stream
         self._left = limit
+        # Every byte read so far is ASCII: then text decoded by an ASCII superset holds no U+FFFD.
+        self.ascii_so_far = True
 
     def readable(self) -> bool:
         return True
@@ -284,6 +292,8 @@ class _Capped(io.RawIOBase):
         self._left -= len(data)
         if self._left < 0:
             raise UnreadableFileError("too_large_uncompressed")
+        if self.ascii_so_far and not data.isascii():
+            self.ascii_so_far = False
         buffer[: len(data)] = data
         return len(data)
 
@@ -487,8 +497,15 @@ class _Chunker:
 
 
 def _csv_reader(
-    text: io.TextIOWrapper, *, shape: FileShape, feed: Feed, mapping: ColumnMapping, chunk_rows: int
+    text: io.TextIOWrapper,
+    *,
+    shape: FileShape,
+    feed: Feed,
+    mapping: ColumnMapping,
+    chunk_rows: int,
+    in_ascii: Callable[[], bool],
 ) -> TableReader:
+    """`in_ascii()`: every byte of the file read so far is ASCII, in an encoding where that means plain text."""
     reader = csv.reader(text, delimiter=shape.delimiter or ",", quotechar='"', doublequote=True, strict=False)
     try:
         header = next((row for row in reader if row), None)
@@ -522,8 +539,9 @@ def _csv_reader(
             before, tally.lines = tally.lines, reader.line_num
             if tally.lines - before == len(batch) and all(len(record) == width for record in batch):
                 tally.records += len(batch)
-                # One line each: no value holds a line break. One search of the batch's text for U+FFFD.
-                plain = "\ufffd" not in "\x00".join(itertools.chain.from_iterable(batch))
+                # One line each: no value holds a line break. No U+FFFD: the bytes so far were all ASCII (read
+                # before their text, so the batch's bytes are among them), else one search of the batch's text.
+                plain = in_ascii() or "\ufffd" not in "\x00".join(itertools.chain.from_iterable(batch))
                 ready.extend(chunker.rows(range(before + 1, tally.lines + 1), batch, plain=plain))
                 continue
             # A record takes one line plus the line breaks inside its quoted values (a blank line: one line).
