@@ -142,7 +142,12 @@ def resolve_customer(upsert: CustomerUpsert, stored: Mapping[str, Any] | None) -
     """
     incoming = {"customer_id": upsert.customer_id, **upsert.fields, "updated_at": upsert.updated_at}
     if stored is None:
-        return _stamp_channels(incoming, dict(upsert.channel_updated_at)), True
+        # A new profile (every row of a first load): it holds no stamps to drop, so only the ones to add.
+        for channel, names, stamp in _CHANNEL_STAMPS:
+            at = upsert.channel_updated_at.get(channel)
+            if at is not None and at != upsert.updated_at and not incoming.keys().isdisjoint(names):
+                incoming[stamp] = at
+        return incoming, True
     held = stored.get("updated_at")
     newer = held is None or str(held) <= upsert.updated_at
     item = {**stored, **incoming} if newer else {**incoming, **stored}
@@ -167,13 +172,16 @@ def resolve_customer(upsert: CustomerUpsert, stored: Mapping[str, Any] | None) -
 
 def _stamp_channels(item: dict[str, Any], times: Mapping[str, str]) -> dict[str, Any]:
     """Keep `<channel>_updated_at` only where it differs from the profile's updated_at (absent means equal)."""
-    for channel, names in CHANNELS.items():
+    for channel, names, stamp in _CHANNEL_STAMPS:
         at = times.get(channel)
-        if at is not None and at != item["updated_at"] and any(name in item for name in names):
-            item[f"{channel}_updated_at"] = at
+        if at is not None and at != item["updated_at"] and not item.keys().isdisjoint(names):
+            item[stamp] = at
         else:
-            item.pop(f"{channel}_updated_at", None)
+            item.pop(stamp, None)
     return item
+
+
+_CHANNEL_STAMPS = tuple((channel, names, f"{channel}_updated_at") for channel, names in CHANNELS.items())
 
 
 @dataclass(slots=True)
