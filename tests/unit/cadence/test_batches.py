@@ -1,6 +1,7 @@
 """DynamoDB batch writes: items go out as boto3 would serialise them, and every held-back item is written."""
 
 import json
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -70,6 +71,69 @@ def test_plain_item_json_is_to_item_then_serialize_as_json_text_in_one_pass(valu
     else:
         assert batches.plain_item_json(values) == expected
         assert batches.plain_item_json(values) == batches.item_json(to_item(values))
+
+
+@given(
+    keys=st.lists(
+        st.one_of(
+            st.dictionaries(st.text(min_size=1, max_size=6), st.text(max_size=8), min_size=1, max_size=1),
+            st.dictionaries(st.text(min_size=1, max_size=6), scalars.filter(lambda v: v is not None), max_size=2),
+        ),
+        max_size=5,
+    )
+)
+def test_keys_json_is_the_serialised_keys_as_json_text(keys: list[dict[str, Any]]) -> None:
+    try:
+        expected: str | Exception = json.dumps([batches.serialize(key) for key in keys], separators=(",", ":"))
+    except Exception as exc:  # a value DynamoDB cannot hold fails the same way by both paths
+        expected = exc
+    if isinstance(expected, Exception):
+        with pytest.raises(type(expected)):
+            batches.keys_json(keys)
+    else:
+        assert f"[{batches.keys_json(keys)}]" == expected
+
+
+@given(name=st.text(min_size=1, max_size=6), values=st.lists(st.text(max_size=8), max_size=5))
+def test_string_keys_are_written_as_the_same_keys_one_at_a_time(name: str, values: list[str]) -> None:
+    assert batches.keys_json(batches.StringKeys(name, values)) == batches.keys_json([{name: v} for v in values])
+
+
+column_values = st.one_of(
+    st.text(max_size=6),
+    st.text(alphabet=st.characters(codec="ascii"), max_size=6),  # mostly the unescaped path
+    st.sampled_from(["%s", "%", '"', "\\", "\x7f", "é", "\n"]),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(min_value=-1e9, max_value=1e9).map(lambda value: round(value, 4)),  # what a profile holds
+    st.sampled_from([math.nan, math.inf, -math.inf]),  # left out of an item, as to_item leaves them
+    st.dates(),
+    st.none(),
+)
+
+
+@st.composite
+def value_columns(draw: st.DrawFn) -> dict[str, list[Any]]:
+    rows = draw(st.integers(min_value=0, max_value=8))
+    names = draw(st.lists(st.text(min_size=1, max_size=5), unique=True, max_size=5))
+    columns = {}
+    for name in names:
+        # A column of one kind (as a profile's are) or of several, with or without absent rows.
+        kind = draw(st.sampled_from([st.text(max_size=6), st.booleans(), column_values]))
+        cells = st.one_of(kind, st.none()) if draw(st.booleans()) else kind
+        columns[name] = draw(st.lists(cells, min_size=rows, max_size=rows))
+    return columns
+
+
+@given(columns=value_columns())
+def test_plain_items_json_is_plain_item_json_of_each_row(columns: dict[str, list[Any]]) -> None:
+    rows = len(next(iter(columns.values()), []))
+    expected = [
+        batches.plain_item_json({name: column[row] for name, column in columns.items() if column[row] is not None})
+        for row in range(rows)
+    ]
+
+    assert batches.plain_items_json(columns) == expected
 
 
 class HeldBack:

@@ -12,9 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _quoted  # json's own (C) string encoder
 from typing import Any, cast
 
+import numpy as np
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
@@ -73,6 +76,111 @@ def plain_item_json(values: Mapping[str, Any]) -> str:
     return "{" + ",".join(parts) + "}"
 
 
+def plain_items_json(columns: Mapping[str, Sequence[Any]]) -> list[str]:
+    """`plain_item_json` of each row these columns hold (a row lacks the attributes it holds None in), made a
+    column at a time.
+
+    A column's values go into the text as they are when none needs escaping (ASCII, printable, no quote or
+    backslash: most of a profile), else as json escapes them; each row's text is then one call of a writer made
+    for the columns (a column some rows lack gives each row its whole fragment, or nothing). Building each
+    attribute's fragment row by row cost more than the rest of a write: 2.1 µs a profile, against under 1 here.
+    """
+    rows = len(next(iter(columns.values()), ()))
+    slots = [slot for name, column in columns.items() if (slot := _slot(name, column)) is not None]
+    if not rows or not slots:
+        return ["{}"] * rows
+    texts = list(map(_writer(tuple(slot.around for slot in slots)), *(slot.texts for slot in slots)))
+    if slots[0].around is None:  # the writer began with a partial column's comma, or with nothing at all
+        return ["{}" if text == "}" else "{" + text[1:] for text in texts]
+    return texts
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    # The text before and after a value's text (its name, its type's wrapping); None for a column some rows lack,
+    # whose texts are then each row's whole fragment with its comma, or "".
+    around: tuple[str, str] | None
+    texts: list[str]
+
+
+def _slot(name: str, column: Sequence[Any]) -> _Slot | None:
+    quoted = _quoted(name)
+    try:
+        joined = "".join(column)  # raises unless every value is a string: the common case in one pass
+    except TypeError:
+        pass
+    else:
+        return _Slot((f'{quoted}:{{"S":"', '"}'), _unescaped(list(column), joined))
+    values = list(column)
+    types = set(map(type, values))
+    kept: list[bool] | None = None
+    if not types <= {str, bool}:  # None, and what to_attribute leaves out (NaN, infinities), mean absent
+        kept = (
+            [value is not None for value in values]
+            if types <= {str, bool, type(None)}
+            else [to_attribute(value) is not None for value in values]
+        )
+        if not any(kept):
+            return None
+        if all(kept):
+            kept = None
+        else:
+            values = [value for value, keep in zip(values, kept, strict=True) if keep]
+            types = set(map(type, values))
+    if types == {str}:
+        before, after, texts = f'{quoted}:{{"S":"', '"}', _unescaped(values, "".join(values))
+    elif types == {bool}:
+        before, after, texts = f'{quoted}:{{"BOOL":', "}", [_BOOL_TEXT[value] for value in values]
+    else:
+        before, after = f"{quoted}:", ""
+        texts = [json.dumps(_attribute(to_attribute(value)), separators=(",", ":")) for value in values]
+    if kept is None:
+        return _Slot((before, after), texts)
+    fragments = np.full(len(kept), "", dtype=object)
+    fragments[np.array(kept, dtype=bool)] = [f",{before}{text}{after}" for text in texts]
+    return _Slot(None, fragments.tolist())
+
+
+def _unescaped(values: list[str], joined: str) -> list[str]:
+    """The strings as they are inside JSON's quotes: themselves when none needs escaping."""
+    if joined.isascii() and not joined.encode().translate(None, _AS_THEY_ARE):
+        return values
+    # json's own escapes; between two of them '","' is only ever the separator (a quote inside is escaped).
+    return json.dumps(values, separators=(",", ":"))[2:-2].split('","') if values else []
+
+
+_BOOL_TEXT = {True: "true", False: "false"}
+# The bytes JSON writes as they are: printable ASCII but the quote and the backslash (translate deletes them, so
+# a string of only these leaves nothing).
+_AS_THEY_ARE = bytes(byte for byte in range(0x20, 0x7F) if byte not in b'"\\')
+
+
+@lru_cache(maxsize=256)
+def _writer(arounds: tuple[tuple[str, str] | None, ...]) -> Callable[..., str]:
+    """`lambda v0, v1, ...: "{" + before0 + v0 + after0 + "," + before1 + v1 + after1 ... + "}"` as one f-string
+    (a None around: the value is its own fragment, comma included).
+
+    Safe to compile: the constant text is written as repr() literals with braces doubled, the values are
+    parameters; one f-string builds the row in one step where joining its pieces took three times as long.
+    """
+    pieces = [] if arounds[0] is None else ["{"]
+    for index, around in enumerate(arounds):
+        value = f"{{v{index}}}"
+        pieces += [value] if around is None else [("," if index else "") + around[0], value, around[1]]
+    pieces.append("}")
+    # Adjacent f-string literals: the values as replacement fields, the rest as literal text.
+    literal = " ".join(
+        "f" + (f"'{piece}'" if piece.startswith("{v") else repr(_braces_doubled(piece))) for piece in pieces
+    )
+    parameters = ", ".join(f"v{index}" for index in range(len(arounds)))
+    made: Callable[..., str] = eval(f"lambda {parameters}: {literal}")  # noqa: S307
+    return made
+
+
+def _braces_doubled(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 # Attribute names seen by plain_item_json with their encoded prefixes; a table's names are few.
 _STRING_PREFIX: dict[str, str] = {}
 _BOOL_PREFIX: dict[str, str] = {}
@@ -103,8 +211,36 @@ def _value(attribute: Any) -> Any:
     return _deserializer.deserialize(attribute)
 
 
+@dataclass(frozen=True, slots=True)
+class StringKeys:
+    """Keys of one string attribute, `[{name: value} for value in values]`, written as text in one join."""
+
+    name: str
+    values: Sequence[str]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def keys_json(keys: Sequence[Mapping[str, Any]] | StringKeys) -> str:
+    """The JSON text of `[serialize(key) for key in keys]` without its brackets; a key of one string attribute
+    (nearly every key here) is written straight into the text, for a fifth of what serialize and json cost."""
+    if isinstance(keys, StringKeys):
+        opening, closing = f'{{{_quoted(keys.name)}:{{"S":', "}}"
+        return opening + f"{closing},{opening}".join(map(_quoted, keys.values)) + closing if keys.values else ""
+    return ",".join(_key_json(key) for key in keys)
+
+
+def _key_json(key: Mapping[str, Any]) -> str:
+    if len(key) == 1:
+        ((name, value),) = key.items()
+        if type(value) is str:
+            return f'{{{_quoted(name)}:{{"S":{_quoted(value)}}}}}'
+    return item_json(key)
+
+
 def get_items(
-    request: Mapping[str, Sequence[Mapping[str, Any]]],
+    request: Mapping[str, Sequence[Mapping[str, Any]] | StringKeys],
     *,
     projections: Mapping[str, Sequence[str]] | None = None,
     action: str,
@@ -112,31 +248,34 @@ def get_items(
 ) -> dict[str, list[dict[str, Any]]]:
     """Items (plain values, numbers as Decimal) by table for one BatchGetItem request of at most 100 keys.
 
-    `request` maps table names to their keys (plain values); `projections` optionally names the attributes
-    to read per table. Reads are strongly consistent unless `consistent` is false (half the read units).
+    `request` maps table names to their keys (plain values, or StringKeys); `projections` optionally names the
+    attributes to read per table. Reads are strongly consistent unless `consistent` is false (half the read units).
 
     Raises:
         TransientError: keys stayed unprocessed after every retry, or DynamoDB throttled.
         PermanentError: DynamoDB refused the request.
     """
-    pending: dict[str, Any] = {}
+    entries = []
     for table, keys in request.items():
         if not keys:
             continue
-        entry: dict[str, Any] = {"Keys": [serialize(key) for key in keys], "ConsistentRead": consistent}
+        entry: dict[str, Any] = {"ConsistentRead": consistent}
         names = (projections or {}).get(table)
         if names:
             entry["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(names)))
             entry["ExpressionAttributeNames"] = {f"#p{i}": name for i, name in enumerate(names)}
-        pending[table] = entry
+        # The keys written as text, spliced in before the entry's other members (see keys_json).
+        entries.append(f'{_quoted(table)}:{{"Keys":[{keys_json(keys)}],{json.dumps(entry, separators=(",", ":"))[1:]}')
     found: dict[str, list[dict[str, Any]]] = {table: [] for table in request}
+    pending: str | dict[str, Any] = f'{{"RequestItems":{{{",".join(entries)}}}}}' if entries else {}
     for attempt in range(_MAX_ROUNDS):
         if not pending:
             return found
-        response = dynamodb_wire.call("BatchGetItem", {"RequestItems": pending}, action=action)
+        response = dynamodb_wire.call("BatchGetItem", pending, action=action)
         for table, items in response.get("Responses", {}).items():
             found.setdefault(table, []).extend(deserialize(item) for item in items)
-        pending = response.get("UnprocessedKeys") or {}
+        unprocessed = response.get("UnprocessedKeys") or {}
+        pending = {"RequestItems": unprocessed} if unprocessed else {}
         if pending:
             _backoff(attempt)
     if pending:
@@ -156,7 +295,7 @@ def items_by_key(
     """
 
     def read(group: Sequence[str]) -> list[dict[str, Any]]:
-        return get_items({table_name: [{key_name: value} for value in group]}, action=action)[table_name]
+        return get_items({table_name: StringKeys(key_name, group)}, action=action)[table_name]
 
     pages = _each(read, list(_chunks(list(dict.fromkeys(key_values)), GET_LIMIT)), workers)
     return {str(item[key_name]): item for page in pages for item in page}
