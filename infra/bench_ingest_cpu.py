@@ -126,13 +126,22 @@ def _work(mode: str, path: Path, rows: int, label: str) -> dict[str, Any]:
         )
         for chunk in reader.chunks():
             validated = validate(chunk, CUSTOMERS, context)
-            customers = merge.merge_customers(validated.accepted, default_updated_at="2026-11-01T00:00:00Z")
-            if mode == "to_request":
-                stored = profiles_table.read_for_merge(TABLE, [c.customer_id for c in customers.items])
-                with paused():  # as the service's merge loop
-                    items = [merge.resolve_customer(c, stored.get(c.customer_id))[0] for c in customers.items]
-                profiles_table.put_many(TABLE, items)
-                written += len(items)
+            if hasattr(merge, "customer_writes"):  # as the service writes customers since customer_writes
+                merged = merge.merge_customer_frame(validated.accepted, default_updated_at="2026-11-01T00:00:00Z")
+                if mode == "to_request":
+                    stored = profiles_table.read_for_merge(TABLE, merged.customer_ids)
+                    writes = merge.customer_writes(merged, stored)
+                    profiles_table.put_many(TABLE, writes.updated)
+                    profiles_table.put_columns(TABLE, writes.created)
+                    written += len(writes.updated) + writes.created_count
+            else:  # the baseline's layer: upserts resolved one at a time, as its service did
+                customers = merge.merge_customers(validated.accepted, default_updated_at="2026-11-01T00:00:00Z")
+                if mode == "to_request":
+                    stored = profiles_table.read_for_merge(TABLE, [c.customer_id for c in customers.items])
+                    with paused():  # as the service's merge loop
+                        items = [merge.resolve_customer(c, stored.get(c.customer_id))[0] for c in customers.items]
+                    profiles_table.put_many(TABLE, items)
+                    written += len(items)
             read += chunk.rows_read
             accepted += len(validated.accepted)
             bar.update(chunk.rows_read)

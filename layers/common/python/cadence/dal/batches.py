@@ -76,6 +76,7 @@ def plain_item_json(values: Mapping[str, Any]) -> str:
     return "{" + ",".join(parts) + "}"
 
 
+@collector.paused()
 def plain_items_json(columns: Mapping[str, Sequence[Any]]) -> list[str]:
     """`plain_item_json` of each row these columns hold (a row lacks the attributes it holds None in), made a
     column at a time.
@@ -318,11 +319,25 @@ def put_items(
         TransientError: items stayed unprocessed after every retry, or DynamoDB throttled.
         PermanentError: DynamoDB refused an item.
     """
+    _write(table_name, list(_chunks(items, WRITE_LIMIT)), encode, action=action, workers=workers)
+
+
+def put_item_texts(table_name: str, texts: Sequence[str], *, action: str, workers: int = 1) -> None:
+    """`put_items` of items already written as JSON text (`plain_items_json`, `item_json`)."""
+    _write(table_name, list(_chunks(texts, WRITE_LIMIT)), None, action=action, workers=workers)
+
+
+def _write[T](
+    table_name: str, chunks: Sequence[Sequence[T]], encode: Callable[[T], str] | None, *, action: str, workers: int
+) -> None:
+    """Each chunk as one BatchWriteItem call (its items encoded by `encode` in the call's thread; None: they are
+    texts), retrying what DynamoDB leaves unprocessed."""
     table_json = _quoted(table_name)
 
-    def write(chunk: Sequence[Mapping[str, Any]]) -> None:
+    def write(chunk: Sequence[T]) -> None:
         with collector.paused():
-            puts = ",".join(f'{{"PutRequest":{{"Item":{encode(item)}}}}}' for item in chunk)
+            texts = chunk if encode is None else list(map(encode, chunk))
+            puts = ",".join(f'{{"PutRequest":{{"Item":{text}}}}}' for text in texts)
         body: str | dict[str, Any] = f'{{"RequestItems":{{{table_json}:[{puts}]}}}}'
         for attempt in range(_MAX_ROUNDS):
             response = dynamodb_wire.call("BatchWriteItem", body, action=action)
@@ -333,7 +348,7 @@ def put_items(
             _backoff(attempt)
         raise TransientError(f"{action}: items left unprocessed")
 
-    _each(write, list(_chunks(items, WRITE_LIMIT)), workers)
+    _each(write, chunks, workers)
 
 
 def _each[T, R](call: Callable[[T], R], calls: Sequence[T], workers: int) -> list[R]:

@@ -113,6 +113,17 @@ def put_many(table_name: str, profiles: Sequence[Mapping[str, Any]], *, workers:
     batches.put_items(table_name, profiles, action="profiles.put_many", workers=workers, encode=batches.plain_item_json)
 
 
+def put_columns(table_name: str, columns: Mapping[str, Sequence[Any]], *, workers: int = 1) -> None:
+    """`put_many` of the profiles these columns hold (a row each; None: the profile lacks the attribute), written
+    as JSON text a column at a time (batches.plain_items_json).
+
+    Raises:
+        TransientError: DynamoDB kept items unprocessed after every retry.
+    """
+    texts = batches.plain_items_json(columns) if columns else []
+    batches.put_item_texts(table_name, texts, action="profiles.put_many", workers=workers)
+
+
 def withdraw_consent(table_name: str, customer_id: str, channel: str, *, at: str, source: str) -> str | None:
     """Set the channel's consent to no, with when and why; returns the channel's address (None: no such customer).
 

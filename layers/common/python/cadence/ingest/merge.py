@@ -51,16 +51,47 @@ def _present(value: Any) -> bool:
     return value is not None and not (pd.api.types.is_scalar(value) and pd.isna(value))
 
 
+@dataclass(slots=True)
+class MergedCustomers:
+    """A chunk's customers merged by the rule above, still a frame: one row per customer_id, with the `fields`
+    columns, updated_at, whether the file carried it, and each channel's updated_at (None: silent about it)."""
+
+    frame: pd.DataFrame
+    fields: list[str]
+    customer_ids: list[str]
+    duplicates_merged: int
+
+    def upserts(self, rows: np.ndarray | None = None) -> list[CustomerUpsert]:
+        """An upsert per customer (of `rows`, positions in the frame, when given), in the frame's order."""
+        frame = self.frame if rows is None else self.frame.iloc[rows]
+        if frame.empty:
+            return []
+        # Plain lists, not iterrows: building a Series per row costs more than the rest of ingest together.
+        values = _present_by_row({name: frame[name] for name in self.fields}, len(frame))
+        stamps = _present_by_row({channel: frame[_AT + channel] for channel in CHANNELS}, len(frame), as_text=True)
+        # Positional and by map: keyword arguments per row cost as much again as building the upsert.
+        return list(
+            map(
+                CustomerUpsert,
+                map(str, frame["customer_id"].tolist()),
+                map(str, frame["updated_at"].tolist()),
+                values,
+                frame[_CARRIED].tolist(),
+                stamps,
+            )
+        )
+
+
 @collector.paused()
-def merge_customers(
+def merge_customer_frame(
     accepted: pd.DataFrame, *, default_updated_at: str, extra_prefix: str | None = None
-) -> Merged[CustomerUpsert]:
-    """One upsert per customer_id by the latest-non-empty-value-per-column rule above.
+) -> MergedCustomers:
+    """One row per customer_id by the latest-non-empty-value-per-column rule above.
 
     Columns starting with `extra_prefix` (custom attributes, e.g. Pinpoint's `attr_`) merge the same way.
     """
     if accepted.empty:
-        return Merged([], 0)
+        return MergedCustomers(pd.DataFrame(), [], [], 0)
     frame = accepted.copy()
     frame[_CARRIED] = frame["updated_at"].notna()
     frame["updated_at"] = frame["updated_at"].where(frame[_CARRIED], default_updated_at)
@@ -75,21 +106,17 @@ def merge_customers(
     fields = [name for name in CUSTOMERS.names if name not in {"customer_id", "updated_at"}]
     if extra_prefix:
         fields += [name for name in frame.columns if str(name).startswith(extra_prefix)]
-    # Plain lists, not iterrows: building a Series per row costs more than the rest of ingest together.
-    values = _present_by_row({name: frame[name] for name in fields}, len(frame))
-    stamps = _present_by_row({channel: frame[_AT + channel] for channel in CHANNELS}, len(frame), as_text=True)
-    # Positional and by map: keyword arguments per row cost as much again as building the upsert.
-    upserts = list(
-        map(
-            CustomerUpsert,
-            map(str, frame["customer_id"].tolist()),
-            map(str, frame["updated_at"].tolist()),
-            values,
-            frame[_CARRIED].tolist(),
-            stamps,
-        )
-    )
-    return Merged(upserts, rows - len(upserts))
+    customer_ids = list(map(str, frame["customer_id"].tolist()))
+    return MergedCustomers(frame, fields, customer_ids, rows - len(frame))
+
+
+def merge_customers(
+    accepted: pd.DataFrame, *, default_updated_at: str, extra_prefix: str | None = None
+) -> Merged[CustomerUpsert]:
+    """One upsert per customer_id by the rule above (merge_customer_frame, a row each)."""
+    merged = merge_customer_frame(accepted, default_updated_at=default_updated_at, extra_prefix=extra_prefix)
+    with collector.paused():
+        return Merged(merged.upserts(), merged.duplicates_merged)
 
 
 def _present_by_row(columns: Mapping[str, pd.Series], rows: int, *, as_text: bool = False) -> list[dict[str, Any]]:
@@ -182,6 +209,99 @@ def _stamp_channels(item: dict[str, Any], times: Mapping[str, str]) -> dict[str,
 
 
 _CHANNEL_STAMPS = tuple((channel, names, f"{channel}_updated_at") for channel, names in CHANNELS.items())
+
+
+@dataclass(slots=True)
+class CustomerWrites:
+    """What a chunk's merged customers write: the profiles they create, column by column (the attributes in
+    the order resolve_customer gives them; None: the profile lacks it), and the stored profiles they change."""
+
+    created: dict[str, list[Any]]
+    updated: list[dict[str, Any]]
+    applied: int  # rows at least as new as the stored profile (every created one)
+    skipped: int  # rows older than it: they only filled what it lacked
+
+    @property
+    def created_count(self) -> int:
+        return len(self.created.get("customer_id", ()))
+
+
+@collector.paused()
+def customer_writes(
+    merged: MergedCustomers, stored: Mapping[str, Mapping[str, Any]], *, erased: Callable[[str], bool] | None = None
+) -> CustomerWrites:
+    """`resolve_customer` of every merged customer against its stored profile, keeping the items that change.
+
+    Customers without a stored profile (every one of a first load) are resolved a column at a time, never as a
+    dict per row: each attribute is the row's value, the channel stamps as resolve_customer adds them.
+    Customers `erased` says were erased come back without consent (every consent attribute they hold is False).
+    """
+    held_rows = [row for row, customer_id in enumerate(merged.customer_ids) if customer_id in stored]
+    updated: list[dict[str, Any]] = []
+    applied = skipped = 0
+    for upsert in merged.upserts(np.array(held_rows, dtype=np.int64)) if held_rows else []:
+        held = stored[upsert.customer_id]
+        item, newer = resolve_customer(upsert, held)
+        if erased is not None and erased(upsert.customer_id):
+            item |= {name: False for name in CONSENT_COLUMNS if name in item}
+        applied, skipped = applied + newer, skipped + (not newer)
+        if item != held:
+            updated.append(item)
+    new_rows = None
+    if held_rows:
+        new_rows = np.ones(len(merged.customer_ids), dtype=bool)
+        new_rows[held_rows] = False
+    created = _created_columns(merged, new_rows, erased)
+    return CustomerWrites(created, updated, applied + len(created.get("customer_id", ())), skipped)
+
+
+def _created_columns(
+    merged: MergedCustomers, rows: np.ndarray | None, erased: Callable[[str], bool] | None
+) -> dict[str, list[Any]]:
+    """The new profiles' attributes by column (`rows`: a mask of the frame's rows; None: all of them)."""
+    frame = merged.frame if rows is None else merged.frame[rows]
+    if frame.empty:
+        return {}
+    customer_ids = merged.customer_ids if rows is None else [merged.customer_ids[row] for row in np.flatnonzero(rows)]
+    columns: dict[str, list[Any]] = {"customer_id": customer_ids}
+    present: dict[str, np.ndarray] = {}
+    for name in merged.fields:
+        cells, held = _cells(frame[name])
+        if held.any():
+            columns[name], present[name] = cells, held
+    updated_at = list(map(str, frame["updated_at"].tolist()))
+    columns["updated_at"] = updated_at
+    for channel, names, stamp in _CHANNEL_STAMPS:
+        times, timed = _cells(frame[_AT + channel])
+        holds_channel = np.zeros(len(frame), dtype=bool)
+        for name in names:
+            holds_channel |= present.get(name, False)
+        kept = timed & holds_channel
+        if kept.any():
+            texts = [str(at) if keep else None for at, keep in zip(times, kept.tolist(), strict=True)]
+            stamps = [at if at != updated else None for at, updated in zip(texts, updated_at, strict=True)]
+            if any(at is not None for at in stamps):
+                columns[stamp] = stamps
+    if erased is not None:
+        gone = [erased(customer_id) for customer_id in customer_ids]
+        if any(gone):
+            for name in CONSENT_COLUMNS:
+                if name in columns:
+                    columns[name] = [
+                        False if was and value is not None else value
+                        for value, was in zip(columns[name], gone, strict=True)
+                    ]
+    return columns
+
+
+def _cells(column: pd.Series) -> tuple[list[Any], np.ndarray]:
+    """The column's values as Python objects with None where absent (None or NaN), and where they are present."""
+    present = column.notna().to_numpy()
+    cells = column.to_numpy(dtype=object)
+    if not present.all():
+        cells = cells.copy()
+        cells[~present] = None
+    return cells.tolist(), present
 
 
 @dataclass(slots=True)

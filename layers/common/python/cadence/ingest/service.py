@@ -7,12 +7,13 @@ and raised as UnreadableFileError (an InvalidInputError) so the async retry and 
 destination see it. Every write is safe to repeat, so a redelivered event changes nothing twice.
 
 Writes, per chunk: customers are read from the profiles table (BatchGetItem, 100 keys a call), merged with
-what is stored (merge.resolve_customer) and written back whole (BatchWriteItem, 25 a call). Orders and
-events are summed per customer (vectorised) over the whole file (merge.ActivityTotals) and, once the file has
-been read, merged into the activity table's items (read 100, written 25 a call, under the activity lease),
-each item noting the file's batch id, its content md5, with the counts it took. The sums of a file are the
-same however it was split, so every run of it (a redelivery, a part re-run after a crash, a duplicated event
-splitting elsewhere) carries the same sums under the same id, and a customer's item takes them once.
+what is stored (merge.customer_writes; new customers a column at a time) and written back whole
+(BatchWriteItem, 25 a call). Orders and events are summed per customer (vectorised) over the whole file
+(merge.ActivityTotals) and, once the file has been read, merged into the activity table's items (read 100,
+written 25 a call, under the activity lease), each item noting the file's batch id, its content md5, with the
+counts it took. The sums of a file are the same however it was split, so every run of it (a redelivery, a part
+re-run after a crash, a duplicated event splitting elsewhere) carries the same sums under the same id, and a
+customer's item takes them once.
 Their customers are queued for scoring after the writes.
 
 Nothing is applied before the whole file has been read once (`_verify`): a truncated gzip, broken
@@ -42,7 +43,6 @@ from typing import Any
 
 import pandas as pd
 
-from cadence import collector
 from cadence.config import IngestSettings
 from cadence.dal import activity_table, ingest_ledger, order_history, profiles_table, queues, suppression_table, uploads
 from cadence.errors import InvalidInputError
@@ -687,32 +687,27 @@ def _write_customers(
     (concurrent customers files take turns through a lease); a score attribute an item still holds from
     before that split could be lost to a concurrent write, which heals: the customer is re-scored next.
     """
-    customers = merge.merge_customers(accepted, default_updated_at=info.last_modified, extra_prefix=extra_prefix)
+    customers = merge.merge_customer_frame(accepted, default_updated_at=info.last_modified, extra_prefix=extra_prefix)
     report.duplicates_merged += customers.duplicates_merged
     # Another customers file's read-merge-write between ours would put its rows over ours unmerged.
     with _customers_lease(settings):
-        stored = profiles_table.read_for_merge(settings.profiles_table, [c.customer_id for c in customers.items])
+        stored = profiles_table.read_for_merge(settings.profiles_table, customers.customer_ids)
         # Erased customers a file brings back come without consent (their addresses stay suppressed, too).
         erased = suppression_table.tombstones(settings.suppression_table)
-        changed = []
-        with collector.paused():
-            for upsert in customers.items:
-                held = stored.get(upsert.customer_id)
-                item, newer = merge.resolve_customer(upsert, held)
-                if erased and customer_hash(upsert.customer_id) in erased:
-                    item |= {name: False for name in merge.CONSENT_COLUMNS if name in item}
-                if newer:
-                    report.writes_applied += 1
-                else:
-                    report.writes_skipped += 1
-                if item != held:
-                    changed.append(item)
+        writes = merge.customer_writes(
+            customers, stored, erased=(lambda customer_id: customer_hash(customer_id) in erased) if erased else None
+        )
+        report.writes_applied += writes.applied
+        report.writes_skipped += writes.skipped
         # Before the profiles: a chunk cut off between the two writes still finds the stored yes when retried.
-        withdrawn = merge.withdrawals(stored, changed, source=f"ingest:{report.source_key}", at=datetime.now(UTC))
+        withdrawn = merge.withdrawals(
+            stored, writes.updated, source=f"ingest:{report.source_key}", at=datetime.now(UTC)
+        )
         if withdrawn:
             suppression_table.add(settings.suppression_table, withdrawn, workers=settings.ingest_write_workers)
             metrics.add_metric(name="ConsentWithdrawn", unit="Count", value=len(withdrawn))
-        profiles_table.put_many(settings.profiles_table, changed, workers=settings.ingest_write_workers)
+        profiles_table.put_many(settings.profiles_table, writes.updated, workers=settings.ingest_write_workers)
+        profiles_table.put_columns(settings.profiles_table, writes.created, workers=settings.ingest_write_workers)
 
 
 def _customers_lease(settings: IngestSettings) -> AbstractContextManager[None]:
