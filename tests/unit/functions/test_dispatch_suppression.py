@@ -1,5 +1,6 @@
 """Dispatch checks each batch against what the suppression log holds since its run was planned."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,12 +47,12 @@ def dynamodb_calls(aws: None, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str
             calls.append((operation, params))
         return make_api_call(client, operation, params)
 
-    def recording_bulk(operation: str, request: dict[str, Any], **kwargs: Any) -> Any:
-        calls.append((operation, request))
+    def recording_bulk(operation: str, request: dict[str, Any] | str, **kwargs: Any) -> Any:
+        calls.append((operation, json.loads(request) if isinstance(request, str) else dict(request)))
         return bulk_call(operation, request, **kwargs)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", recording)
-    monkeypatch.setattr(dynamodb_wire, "call", recording_bulk)  # the batch APIs' own path (same request shape)
+    monkeypatch.setattr(dynamodb_wire, "call", recording_bulk)  # the batch APIs' own path (a dict or its JSON text)
     return calls
 
 
