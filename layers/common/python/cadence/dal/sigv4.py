@@ -47,24 +47,21 @@ def sign_post(
     `host` is the Host header as sent (botocore's rule: lower case, the port only when not the scheme's
     default); `now` is the signing time in UTC.
     """
-    timestamp = now.strftime("%Y%m%dT%H%M%SZ")
+    # The fields written out: strftime cost a quarter of the signing.
+    timestamp = f"{now.year:04d}{now.month:02d}{now.day:02d}T{now.hour:02d}{now.minute:02d}{now.second:02d}Z"
     day = timestamp[:8]
-    signed = {name: value for name, value in headers.items() if name.lower() not in {"authorization", "x-amz-date"}}
+    token = credentials.token or None
+    base, canonical_headers, signed_names = _layout(host, tuple(headers.items()), token is not None)
+    signed = dict(base)
     signed["X-Amz-Date"] = timestamp
-    if credentials.token:
-        signed.pop("X-Amz-Security-Token", None)
-        signed["X-Amz-Security-Token"] = credentials.token
-    canonical = {name.lower(): " ".join(value.split()) for name, value in signed.items()}
-    canonical = {name: value for name, value in canonical.items() if name not in _UNSIGNED}
-    canonical.setdefault("host", host)
-    names = sorted(canonical)
-    signed_names = ";".join(names)
+    if token is not None:
+        signed["X-Amz-Security-Token"] = token
     request = "\n".join(
         (
             "POST",
             "/",
             "",
-            "".join(f"{name}:{canonical[name]}\n" for name in names),
+            canonical_headers.format(date=timestamp, token=" ".join(token.split()) if token else ""),
             signed_names,
             hashlib.sha256(body).hexdigest(),
         )
@@ -77,6 +74,29 @@ def sign_post(
         f"{_ALGORITHM} Credential={credentials.access_key}/{scope}, SignedHeaders={signed_names}, Signature={signature}"
     )
     return signed
+
+
+@lru_cache(maxsize=64)
+def _layout(host: str, headers: tuple[tuple[str, str], ...], with_token: bool) -> tuple[dict[str, str], str, str]:
+    """What a request's signing takes from headers that are the same call after call: the headers to send
+    before the date and token are added, the canonical header block as a format string with {date} and {token}
+    in their sorted places, and the signed names. Built once per set of headers (a bulk call's are constant)."""
+    base = {name: value for name, value in headers if name.lower() not in {"authorization", "x-amz-date"}}
+    if with_token:
+        base.pop("X-Amz-Security-Token", None)
+    dated = {**base, "X-Amz-Date": _DATE_MARK} | ({"X-Amz-Security-Token": _SESSION_MARK} if with_token else {})
+    canonical = {name.lower(): " ".join(value.split()) for name, value in dated.items()}
+    canonical = {name: value for name, value in canonical.items() if name not in _UNSIGNED}
+    canonical.setdefault("host", host)
+    names = sorted(canonical)
+    block = "".join(f"{name}:{canonical[name]}\n" for name in names).replace("{", "{{").replace("}", "}}")
+    return base, block.replace(_DATE_MARK, "{date}").replace(_SESSION_MARK, "{token}"), ";".join(names)
+
+
+# Stand-ins for the values that change per request while the canonical block is laid out (no whitespace, no
+# braces, nothing a header value holds).
+_DATE_MARK = "\x00date\x00"
+_SESSION_MARK = "\x00session\x00"
 
 
 def host_of(url: str) -> str:
