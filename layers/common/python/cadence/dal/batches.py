@@ -337,8 +337,9 @@ def _write[T](
     def write(chunk: Sequence[T]) -> None:
         with collector.paused():
             texts = chunk if encode is None else list(map(encode, chunk))
-            puts = ",".join(f'{{"PutRequest":{{"Item":{text}}}}}' for text in texts)
-        body: str | dict[str, Any] = f'{{"RequestItems":{{{table_json}:[{puts}]}}}}'
+            # Each item inside its PutRequest by one join (a chunk is never empty).
+            puts = _PUT_BETWEEN.join(cast("Sequence[str]", texts))
+        body: str | dict[str, Any] = f'{{"RequestItems":{{{table_json}:[{_PUT_OPEN}{puts}{_PUT_CLOSE}]}}}}'
         for attempt in range(_MAX_ROUNDS):
             response = dynamodb_wire.call("BatchWriteItem", body, action=action)
             pending = response.get("UnprocessedItems") or {}
@@ -349,6 +350,11 @@ def _write[T](
         raise TransientError(f"{action}: items left unprocessed")
 
     _each(write, chunks, workers)
+
+
+_PUT_OPEN = '{"PutRequest":{"Item":'
+_PUT_CLOSE = "}}"
+_PUT_BETWEEN = _PUT_CLOSE + "," + _PUT_OPEN
 
 
 def _each[T, R](call: Callable[[T], R], calls: Sequence[T], workers: int) -> list[R]:
