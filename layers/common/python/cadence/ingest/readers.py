@@ -418,7 +418,9 @@ def _frame(rows: list[Sequence[str | None]], feed: Feed, positions: dict[str, in
     width = len(rows[0]) if rows else max(positions.values(), default=-1) + 1
     absent = width  # the index of an all-None column, appended if some canonical column is not in the file
     order = [positions.get(name, absent) for name in feed.names]
-    table = np.array(rows, dtype=object) if rows else np.empty((0, width), dtype=object)
+    table = np.empty((len(rows), width), dtype=object)
+    if rows:
+        table[:] = rows  # every record is `width` long; assigning skips np.array's search for nested sequences
     if absent in order:
         table = np.concatenate([table, np.full((len(rows), 1), None, dtype=object)], axis=1)
     return pd.DataFrame(table[:, order], columns=list(feed.names), dtype=object, copy=False)
