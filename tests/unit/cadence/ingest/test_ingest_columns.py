@@ -87,3 +87,24 @@ def test_contains_finds_line_breaks_and_replacement_characters_in_any_value(nati
     assert found["line_break"].tolist() == [True, True, False, False, False, False]
     assert found["garbled"].tolist() == [False, False, False, False, True, False]
     assert found["line_break"].index.equals(series.index)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "reference-only"])
+def test_values_seen_in_earlier_chunks_clean_as_the_reference_does_in_each_context(native: bool) -> None:
+    # The same few strings chunk after chunk (as a file's countries and consent words come), in two contexts.
+    few = pd.Series(["4155552671", "13800138000", "yes", " DE ", "Asia/Shanghai", None] * 4, dtype=object)
+    for _ in range(2):
+        for region in ("CN", "US"):
+            context = Context(phone_region=region, default_timezone="Asia/Shanghai")
+            for kind in Kind:
+                expected = CLEANERS[kind](few, context)
+                assert as_lists(clean_column(kind, few, context, native=native)) == as_lists(expected), kind
+
+
+def test_more_distinct_values_than_are_remembered_still_clean_as_the_reference_does() -> None:
+    context = Context()
+    zones = ["Asia/Shanghai", "Europe/Berlin", "Mars/Olympus", "UTC", "America/New_York"]
+    for chunk in range(90):  # 90 chunks of 50 strings never seen before: more than clean_column keeps
+        series = pd.Series([f"{zone} {chunk}.{n}" for n in range(10) for zone in zones] + zones, dtype=object)
+        expected = CLEANERS[Kind.TIMEZONE](series, context)
+        assert as_lists(clean_column(Kind.TIMEZONE, series, context)) == as_lists(expected)

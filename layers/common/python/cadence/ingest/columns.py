@@ -17,6 +17,7 @@ Without pyarrow (it is optional for the layer) only the first shortcut applies; 
 
 import importlib.util
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,12 +62,12 @@ def _clean_values(kind: Kind, series: pd.Series, context: Context, *, native: bo
     shape = _SHAPES.get(kind) if native else None
     values = series.to_numpy(dtype=object)
     if shape is None or not len(series):
-        return _Result.of(CLEANERS[kind](series, context))
+        return _reference(kind, series, context)
     accepted, cleaned = shape(pa.array(values, type=pa.string(), from_pandas=True), context)
     if accepted.all():
         return _Result(cleaned, np.zeros(len(series), dtype=bool), None)
     rest = ~accepted
-    reference = _Result.of(CLEANERS[kind](series[rest].reset_index(drop=True), context))
+    reference = _reference(kind, series[rest].reset_index(drop=True), context)
     out = cleaned.copy()
     out[rest] = reference.values
     invalid = np.zeros(len(series), dtype=bool)
@@ -76,6 +77,43 @@ def _clean_values(kind: Kind, series: pd.Series, context: Context, *, native: bo
         coerced = np.zeros(len(series), dtype=bool)
         coerced[rest] = reference.coerced
     return _Result(out, invalid, coerced)
+
+
+def _reference(kind: Kind, series: pd.Series, context: Context) -> "_Result":
+    """`CLEANERS[kind]` of a 0-based object Series. A few strings at a time (a chunk's distinct countries, zones,
+    consent words) are remembered across chunks: a reference cleaner costs milliseconds a call however few its
+    values, and every chunk of a file brings the same ones. Exact: a cleaner is a function of the value and
+    the context alone, and only `str` values are remembered (equal strings are the same text)."""
+    values = series.tolist()
+    if not values or len(values) > _REMEMBER_AT_MOST or not all(type(value) is str for value in values):
+        return _Result.of(CLEANERS[kind](series, context))
+    keys = [(kind, context, value) for value in values]
+    known = {key: _REMEMBERED[key] for key in keys if key in _REMEMBERED}
+    unknown = [row for row, key in enumerate(keys) if key not in known]
+    if unknown:
+        fresh = _Result.of(CLEANERS[kind](series.iloc[unknown].reset_index(drop=True), context))
+        coerced = fresh.coerced
+        learned = {
+            keys[row]: (fresh.values[at], bool(fresh.invalid[at]), None if coerced is None else bool(coerced[at]))
+            for at, row in enumerate(unknown)
+        }
+        if len(_REMEMBERED) + len(learned) > _REMEMBERED_LIMIT:
+            _REMEMBERED.clear()
+        _REMEMBERED.update(learned)
+        known |= learned
+    results = [known[key] for key in keys]
+    out = np.empty(len(results), dtype=object)
+    out[:] = [value for value, _, _ in results]
+    invalid = np.array([was_invalid for _, was_invalid, _ in results], dtype=bool)
+    coerced_flags = [was_coerced for _, _, was_coerced in results]
+    coerced_out = None if None in coerced_flags else np.array(coerced_flags, dtype=bool)
+    return _Result(out, invalid, coerced_out)
+
+
+# The cleaned strings _reference remembers: (kind, context, value) -> (value, invalid, coerced or None).
+_REMEMBERED: dict[tuple[Kind, Context, str], tuple[Any, bool, bool | None]] = {}
+_REMEMBER_AT_MOST = 64  # values in one call
+_REMEMBERED_LIMIT = 4_096  # entries in all, forgotten together when full
 
 
 class _Result:
