@@ -79,6 +79,16 @@ def test_clean_column_equals_the_reference_cleaner_for_every_kind(
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["native", "reference-only"])
+@pytest.mark.parametrize("region", ["CN", "US", "DE"])
+def test_a_column_of_every_seed_at_once_equals_the_reference_cleaner(region: str, native: bool) -> None:
+    # Every shape and every way off it in one column: the native shapes and the reference cleaner share it.
+    series = pd.Series([*SEEDS, None], index=pd.RangeIndex(3, 4 + len(SEEDS)), dtype=object)
+    context = Context(phone_region=region, default_timezone="Asia/Shanghai")
+    for kind in Kind:
+        assert as_lists(clean_column(kind, series, context, native=native)) == as_lists(CLEANERS[kind](series, context))
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "reference-only"])
 def test_contains_finds_line_breaks_and_replacement_characters_in_any_value(native: bool) -> None:
     series = pd.Series(["a\nb", "a\rb", "ab", None, "\ufffd", "\u2028"], index=range(3, 9), dtype=object)
 

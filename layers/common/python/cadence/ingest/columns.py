@@ -43,8 +43,9 @@ _E164_NOT_CN = r"^\+(?:[1-79][0-9]{7,14}|8[0-57-9][0-9]{6,13})$"
 _PLAIN_NUMBER = r"^-?[0-9]{1,15}(?:\.[0-9]{1,15})?$"
 _WHOLE_NUMBER = r"^[0-9]{1,15}$"
 
-# A shape: (rows it accepts, their cleaned values as an object array) for an Arrow string array.
-type Shape = Callable[["pa.Array", Context], tuple[np.ndarray, np.ndarray]]
+# A shape: (rows it accepts, their cleaned values as an object array) for an Arrow string array and the same
+# values as the object array of Python strings they came from (what a value kept as it is keeps: no new string).
+type Shape = Callable[["pa.Array", np.ndarray, Context], tuple[np.ndarray, np.ndarray]]
 
 
 def clean_column(kind: Kind, series: pd.Series, context: Context, *, native: bool = HAS_PYARROW) -> Cleaned:
@@ -63,7 +64,7 @@ def _clean_values(kind: Kind, series: pd.Series, context: Context, *, native: bo
     values = series.to_numpy(dtype=object)
     if shape is None or not len(series):
         return _reference(kind, series, context)
-    accepted, cleaned = shape(pa.array(values, type=pa.string(), from_pandas=True), context)
+    accepted, cleaned = shape(pa.array(values, type=pa.string(), from_pandas=True), values, context)
     if accepted.all():
         return _Result(cleaned, np.zeros(len(series), dtype=bool), None)
     rest = ~accepted
@@ -164,9 +165,9 @@ def _kept(accepted: np.ndarray, values: np.ndarray, otherwise: np.ndarray | None
 def _as_is(pattern: str) -> Shape:
     """Values matching `pattern` are their own cleaned value."""
 
-    def shape(values: "pa.Array", _: Context) -> tuple[np.ndarray, np.ndarray]:
+    def shape(values: "pa.Array", objects: np.ndarray, _: Context) -> tuple[np.ndarray, np.ndarray]:
         accepted = _matches(values, pattern)
-        return accepted, _kept(accepted, _objects(values))
+        return accepted, _kept(accepted, objects)
 
     return shape
 
@@ -174,36 +175,38 @@ def _as_is(pattern: str) -> Shape:
 def _limited(pattern: str, max_chars: int) -> Shape:
     """Values matching `pattern` of at most `max_chars` characters are their own cleaned value."""
 
-    def shape(values: "pa.Array", _: Context) -> tuple[np.ndarray, np.ndarray]:
+    def shape(values: "pa.Array", objects: np.ndarray, _: Context) -> tuple[np.ndarray, np.ndarray]:
         short = np.asarray(pc.fill_null(pc.less_equal(pc.utf8_length(values), max_chars), False), dtype=bool)
         accepted = _matches(values, pattern) & short
-        return accepted, _kept(accepted, _objects(values))
+        return accepted, _kept(accepted, objects)
 
     return shape
 
 
-def _text(values: "pa.Array", _: Context) -> tuple[np.ndarray, np.ndarray]:
-    """Words of printable ASCII split by single spaces (clean_text leaves them as they are), at most 256."""
-    return _limited(r"^[!-~]+(?: [!-~]+)*$", 256)(values, _)
+_text = _limited(r"^[!-~]+(?: [!-~]+)*$", 256)  # words of printable ASCII split by single spaces, at most 256
 
 
-def _email(values: "pa.Array", _: Context) -> tuple[np.ndarray, np.ndarray]:
-    """An ASCII address: lower-casing ASCII is the same in Python and Arrow."""
+def _email(values: "pa.Array", objects: np.ndarray, _: Context) -> tuple[np.ndarray, np.ndarray]:
+    """An ASCII address: lower-casing ASCII is the same in Python and Arrow (one already lower case is kept)."""
     short = np.asarray(pc.fill_null(pc.less_equal(pc.binary_length(values), 254), False), dtype=bool)
     accepted = _matches(values, _EMAIL) & short
-    return accepted, _kept(accepted, _objects(pc.ascii_lower(values)))
+    lowered = pc.ascii_lower(values)
+    unchanged = np.asarray(pc.fill_null(pc.equal(lowered, values), False), dtype=bool)
+    if (accepted <= unchanged).all():
+        return accepted, _kept(accepted, objects)
+    return accepted, _kept(accepted, _objects(lowered))
 
 
-def _phone(values: "pa.Array", context: Context) -> tuple[np.ndarray, np.ndarray]:
+def _phone(values: "pa.Array", objects: np.ndarray, context: Context) -> tuple[np.ndarray, np.ndarray]:
     """+CC numbers (not +86) as written; national numbers of CN mobiles and NANP in the default region."""
     accepted = _matches(values, _E164_NOT_CN)
-    cleaned = _kept(accepted, _objects(values))
+    cleaned = _kept(accepted, objects)
     national = {"CN": (_CN_MOBILE, "+86"), "US": (_NANP_NUMBER, "+1"), "CA": (_NANP_NUMBER, "+1")}
     if context.phone_region in national:
         pattern, prefix = national[context.phone_region]
         local = _matches(values, pattern)
-        prefixed = _objects(pc.binary_join_element_wise(prefix, values, ""))
-        cleaned = _kept(local, prefixed, cleaned)
+        if local.any():  # only the national numbers become new strings
+            cleaned[local] = _objects(pc.binary_join_element_wise(prefix, pc.filter(values, pa.array(local)), ""))
         accepted |= local
     return accepted, cleaned
 
@@ -211,28 +214,28 @@ def _phone(values: "pa.Array", context: Context) -> tuple[np.ndarray, np.ndarray
 def _moment(pattern: str, pattern_format: str) -> Shape:
     """Canonical times that parse back to themselves within 1900-2100 (an impossible day like 02-30 does not)."""
 
-    def shape(values: "pa.Array", _: Context) -> tuple[np.ndarray, np.ndarray]:
+    def shape(values: "pa.Array", objects: np.ndarray, _: Context) -> tuple[np.ndarray, np.ndarray]:
         shaped = pc.if_else(pc.match_substring_regex(values, pattern), values, None)
         parsed = pc.strptime(shaped, format=pattern_format, unit="s", error_is_null=True)
         year = pc.year(parsed)
         in_range = pc.and_(pc.greater_equal(year, 1900), pc.less_equal(year, 2100))
         same = pc.equal(pc.strftime(parsed, format=pattern_format), shaped)
         accepted = np.asarray(pc.fill_null(pc.and_(same, in_range), False), dtype=bool)
-        return accepted, _kept(accepted, _objects(values))
+        return accepted, _kept(accepted, objects)
 
     return shape
 
 
-def _decimal(values: "pa.Array", _: Context) -> tuple[np.ndarray, np.ndarray]:
+def _decimal(values: "pa.Array", objects: np.ndarray, _: Context) -> tuple[np.ndarray, np.ndarray]:
     """Plain decimals, parsed and rounded as clean_decimal does (pandas' parser, 4 places)."""
     accepted = _matches(values, _PLAIN_NUMBER)
-    numbers = pd.to_numeric(pd.Series(_objects(values)[accepted], dtype=object)).astype(float).round(4)
+    numbers = pd.to_numeric(pd.Series(objects[accepted], dtype=object)).astype(float).round(4)
     cleaned = np.full(len(values), None, dtype=object)
     cleaned[accepted] = np.asarray(numbers.tolist(), dtype=object)
     return accepted, cleaned
 
 
-def _int(values: "pa.Array", _: Context) -> tuple[np.ndarray, np.ndarray]:
+def _int(values: "pa.Array", _: np.ndarray, __: Context) -> tuple[np.ndarray, np.ndarray]:
     """Whole numbers of up to 15 digits (exact as floats, so clean_int gives the same int)."""
     accepted = _matches(values, _WHOLE_NUMBER)
     numbers = pc.cast(pc.if_else(pa.array(accepted), values, None), pa.int64())
