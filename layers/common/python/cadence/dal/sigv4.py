@@ -2,7 +2,8 @@
 
 Why not botocore's `SigV4Auth`: it builds an email-message header map three times per request and derives
 the signing key (four HMACs) every time; for DynamoDB's bulk calls that was most of the CPU a call costs
-(`make bench` ingest-cpu). Here the key is derived once a day per secret, region and service, and the
+(`make bench` ingest-cpu). Here the key is derived once a day per secret, region and service, the
+canonical header block of a set of headers is laid out once (only the date and token change), and the
 headers are a plain dict. The result is the same, byte for byte: tests/unit/cadence/test_sigv4.py signs the
 same requests with both at the same instant and compares every header.
 
