@@ -52,7 +52,13 @@ type Shape = Callable[["pa.Array", np.ndarray, Context], tuple[np.ndarray, np.nd
 
 
 def clean_column(kind: Kind, series: pd.Series, context: Context, *, native: bool = HAS_PYARROW) -> Cleaned:
-    """`CLEANERS[kind](series, context)`, computed faster (see the module docstring); `native` needs pyarrow."""
+    """`CLEANERS[kind](series, context)`, computed faster (see the module docstring); `native` needs pyarrow.
+
+    A column of Arrow strings (pandas' ArrowDtype, as the CSV reader gives) has its distinct values found by
+    Arrow; only those become Python strings.
+    """
+    if native and isinstance(series.dtype, pd.ArrowDtype) and pa.types.is_string(series.dtype.pyarrow_dtype):
+        return _clean_arrow(kind, series, context)
     codes, uniques = pd.factorize(series.astype(object), use_na_sentinel=True)
     if len(uniques) == len(series):  # no repeats and nothing missing (ids): nothing to spread back
         values = series.astype(object).reset_index(drop=True)
@@ -61,13 +67,31 @@ def clean_column(kind: Kind, series: pd.Series, context: Context, *, native: boo
     return _clean_values(kind, distinct, context, native=native).spread(codes, series.index)
 
 
-def _clean_values(kind: Kind, series: pd.Series, context: Context, *, native: bool) -> "_Result":
-    """The cleaned values of a 0-based object Series: native shapes first, the reference cleaner for the rest."""
+def _clean_arrow(kind: Kind, series: pd.Series, context: Context) -> Cleaned:
+    """`clean_column` of Arrow strings: dictionary-encoded (its dictionary holds each distinct value once, in
+    the order of first appearance, as pd.factorize's uniques), cleaned, spread back."""
+    encoded = pc.dictionary_encode(pa.array(series.array))
+    distinct = encoded.dictionary
+    values = pd.Series(distinct.to_numpy(zero_copy_only=False), dtype=object)
+    result = _clean_values(kind, values, context, native=True, arrow=distinct)
+    if len(distinct) == len(series):  # every value distinct, none missing: the dictionary is the column
+        return result.reindexed(series.index)
+    codes = np.asarray(pc.fill_null(encoded.indices, -1), dtype=np.int64)
+    return result.spread(codes, series.index)
+
+
+def _clean_values(
+    kind: Kind, series: pd.Series, context: Context, *, native: bool, arrow: "pa.Array | None" = None
+) -> "_Result":
+    """The cleaned values of a 0-based object Series (`arrow`: the same as Arrow strings, when at hand): native
+    shapes first, the reference cleaner for the rest."""
     shape = _SHAPES.get(kind) if native else None
     values = series.to_numpy(dtype=object)
     if shape is None or not len(series):
         return _reference(kind, series, context)
-    accepted, cleaned = shape(pa.array(values, type=pa.string(), from_pandas=True), values, context)
+    if arrow is None:
+        arrow = pa.array(values, type=pa.string(), from_pandas=True)
+    accepted, cleaned = shape(arrow, values, context)
     if accepted.all():
         return _Result(cleaned, np.zeros(len(series), dtype=bool), None)
     rest = ~accepted

@@ -30,7 +30,7 @@ import re
 import sys
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import IO, Any, BinaryIO, Protocol
@@ -40,10 +40,13 @@ import pandas as pd
 
 from cadence import collector
 from cadence.errors import InvalidInputError
-from cadence.ingest import pinpoint
+from cadence.ingest import csv_blocks, pinpoint
 from cadence.ingest.exceptions import UnreadableFileError
 from cadence.ingest.mapping import ColumnMapping, HeaderMap
 from cadence.ingest.schemas import PINPOINT_ENDPOINTS, Feed
+
+if csv_blocks.HAS_PYARROW:
+    import pyarrow as pa
 
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
@@ -248,13 +251,11 @@ def open_table(
         return _jsonl_reader(
             text, shape=shape, feed=feed, mapping=mapping, chunk_rows=chunk_rows, max_line_chars=limits.max_line_chars
         )
-    # errors="replace": a stray undecodable byte marks its row (rejected as invalid_encoding), not the file.
-    text = io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="")
     head_text = head.decode(encoding, errors="replace")
     delimiter = "\t" if name.endswith(".tsv") else sniff_delimiter(head_text)
     shape = FileShape(Format.CSV, compression, encoding, delimiter)
     in_ascii = (lambda: capped.ascii_so_far) if encoding in _ASCII_SUPERSETS else (lambda: False)
-    return _csv_reader(text, shape=shape, feed=feed, mapping=mapping, chunk_rows=chunk_rows, in_ascii=in_ascii)
+    return _csv_reader(stream, shape=shape, feed=feed, mapping=mapping, chunk_rows=chunk_rows, in_ascii=in_ascii)
 
 
 def sniff_delimiter(head_text: str) -> str:
@@ -426,6 +427,19 @@ def _frame(rows: list[Sequence[str | None]], feed: Feed, positions: dict[str, in
     return pd.DataFrame(table[:, order], columns=list(feed.names), dtype=object, copy=False)
 
 
+def _arrow_frame(tables: list["pa.Table"], feed: Feed, positions: dict[str, int]) -> pd.DataFrame:
+    """`_frame` of blocks pyarrow parsed: the canonical columns stay Arrow strings (pandas' ArrowDtype), which
+    cleaning reads without a Python string per value (cadence.ingest.columns); a column the file lacks is None."""
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    columns: dict[str, Any] = {}
+    for name in feed.names:
+        if name in positions:
+            columns[name] = pd.arrays.ArrowExtensionArray(table.column(str(positions[name])).combine_chunks())
+        else:
+            columns[name] = np.full(table.num_rows, None, dtype=object)
+    return pd.DataFrame(columns, copy=False)
+
+
 class _Chunker:
     """Groups records into chunks of `size`; chunks before `start` are counted, never built."""
 
@@ -434,6 +448,8 @@ class _Chunker:
         self.index = 0
         self._count = 0
         self._rows: list[Sequence[str | None]] = []
+        # Blocks parsed by pyarrow (csv_blocks): always before any record of `_rows`, which csv.reader read on.
+        self._tables: list[pa.Table] = []
         self._lines: list[int] = []
         self._malformed: list[Malformed] = []
         self._plain = True
@@ -471,6 +487,20 @@ class _Chunker:
             if self._count >= self._size and (chunk := self._emit()) is not None:
                 yield chunk
 
+    def table(self, lines: range, table: "pa.Table", *, plain: bool) -> Iterator[RawChunk]:
+        """`rows` of a block pyarrow parsed (a string column per field, named by position)."""
+        taken = 0
+        while taken < table.num_rows:
+            part = table.slice(taken, self._size - self._count)
+            if self.index >= self._start:
+                self._tables.append(part)
+                self._lines.extend(lines[taken : taken + part.num_rows])
+                self._plain = self._plain and plain
+            self._count += part.num_rows
+            taken += part.num_rows
+            if self._count >= self._size and (chunk := self._emit()) is not None:
+                yield chunk
+
     def malformed(self, record: Malformed) -> RawChunk | None:
         if not self.skipping:
             self._malformed.append(record)
@@ -489,9 +519,13 @@ class _Chunker:
         chunk = None
         if not self.skipping:
             frame = _frame(self._rows, self._feed, self._positions)
-            chunk = RawChunk(self.index, frame, self._lines, self._malformed, plain=self._plain and bool(self._rows))
+            if self._tables:
+                parsed = _arrow_frame(self._tables, self._feed, self._positions)
+                frame = pd.concat([parsed.astype(object), frame], ignore_index=True) if self._rows else parsed
+            held = bool(self._rows or self._tables)
+            chunk = RawChunk(self.index, frame, self._lines, self._malformed, plain=self._plain and held)
         self.index, self._count = self.index + 1, 0
-        self._rows, self._lines, self._malformed, self._plain = [], [], [], True
+        self._rows, self._tables, self._lines, self._malformed, self._plain = [], [], [], [], True
         return chunk
 
 
@@ -499,7 +533,7 @@ class _Chunker:
 
 
 def _csv_reader(
-    text: io.TextIOWrapper,
+    stream: BinaryIO,
     *,
     shape: FileShape,
     feed: Feed,
@@ -507,43 +541,122 @@ def _csv_reader(
     chunk_rows: int,
     in_ascii: Callable[[], bool],
 ) -> TableReader:
-    """`in_ascii()`: every byte of the file read so far is ASCII, in an encoding where that means plain text."""
-    reader = csv.reader(text, delimiter=shape.delimiter or ",", quotechar='"', doublequote=True, strict=False)
-    try:
-        header = next((row for row in reader if row), None)
-    except csv.Error as exc:
-        raise UnreadableFileError("csv_error") from exc
-    if header is None:
-        raise UnreadableFileError("empty_file")
+    """CSV records: blocks of simple lines parsed by pyarrow while the file's lines are simple
+    (cadence.ingest.csv_blocks), csv.reader from the first block that is not (or for the whole file).
+
+    `in_ascii()`: every byte of the file read so far is ASCII, in an encoding where that means plain text.
+    """
+    encoding, delimiter = shape.encoding or "utf-8", shape.delimiter or ","
+    header, blocks, reader = _csv_header(stream, encoding, delimiter)
     resolved = _resolve(feed, mapping, header)
     positions = {canonical: header.index(source) for source, canonical in resolved.columns.items()}
     width = len(header)
 
     def chunks(start: int, tally: Tally) -> Iterator[RawChunk]:
         chunker = _Chunker(feed, positions, chunk_rows, start)
-        tally.lines = reader.line_num
-        while ready := _until_chunk(chunker, tally):
+        records, offset = reader, 0
+        tally.lines = 1 if blocks is not None else reader.line_num
+        if blocks is not None:
+            records, offset = yield from _block_chunks(blocks, chunker, tally, shape=shape, width=width)
+        if records is None:
+            if (last := chunker.last()) is not None:
+                yield last
+            return
+        parse = _RecordsParse(
+            chunker, tally, records, offset=offset, width=width, delimiter=delimiter, in_ascii=in_ascii
+        )
+        while ready := parse.until_chunk():
             yield from ready
+
+    return TableReader(shape, resolved, chunks)
+
+
+def _block_chunks(
+    blocks: csv_blocks.Blocks, chunker: _Chunker, tally: Tally, *, shape: FileShape, width: int
+) -> Generator[RawChunk, None, tuple[Any, int]]:
+    """The chunks the blocks fill while they are simple; returns csv.reader over the rest of the file from the
+    first block that is not (None: the file ended) and the lines read before it."""
+    encoding, delimiter = shape.encoding or "utf-8", shape.delimiter or ","
+    for block in blocks:
+        table = csv_blocks.simple_records(
+            block, encoding=encoding, delimiter=delimiter, width=width, max_field_chars=MAX_FIELD_CHARS
+        )
+        if table is None:
+            # The BOM went with the header: the rest is plain UTF-8 (or ASCII).
+            rest_encoding = "ascii" if encoding == "ascii" else "utf-8"
+            return _records(blocks.rest(block), rest_encoding, delimiter), tally.lines
+        lines = range(tally.lines + 1, tally.lines + table.num_rows + 1)
+        tally.records, tally.lines = tally.records + table.num_rows, tally.lines + table.num_rows
+        yield from chunker.table(lines, table, plain=csv_blocks.REPLACEMENT_CHARACTER not in block)
+    return None, tally.lines
+
+
+def _csv_header(stream: BinaryIO, encoding: str, delimiter: str) -> tuple[list[str], "csv_blocks.Blocks | None", Any]:
+    """The header, then either the blocks after it (its line was simple, see csv_blocks) or csv.reader after it.
+
+    Raises:
+        UnreadableFileError: no header, or csv.reader could not split it.
+    """
+    if csv_blocks.HAS_PYARROW and encoding in csv_blocks.ENCODINGS:
+        blocks = csv_blocks.Blocks(stream)
+        try:
+            first = next(blocks, b"")
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise UnreadableFileError("corrupt_gzip") from exc
+        simple = csv_blocks.simple_header(first, encoding=encoding, delimiter=delimiter)
+        if simple is not None:
+            header, rest = simple
+            blocks.push_back(rest)
+            return header, blocks, None
+        stream = blocks.rest(first)
+    reader = _records(stream, encoding, delimiter)
+    try:
+        found = next((row for row in reader if row), None)
+    except csv.Error as exc:
+        raise UnreadableFileError("csv_error") from exc
+    if found is None:
+        raise UnreadableFileError("empty_file")
+    return found, None, reader
+
+
+class _RecordsParse:
+    """csv.reader's records into the chunker, a batch at a time. `offset`: the file's lines read before the
+    records began (their reader's line_num counts from there)."""
+
+    def __init__(
+        self,
+        chunker: _Chunker,
+        tally: Tally,
+        records: Any,
+        *,
+        offset: int,
+        width: int,
+        delimiter: str,
+        in_ascii: Callable[[], bool],
+    ) -> None:
+        self._chunker, self._tally, self._records, self._offset = chunker, tally, records, offset
+        self._width, self._delimiter, self._in_ascii = width, delimiter, in_ascii
 
     # The collector stays off from a chunk's first record to the chunk: its records are thousands of lists
     # that live until then, and every collection in between would walk them all again.
     @collector.paused()
-    def _until_chunk(chunker: _Chunker, tally: Tally) -> list[RawChunk]:
+    def until_chunk(self) -> list[RawChunk]:
         """Records read a batch at a time until at least one chunk is complete; none once the file is done."""
+        chunker, tally, width = self._chunker, self._tally, self._width
         ready: list[RawChunk] = []
         while not ready:
-            batch = list(itertools.islice(reader, _CSV_BATCH))
+            batch = list(itertools.islice(self._records, _CSV_BATCH))
             if not batch:
                 last = chunker.last()
                 return [last] if last is not None else []
             # From csv.reader (C) a batch at a time; a batch of one-line, well-formed records (nearly every
             # batch) goes to the chunker whole, the rest record by record.
-            before, tally.lines = tally.lines, reader.line_num
+            before, tally.lines = tally.lines, self._offset + self._records.line_num
             if tally.lines - before == len(batch) and all(len(record) == width for record in batch):
                 tally.records += len(batch)
                 # One line each: no value holds a line break. No U+FFFD: the bytes so far were all ASCII (read
                 # before their text, so the batch's bytes are among them), else one search of the batch's text.
-                plain = in_ascii() or "\ufffd" not in "\x00".join(itertools.chain.from_iterable(batch))
+                plain = self._in_ascii() or "\ufffd" not in "\x00".join(itertools.chain.from_iterable(batch))
                 ready.extend(chunker.rows(range(before + 1, tally.lines + 1), batch, plain=plain))
                 continue
             # A record takes one line plus the line breaks inside its quoted values (a blank line: one line).
@@ -556,7 +669,7 @@ def _csv_reader(
                 if span > 1:
                     tally.multiline_records += 1
                 if len(record) != width:
-                    malformed = Malformed(line, "wrong_field_count", (shape.delimiter or ",").join(record))
+                    malformed = Malformed(line, "wrong_field_count", self._delimiter.join(record))
                     chunk = chunker.malformed(malformed)
                 else:
                     chunk = chunker.row(line, record)  # csv.reader makes a new list per record
@@ -564,7 +677,12 @@ def _csv_reader(
                     ready.append(chunk)
         return ready
 
-    return TableReader(shape, resolved, chunks)
+
+def _records(stream: BinaryIO, encoding: str, delimiter: str) -> Any:
+    """csv.reader over the stream's text. errors="replace": a stray undecodable byte marks its row (rejected
+    as invalid_encoding), not the file."""
+    text = io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="")
+    return csv.reader(text, delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
 
 
 # Records csv.reader hands over at a time: enough that the per-batch work vanishes, few enough to stay small.

@@ -90,7 +90,7 @@ def validate(chunk: RawChunk, feed: Feed, context: Context) -> Validated:
     cleared = Counter({f"invalid:{name}": int((mask & ~bad).sum()) for name, mask in cleared_masks.items()})
     coerced = Counter({f"unreadable_as_no:{name}": int((mask & ~bad).sum()) for name, mask in coerced_masks.items()})
 
-    rejected = raw[bad].copy()
+    rejected = raw[bad].astype(object)  # values as read: Arrow strings (the CSV reader's) become Python ones
     rejected.insert(0, LINE, lines[~kept])
     rejected.insert(1, REASON, reasons[bad].str.rstrip(";"))
     rejected[RAW] = None
