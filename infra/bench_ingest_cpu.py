@@ -127,7 +127,11 @@ def _work(mode: str, path: Path, rows: int, label: str) -> dict[str, Any]:
         for chunk in reader.chunks():
             validated = validate(chunk, CUSTOMERS, context)
             if hasattr(merge, "customer_writes"):  # as the service writes customers since customer_writes
-                merged = merge.merge_customer_frame(validated.accepted, default_updated_at="2026-11-01T00:00:00Z")
+                # As the service merges since validation tells which rows hold each column.
+                present = {"present": validated.present} if hasattr(validated, "present") else {}
+                merged = merge.merge_customer_frame(
+                    validated.accepted, default_updated_at="2026-11-01T00:00:00Z", **present
+                )
                 if mode == "to_request":
                     stored = profiles_table.read_for_merge(TABLE, merged.customer_ids)
                     writes = merge.customer_writes(merged, stored)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cadence.ingest import csv_blocks
+from cadence.ingest import csv_blocks, merge
 from cadence.ingest.cleaning import Context
 from cadence.ingest.exceptions import UnreadableFileError
 from cadence.ingest.mapping import load_mapping
@@ -21,6 +21,7 @@ MAPPING = load_mapping()
 CONTEXT = Context(phone_region="CN", default_timezone="Asia/Shanghai")
 HEADER = ["customer_id", "email", "phone", "first_name", "country", "consent_email", "updated_at"]
 KEY = "incoming/customers/file.csv"
+NOW = "2026-12-01T00:00:00Z"
 
 simple_value = st.sampled_from(
     [
@@ -227,3 +228,29 @@ def test_a_simple_block_is_every_line_split_at_the_delimiter():
 def test_ascii_text_takes_no_byte_above_127():
     block = "a,é\n".encode()
     assert csv_blocks.simple_records(block, encoding="ascii", delimiter=",", width=2, max_field_chars=9) is None
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=files(), chunk_rows=st.integers(3, 12), by_blocks_too=st.booleans())
+def test_what_validation_says_each_row_holds_is_what_the_rows_hold_and_merges_alike(
+    monkeypatch, data, chunk_rows, by_blocks_too
+):
+    """Validation's `present` (from cleaning's distinct values) is every accepted column's notna(), and the
+    customers merged and written with it are those merged and written without it."""
+    try:
+        if by_blocks_too:
+            chunks, _ = by_blocks(monkeypatch, data, chunk_rows, 64)
+        else:
+            chunks, _ = by_csv_reader(monkeypatch, data, chunk_rows)
+    except UnreadableFileError:
+        return
+    for chunk in chunks:
+        result = validate(chunk, CUSTOMERS, CONTEXT)
+        assert set(result.present) == set(CUSTOMERS.names)
+        for name, held in result.present.items():
+            assert held.tolist() == result.accepted[name].notna().tolist(), name
+        if result.accepted.empty:
+            continue
+        told = merge.merge_customer_frame(result.accepted, default_updated_at=NOW, present=result.present)
+        looked = merge.merge_customer_frame(result.accepted, default_updated_at=NOW)
+        assert merge.customer_writes(told, {}) == merge.customer_writes(looked, {})

@@ -32,6 +32,8 @@ class Cleaned:
     invalid: pd.Series
     # Rows whose unreadable value was replaced by a safe one rather than cleared (consent: no).
     coerced: pd.Series | None = None
+    # `values.notna()` as an array, when the cleaner knew it without a look at every value (None: not known).
+    present: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,7 +75,7 @@ def _clean_arrow(kind: Kind, series: pd.Series, context: Context) -> Cleaned:
     values = pd.Series(distinct.to_numpy(zero_copy_only=False), dtype=object)
     result = _clean_values(kind, values, context, native=True, arrow=distinct)
     if len(distinct) == len(series):  # every value distinct, none missing: the dictionary is the column
-        return result.reindexed(series.index)
+        return result.reindexed(series.index, pd.notna(result.values))
     codes = np.asarray(pc.fill_null(encoded.indices, -1), dtype=np.int64)
     return result.spread(codes, series.index)
 
@@ -157,18 +157,24 @@ class _Result:
         coerced = None if cleaned.coerced is None else cleaned.coerced.to_numpy(dtype=bool)
         return cls(cleaned.values.to_numpy(dtype=object), cleaned.invalid.to_numpy(dtype=bool), coerced)
 
-    def reindexed(self, index: pd.Index) -> Cleaned:
+    def reindexed(self, index: pd.Index, present: np.ndarray | None = None) -> Cleaned:
+        """As a Cleaned of `index`; `present`: where the values are not None, when known."""
         coerced = None if self.coerced is None else pd.Series(self.coerced, index=index)
-        return Cleaned(pd.Series(self.values, index=index, dtype=object), pd.Series(self.invalid, index=index), coerced)
+        values = pd.Series(self.values, index=index, dtype=object)
+        return Cleaned(values, pd.Series(self.invalid, index=index), coerced, present)
 
     def spread(self, codes: np.ndarray, index: pd.Index) -> Cleaned:
-        """Each row takes the result of its distinct value; a missing row (code -1) is missing, not invalid."""
+        """Each row takes the result of its distinct value; a missing row (code -1) is missing, not invalid.
+
+        Which rows hold a value comes with it, spread from the distinct values (a later look at every row's
+        object costs more than the cleaning of a column of few distinct values)."""
         missing = codes < 0
         values = np.append(self.values, np.array([None], dtype=object))[codes]  # code -1 takes the appended None
         invalid = np.append(self.invalid, False)[codes]
         coerced = None if self.coerced is None else np.append(self.coerced, False)[codes]
+        present = np.append(pd.notna(self.values), False)[codes]
         result = _Result(values, invalid & ~missing, None if coerced is None else coerced & ~missing)
-        return result.reindexed(index)
+        return result.reindexed(index, present)
 
 
 # ---------- native shapes (pyarrow) ----------

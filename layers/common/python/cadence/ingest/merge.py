@@ -60,6 +60,8 @@ class MergedCustomers:
     fields: list[str]
     customer_ids: list[str]
     duplicates_merged: int
+    # By column, which rows hold a value (`frame[name].notna()`), where known without a look at every row.
+    present: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def upserts(self, rows: np.ndarray | None = None) -> list[CustomerUpsert]:
         """An upsert per customer (of `rows`, positions in the frame, when given), in the frame's order."""
@@ -84,30 +86,43 @@ class MergedCustomers:
 
 @collector.paused()
 def merge_customer_frame(
-    accepted: pd.DataFrame, *, default_updated_at: str, extra_prefix: str | None = None
+    accepted: pd.DataFrame,
+    *,
+    default_updated_at: str,
+    extra_prefix: str | None = None,
+    present: Mapping[str, np.ndarray] | None = None,
 ) -> MergedCustomers:
     """One row per customer_id by the latest-non-empty-value-per-column rule above.
 
     Columns starting with `extra_prefix` (custom attributes, e.g. Pinpoint's `attr_`) merge the same way.
+    `present`: by column, which rows of `accepted` hold a value, where known (validation's `present`).
     """
     if accepted.empty:
         return MergedCustomers(pd.DataFrame(), [], [], 0)
+    known = dict(present or {})
+
+    def holds(name: str) -> np.ndarray:
+        return known[name] if name in known else frame[name].notna().to_numpy()
+
     frame = accepted.copy()
-    frame[_CARRIED] = frame["updated_at"].notna()
+    frame[_CARRIED] = holds("updated_at")
     frame["updated_at"] = frame["updated_at"].where(frame[_CARRIED], default_updated_at)
+    known["updated_at"] = np.ones(len(frame), dtype=bool)
     for channel, names in CHANNELS.items():
         # When the latest row that said anything about the channel was written (see resolve_customer).
-        touched = pd.concat([frame[name].notna() for name in names], axis=1).any(axis=1)
+        touched = np.logical_or.reduce([holds(name) for name in names])
         frame[_AT + channel] = frame["updated_at"].where(touched, None)
+        known[_AT + channel] = touched
     rows = len(frame)
     if frame["customer_id"].duplicated().any():
         frame = frame.sort_values(["updated_at", LINE], kind="stable")
         frame = frame.groupby("customer_id", sort=False).last().reset_index()
+        known = {}  # rows merged: what each holds is looked up again
     fields = [name for name in CUSTOMERS.names if name not in {"customer_id", "updated_at"}]
     if extra_prefix:
         fields += [name for name in frame.columns if str(name).startswith(extra_prefix)]
     customer_ids = list(map(str, frame["customer_id"].tolist()))
-    return MergedCustomers(frame, fields, customer_ids, rows - len(frame))
+    return MergedCustomers(frame, fields, customer_ids, rows - len(frame), known)
 
 
 def merge_customers(
@@ -262,17 +277,22 @@ def _created_columns(
     frame = merged.frame if rows is None else merged.frame[rows]
     if frame.empty:
         return {}
+
+    def cells(name: str) -> tuple[list[Any], np.ndarray]:
+        held = merged.present.get(name)
+        return _cells(frame[name], None if held is None else held if rows is None else held[rows])
+
     customer_ids = merged.customer_ids if rows is None else [merged.customer_ids[row] for row in np.flatnonzero(rows)]
     columns: dict[str, list[Any]] = {"customer_id": customer_ids}
     present: dict[str, np.ndarray] = {}
     for name in merged.fields:
-        cells, held = _cells(frame[name])
+        values, held = cells(name)
         if held.any():
-            columns[name], present[name] = cells, held
+            columns[name], present[name] = values, held
     updated_at = list(map(str, frame["updated_at"].tolist()))
     columns["updated_at"] = updated_at
     for channel, names, stamp in _CHANNEL_STAMPS:
-        times, timed = _cells(frame[_AT + channel])
+        times, timed = cells(_AT + channel)
         holds_channel = np.zeros(len(frame), dtype=bool)
         for name in names:
             holds_channel |= present.get(name, False)
@@ -294,9 +314,10 @@ def _created_columns(
     return columns
 
 
-def _cells(column: pd.Series) -> tuple[list[Any], np.ndarray]:
-    """The column's values as Python objects with None where absent (None or NaN), and where they are present."""
-    present = column.notna().to_numpy()
+def _cells(column: pd.Series, present: np.ndarray | None = None) -> tuple[list[Any], np.ndarray]:
+    """The column's values as Python objects with None where absent (None or NaN), and where they are present
+    (`present`: that, when known)."""
+    present = column.notna().to_numpy() if present is None else present
     cells = column.to_numpy(dtype=object)
     if not present.all():
         cells = cells.copy()

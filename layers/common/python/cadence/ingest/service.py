@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cadence.config import IngestSettings
@@ -578,7 +579,7 @@ def _apply(
             accepted, report=report, settings=settings, info=state.info, extra_prefix=pinpoint.ATTRIBUTE_PREFIX
         )
     elif feed in PROFILE_FEEDS:
-        _write_customers(accepted, report=report, settings=settings, info=state.info)
+        _write_customers(accepted, report=report, settings=settings, info=state.info, present=validated.present)
     else:
         if feed is ORDERS:
             orders = merge.new_orders(accepted, state.seen)
@@ -678,8 +679,10 @@ def _write_customers(
     settings: IngestSettings,
     info: ObjectInfo,
     extra_prefix: str | None = None,
+    present: Mapping[str, np.ndarray] | None = None,
 ) -> None:
-    """Merge the chunk's customers with their stored profiles and write back the ones that change.
+    """Merge the chunk's customers with their stored profiles and write back the ones that change
+    (`present`: validation's, which rows of `accepted` hold each column).
 
     BatchWriteItem replaces whole items and takes no condition, so the stored items are read first
     (consistently) and the latest-updated_at-wins rule is applied here; every stored attribute the rows do
@@ -687,7 +690,9 @@ def _write_customers(
     (concurrent customers files take turns through a lease); a score attribute an item still holds from
     before that split could be lost to a concurrent write, which heals: the customer is re-scored next.
     """
-    customers = merge.merge_customer_frame(accepted, default_updated_at=info.last_modified, extra_prefix=extra_prefix)
+    customers = merge.merge_customer_frame(
+        accepted, default_updated_at=info.last_modified, extra_prefix=extra_prefix, present=present
+    )
     report.duplicates_merged += customers.duplicates_merged
     # Another customers file's read-merge-write between ours would put its rows over ours unmerged.
     with _customers_lease(settings):

@@ -27,6 +27,8 @@ class Validated:
     values_cleared: Counter[str] = field(default_factory=Counter)
     # Unreadable values replaced by a safe one, e.g. "unreadable_as_no:consent_email".
     values_coerced: Counter[str] = field(default_factory=Counter)
+    # By column, which accepted rows hold a value (`accepted[name].notna()`), known from cleaning.
+    present: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def rejected_columns(feed: Feed) -> list[str]:
@@ -57,21 +59,23 @@ def validate(chunk: RawChunk, feed: Feed, context: Context) -> Validated:
         mark(garbled, "invalid_encoding")
 
     clean: dict[str, pd.Series] = {}
+    present: dict[str, np.ndarray] = {}
     cleared_masks: dict[str, pd.Series] = {}
     coerced_masks: dict[str, pd.Series] = {}
     for column in feed.columns:
         result = clean_column(column.kind, raw[column.name], context)
         clean[column.name] = result.values
+        present[column.name] = result.values.notna().to_numpy() if result.present is None else result.present
         if result.coerced is not None:
             coerced_masks[column.name] = result.coerced
         if column.required:
-            mark(result.values.isna() & ~result.invalid, f"missing:{column.name}")
+            mark(pd.Series(~present[column.name], index=raw.index) & ~result.invalid, f"missing:{column.name}")
             mark(result.invalid, f"invalid:{column.name}")
         elif result.invalid.any():
             cleared_masks[column.name] = result.invalid
     if feed.any_of:
         # No usable contact: name the invalid value when there was one, else say both are missing.
-        no_contact = pd.concat([clean[name].isna() for name in feed.any_of], axis=1).all(axis=1)
+        no_contact = pd.Series(~np.logical_or.reduce([present[name] for name in feed.any_of]), index=raw.index)
         explained = pd.Series(False, index=raw.index)
         for name in feed.any_of:
             if name in cleared_masks:
@@ -104,4 +108,5 @@ def validate(chunk: RawChunk, feed: Feed, context: Context) -> Validated:
     )
     rejected = rejected[rejected_columns(feed)].sort_values(LINE, kind="stable").reset_index(drop=True)
     by_reason = Counter(rejected[REASON].str.split(";").str[0].tolist())
-    return Validated(accepted.reset_index(drop=True), rejected, by_reason, +cleared, +coerced)
+    accepted_present = {name: mask[kept] for name, mask in present.items()}
+    return Validated(accepted.reset_index(drop=True), rejected, by_reason, +cleared, +coerced, accepted_present)
