@@ -1,6 +1,7 @@
 """cadence.ingest.columns gives exactly the reference cleaners' results, with and without its native shapes."""
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -118,3 +119,33 @@ def test_more_distinct_values_than_are_remembered_still_clean_as_the_reference_d
         series = pd.Series([f"{zone} {chunk}.{n}" for n in range(10) for zone in zones] + zones, dtype=object)
         expected = CLEANERS[Kind.TIMEZONE](series, context)
         assert as_lists(clean_column(Kind.TIMEZONE, series, context)) == as_lists(expected)
+
+
+def as_arrow(series: pd.Series) -> pd.Series:
+    """The column as the CSV reader gives it: Arrow strings (pandas' ArrowDtype)."""
+    return pd.Series(pd.arrays.ArrowExtensionArray(pa.array(series.tolist(), type=pa.string())), index=series.index)
+
+
+@pytest.mark.parametrize("region", ["CN", "US"])
+@settings(max_examples=40, deadline=None)
+@given(rows=values, repeats=st.integers(min_value=1, max_value=3))
+def test_a_column_of_arrow_strings_equals_the_reference_cleaner(rows: list[str | None], repeats: int, region: str):
+    series = pd.Series(rows * repeats, index=pd.RangeIndex(5, 5 + len(rows) * repeats), dtype=object)
+    context = Context(phone_region=region, default_timezone="Asia/Shanghai")
+    for kind in Kind:
+        got = clean_column(kind, as_arrow(series), context)
+        assert as_lists(got) == as_lists(CLEANERS[kind](series, context)), kind
+        assert got.present is not None
+        assert got.present.tolist() == got.values.notna().tolist()
+
+
+def test_a_column_distinct_at_its_head_and_repetitive_after_it_equals_the_reference_cleaner():
+    # Ids and emails all different for the first rows (cleaned value by value), then blanks, seeds and
+    # invalid values many times over (cleaned by distinct value among what the shapes leave).
+    head = [f"C{n:08d}" if n % 2 else f"user{n}@Example.com" for n in range(1_500)]
+    series = pd.Series(head + ["", " ", "not an id\x7f", *SEEDS] * 200, dtype=object)
+    context = Context()
+    for kind in (Kind.ID, Kind.EMAIL, Kind.PHONE, Kind.TEXT, Kind.DATETIME):
+        got = clean_column(kind, as_arrow(series), context)
+        assert as_lists(got) == as_lists(CLEANERS[kind](series, context)), kind
+        assert got.present.tolist() == got.values.notna().tolist()
