@@ -575,11 +575,13 @@ def _apply(
         context = Context(settings.default_phone_region, settings.default_timezone)
         report.values_coerced = dict(Counter(report.values_coerced) + pinpoint.unreadable_consent(accepted))
         accepted = pinpoint.to_customers(accepted, context)
-        _write_customers(
+        customer_ids = _write_customers(
             accepted, report=report, settings=settings, info=state.info, extra_prefix=pinpoint.ATTRIBUTE_PREFIX
         )
     elif feed in PROFILE_FEEDS:
-        _write_customers(accepted, report=report, settings=settings, info=state.info, present=validated.present)
+        customer_ids = _write_customers(
+            accepted, report=report, settings=settings, info=state.info, present=validated.present
+        )
     else:
         if feed is ORDERS:
             orders = merge.new_orders(accepted, state.seen)
@@ -592,7 +594,6 @@ def _apply(
             state.totals.add(merge.event_summary(events))
             report.duplicates_merged += len(accepted) - len(events)
         return  # applied and queued for scoring once the file is read (_flush_activity)
-    customer_ids = list(dict.fromkeys(str(cid) for cid in accepted["customer_id"]))
     report.customers_queued += len(customer_ids)
     # After the writes, so scoring reads what is now stored.
     report.score_messages += _queue_scoring(customer_ids, settings=settings, source_key=report.source_key)
@@ -680,9 +681,10 @@ def _write_customers(
     info: ObjectInfo,
     extra_prefix: str | None = None,
     present: Mapping[str, np.ndarray] | None = None,
-) -> None:
+) -> list[str]:
     """Merge the chunk's customers with their stored profiles and write back the ones that change
-    (`present`: validation's, which rows of `accepted` hold each column).
+    (`present`: validation's, which rows of `accepted` hold each column); returns the customers, each once, in
+    the order the chunk first names them.
 
     BatchWriteItem replaces whole items and takes no condition, so the stored items are read first
     (consistently) and the latest-updated_at-wins rule is applied here; every stored attribute the rows do
@@ -713,6 +715,7 @@ def _write_customers(
             metrics.add_metric(name="ConsentWithdrawn", unit="Count", value=len(withdrawn))
         profiles_table.put_many(settings.profiles_table, writes.updated, workers=settings.ingest_write_workers)
         profiles_table.put_columns(settings.profiles_table, writes.created, workers=settings.ingest_write_workers)
+    return customers.customer_ids
 
 
 def _customers_lease(settings: IngestSettings) -> AbstractContextManager[None]:
