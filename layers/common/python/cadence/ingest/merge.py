@@ -104,7 +104,7 @@ def merge_customer_frame(
     def holds(name: str) -> np.ndarray:
         return known[name] if name in known else frame[name].notna().to_numpy()
 
-    frame = accepted.copy()
+    frame = accepted.copy(deep=False)  # copy-on-write: the columns set below are the new frame's alone
     frame[_CARRIED] = holds("updated_at")
     frame["updated_at"] = frame["updated_at"].where(frame[_CARRIED], default_updated_at)
     known["updated_at"] = np.ones(len(frame), dtype=bool)
