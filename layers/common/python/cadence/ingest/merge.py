@@ -291,7 +291,8 @@ def _created_columns(
             columns[name], present[name] = values, held
     updated_at = list(map(str, frame["updated_at"].tolist()))
     columns["updated_at"] = updated_at
-    for channel, names, stamp in _CHANNEL_STAMPS:
+    # Unmerged rows hold each channel's time only as their own updated_at (merge_customer_frame): no stamp differs.
+    for channel, names, stamp in _CHANNEL_STAMPS if merged.duplicates_merged else ():
         times, timed = cells(_AT + channel)
         holds_channel = np.zeros(len(frame), dtype=bool)
         for name in names:
