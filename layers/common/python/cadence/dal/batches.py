@@ -227,8 +227,13 @@ def keys_json(keys: Sequence[Mapping[str, Any]] | StringKeys) -> str:
     """The JSON text of `[serialize(key) for key in keys]` without its brackets; a key of one string attribute
     (nearly every key here) is written straight into the text, for a fifth of what serialize and json cost."""
     if isinstance(keys, StringKeys):
-        opening, closing = f'{{{_quoted(keys.name)}:{{"S":', "}}"
-        return opening + f"{closing},{opening}".join(map(_quoted, keys.values)) + closing if keys.values else ""
+        if not keys.values:
+            return ""
+        # The values inside their quotes, as they are when json escapes none of them (ids: nearly always).
+        values = list(keys.values)
+        texts = _unescaped(values, "".join(values))
+        opening, closing = f'{{{_quoted(keys.name)}:{{"S":"', '"}}'
+        return opening + f"{closing},{opening}".join(texts) + closing
     return ",".join(_key_json(key) for key in keys)
 
 

@@ -14,8 +14,10 @@ default port, values have their runs of whitespace folded to one space, the payl
 
 import hashlib
 import hmac
+import math
+import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -48,8 +50,7 @@ def sign_post(
     `host` is the Host header as sent (botocore's rule: lower case, the port only when not the scheme's
     default); `now` is the signing time in UTC.
     """
-    # The fields written out: strftime cost a quarter of the signing.
-    timestamp = f"{now.year:04d}{now.month:02d}{now.day:02d}T{now.hour:02d}{now.minute:02d}{now.second:02d}Z"
+    timestamp = _timestamp(math.floor(now.timestamp())) if now.tzinfo is UTC else _fields(now)
     day = timestamp[:8]
     token = credentials.token or None
     base, canonical_headers, signed_names = _layout(host, tuple(headers.items()), token is not None)
@@ -75,6 +76,17 @@ def sign_post(
         f"{_ALGORITHM} Credential={credentials.access_key}/{scope}, SignedHeaders={signed_names}, Signature={signature}"
     )
     return signed
+
+
+@lru_cache(maxsize=4)
+def _timestamp(seconds: int) -> str:
+    """X-Amz-Date of a second since the epoch: made once a second, not per request (it cost 2.6 µs of a call)."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(seconds))
+
+
+def _fields(now: datetime) -> str:
+    """X-Amz-Date of any datetime read as UTC (its fields written out)."""
+    return f"{now.year:04d}{now.month:02d}{now.day:02d}T{now.hour:02d}{now.minute:02d}{now.second:02d}Z"
 
 
 @lru_cache(maxsize=64)

@@ -4,10 +4,13 @@ Three shortcuts, each exact by construction:
 
 1. Distinct values: every cleaner works value by value, so a column is cleaned once per distinct value and
    the results are spread back: repeats (dates, countries, consent flags, the blank of every customer
-   without a phone) cost one cleaning each, however many rows hold them.
+   without a phone) cost one cleaning each, however many rows hold them. A column of Arrow strings (the CSV
+   reader's, cadence.ingest.csv_blocks) has its distinct values found by Arrow, so only those become Python
+   strings; one whose first values are all different (ids) is cleaned value by value, unhashed.
 2. Common shapes in native code: a value already in its canonical, plain-ASCII shape (an id of printable
    ASCII, a lower- or upper-case ASCII email, a CN mobile or +CC number written as digits, an ISO time
-   ending in Z, ...) is recognised and converted by pyarrow.compute (RE2, C++), a whole column at a time.
+   ending in Z, ...) is recognised and converted by pyarrow.compute (string predicates, or RE2 where a
+   pattern is needed; C++), a whole column at a time.
    Only the values such a shape accepts are taken this way; every other value (invalid, padded, non-ASCII,
    written with separators) goes through the reference cleaner, which therefore decides every reason.
    The shapes are ASCII because there Python's `re` and RE2 agree on every class used here. A value a
