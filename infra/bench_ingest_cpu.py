@@ -76,7 +76,9 @@ def run_worker(layer: Path, mode: str, path: Path, rows: int, label: str) -> dic
 
 
 def _stub_dynamodb(counts: Counter[str]) -> None:
-    """Answer every DynamoDB request of the container's client at once, as DynamoDB would when all succeed."""
+    """Answer every DynamoDB request of the container's client at once, as DynamoDB would when all succeed.
+
+    The answers are made once, before the clock starts: what the stub costs is not the path to the request."""
     from botocore.awsrequest import AWSResponse  # noqa: PLC0415
 
     from cadence.dal import clients  # noqa: PLC0415
@@ -88,13 +90,20 @@ def _stub_dynamodb(counts: Counter[str]) -> None:
         def stream(self, **_: Any) -> Any:
             yield self.body
 
+    def answer(body: dict[str, Any]) -> AWSResponse:
+        response = AWSResponse("https://dynamodb.us-east-1.amazonaws.com/", 200, {}, Raw(json.dumps(body).encode()))
+        _ = response.content  # read once: every caller then reads the same bytes
+        return response
+
+    answers = {"BatchGetItem": answer({"Responses": {TABLE: []}})}
+    nothing = answer({})
+
     def send(request: Any, **_: Any) -> AWSResponse:
         target = request.headers.get("X-Amz-Target", "")
         operation = (target.decode() if isinstance(target, bytes) else target).rsplit(".", 1)[-1]
         counts[operation] += 1
         counts["request_bytes"] += len(request.body or b"")
-        body = {"Responses": {TABLE: []}} if operation == "BatchGetItem" else {}
-        return AWSResponse(request.url, 200, {}, Raw(json.dumps(body).encode()))
+        return answers.get(operation, nothing)
 
     # botocore's client and cadence.dal.dynamodb_wire both emit this client's before-send for every request.
     clients.client("dynamodb").meta.events.register("before-send.dynamodb", send)
