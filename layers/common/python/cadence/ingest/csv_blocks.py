@@ -14,9 +14,8 @@ rest of the file (readers._csv_reader), so every reason a record is rejected for
 """
 
 import importlib.util
-import io
 from collections.abc import Iterator
-from typing import Any, BinaryIO, Protocol
+from typing import Protocol
 
 HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
 if HAS_PYARROW:
@@ -70,27 +69,9 @@ class Blocks:
         """Give `data` (the rest of a block this gave) again, before anything else."""
         self._pending = data
 
-    def rest(self, block: bytes) -> BinaryIO:
-        """`block` (one this gave) followed by every byte not yet given, as a stream."""
-        return io.BufferedReader(_Rest(block + self._carry, self._stream))
-
-
-class _Rest(io.RawIOBase):
-    def __init__(self, head: bytes, stream: _Reads) -> None:
-        self._head, self._stream = memoryview(head), stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._head.nbytes:
-            size = min(len(buffer), self._head.nbytes)
-            buffer[:size] = self._head[:size]
-            self._head = self._head[size:]
-            return size
-        data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+    def rest(self, block: bytes) -> tuple[bytes, _Reads]:
+        """What follows: `block` (one this gave) and the bytes read past it, then the stream still unread."""
+        return block + self._carry, self._stream
 
 
 def simple_header(block: bytes, *, encoding: str, delimiter: str) -> tuple[list[str], bytes] | None:

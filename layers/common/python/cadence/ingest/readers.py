@@ -584,11 +584,17 @@ def _block_chunks(
         if table is None:
             # The BOM went with the header: the rest is plain UTF-8 (or ASCII).
             rest_encoding = "ascii" if encoding == "ascii" else "utf-8"
-            return _records(blocks.rest(block), rest_encoding, delimiter), tally.lines
+            return _records(_rest_of(blocks, block), rest_encoding, delimiter), tally.lines
         lines = range(tally.lines + 1, tally.lines + table.num_rows + 1)
         tally.records, tally.lines = tally.records + table.num_rows, tally.lines + table.num_rows
         yield from chunker.table(lines, table, plain=csv_blocks.REPLACEMENT_CHARACTER not in block)
     return None, tally.lines
+
+
+def _rest_of(blocks: csv_blocks.Blocks, block: bytes) -> BinaryIO:
+    """The file from `block` (one the blocks gave) on, as a stream."""
+    head, stream = blocks.rest(block)
+    return io.BufferedReader(_Chained(head, stream))
 
 
 def _csv_header(stream: BinaryIO, encoding: str, delimiter: str) -> tuple[list[str], "csv_blocks.Blocks | None", Any]:
@@ -608,7 +614,7 @@ def _csv_header(stream: BinaryIO, encoding: str, delimiter: str) -> tuple[list[s
             header, rest = simple
             blocks.push_back(rest)
             return header, blocks, None
-        stream = blocks.rest(first)
+        stream = _rest_of(blocks, first)
     reader = _records(stream, encoding, delimiter)
     try:
         found = next((row for row in reader if row), None)
