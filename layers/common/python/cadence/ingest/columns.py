@@ -21,6 +21,7 @@ Three shortcuts, each exact by construction:
 Without pyarrow (it is optional for the layer) only the first and third shortcuts apply; results are the same.
 """
 
+import functools
 import importlib.util
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -76,13 +77,13 @@ def _clean_arrow(kind: Kind, series: pd.Series, context: Context) -> Cleaned:
         cleaned = _clean_values(
             kind, pd.Series(values.to_numpy(zero_copy_only=False), dtype=object), context, native=True, arrow=values
         )
-        return cleaned.reindexed(series.index, pd.notna(cleaned.values))
+        return cleaned.reindexed(series.index)
     encoded = pc.dictionary_encode(values)
     distinct = encoded.dictionary
     values = pd.Series(distinct.to_numpy(zero_copy_only=False), dtype=object)
     result = _clean_values(kind, values, context, native=True, arrow=distinct)
     if len(distinct) == len(series):  # every value distinct, none missing: the dictionary is the column
-        return result.reindexed(series.index, pd.notna(result.values))
+        return result.reindexed(series.index)
     codes = np.asarray(pc.fill_null(encoded.indices, -1), dtype=np.int64)
     return result.spread(codes, series.index)
 
@@ -185,10 +186,11 @@ class _Result:
         return cls(cleaned.values.to_numpy(dtype=object), cleaned.invalid.to_numpy(dtype=bool), coerced)
 
     def reindexed(self, index: pd.Index, present: np.ndarray | None = None) -> Cleaned:
-        """As a Cleaned of `index`; `present`: where the values are not None, when known."""
+        """As a Cleaned of `index`, with where the values are not None (`present`, when already known)."""
         coerced = None if self.coerced is None else pd.Series(self.coerced, index=index)
         values = pd.Series(self.values, index=index, dtype=object)
-        return Cleaned(values, pd.Series(self.invalid, index=index), coerced, present)
+        held = pd.notna(self.values) if present is None else present
+        return Cleaned(values, pd.Series(self.invalid, index=index), coerced, held)
 
     def taken(self, codes: np.ndarray) -> "_Result":
         """Each row takes the result of its distinct value; a missing row (code -1) is missing, not invalid."""
@@ -251,17 +253,10 @@ def _trimmed_ascii(max_chars: int, *, single_spaces: bool = False) -> Shape:
         ]
         if single_spaces:
             checks.append(pc.invert(pc.match_substring(values, "  ")))
-        accepted = np.asarray(pc.fill_null(_all(checks), False), dtype=bool)
+        accepted = np.asarray(pc.fill_null(functools.reduce(pc.and_, checks), False), dtype=bool)
         return accepted, _kept(accepted, objects)
 
     return shape
-
-
-def _all(checks: list["pa.Array"]) -> "pa.Array":
-    result = checks[0]
-    for check in checks[1:]:
-        result = pc.and_(result, check)
-    return result
 
 
 def _email(values: "pa.Array", objects: np.ndarray, _: Context) -> tuple[np.ndarray, np.ndarray]:

@@ -99,12 +99,12 @@ def merge_customer_frame(
     """
     if accepted.empty:
         return MergedCustomers(pd.DataFrame(), [], [], 0)
+    frame = accepted.copy(deep=False)  # copy-on-write: the columns set below are the new frame's alone
     known = dict(present or {})
 
     def holds(name: str) -> np.ndarray:
         return known[name] if name in known else frame[name].notna().to_numpy()
 
-    frame = accepted.copy(deep=False)  # copy-on-write: the columns set below are the new frame's alone
     frame[_CARRIED] = holds("updated_at")
     frame["updated_at"] = frame["updated_at"].where(frame[_CARRIED], default_updated_at)
     known["updated_at"] = np.ones(len(frame), dtype=bool)

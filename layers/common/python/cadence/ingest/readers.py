@@ -518,10 +518,13 @@ class _Chunker:
     def _emit(self) -> RawChunk | None:
         chunk = None
         if not self.skipping:
-            frame = _frame(self._rows, self._feed, self._positions)
-            if self._tables:
-                parsed = _arrow_frame(self._tables, self._feed, self._positions)
-                frame = pd.concat([parsed.astype(object), frame], ignore_index=True) if self._rows else parsed
+            if not self._tables:
+                frame = _frame(self._rows, self._feed, self._positions)
+            elif not self._rows:
+                frame = _arrow_frame(self._tables, self._feed, self._positions)
+            else:  # the chunk in which csv.reader took over: all of it as Python strings
+                parsed = _arrow_frame(self._tables, self._feed, self._positions).astype(object)
+                frame = pd.concat([parsed, _frame(self._rows, self._feed, self._positions)], ignore_index=True)
             held = bool(self._rows or self._tables)
             chunk = RawChunk(self.index, frame, self._lines, self._malformed, plain=self._plain and held)
         self.index, self._count = self.index + 1, 0
@@ -557,7 +560,9 @@ def _csv_reader(
         records, offset = reader, 0
         tally.lines = 1 if blocks is not None else reader.line_num
         if blocks is not None:
-            records, offset = yield from _block_chunks(blocks, chunker, tally, shape=shape, width=width)
+            records, offset = yield from _block_chunks(
+                blocks, chunker, tally, encoding=encoding, delimiter=delimiter, width=width
+            )
         if records is None:
             if (last := chunker.last()) is not None:
                 yield last
@@ -572,11 +577,10 @@ def _csv_reader(
 
 
 def _block_chunks(
-    blocks: csv_blocks.Blocks, chunker: _Chunker, tally: Tally, *, shape: FileShape, width: int
+    blocks: csv_blocks.Blocks, chunker: _Chunker, tally: Tally, *, encoding: str, delimiter: str, width: int
 ) -> Generator[RawChunk, None, tuple[Any, int]]:
     """The chunks the blocks fill while they are simple; returns csv.reader over the rest of the file from the
     first block that is not (None: the file ended) and the lines read before it."""
-    encoding, delimiter = shape.encoding or "utf-8", shape.delimiter or ","
     for block in blocks:
         table = csv_blocks.simple_records(
             block, encoding=encoding, delimiter=delimiter, width=width, max_field_chars=MAX_FIELD_CHARS
